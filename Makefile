@@ -1,0 +1,39 @@
+# The README's two commands:
+#   make demo   set up the environment if missing, then run the whole notebook series on the demo profile
+#   make test   set up the environment if missing, then lint and run the tests (notebooks included)
+# Everything runs inside .venv (created with the system python3; pip, not uv: see README "Environment").
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= demo
+
+.PHONY: setup demo full test test-fast lint bench clean-runs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(PY) -m sed_utils run --profile demo
+
+full: setup
+	$(PY) -m sed_utils run --profile full
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean-runs:
+	rm -rf runs/$(PROFILE)

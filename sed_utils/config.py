@@ -1,0 +1,281 @@
+"""One typed configuration for the whole series, loaded from ``config.yml``.
+
+Why one file: every notebook and every ``sed_utils`` function reads its knobs from the same
+:class:`Config`, so a value changed once (a fold, the mel size, a threshold) changes everywhere,
+and the profile that produced a result can be written next to it.
+
+Merge order: ``defaults`` <- ``profiles[<profile>]`` <- ``overrides`` (``"train.epochs=2"``
+strings, as the runner and papermill pass them) <- environment (``SED_DATA_ROOT``,
+``SED_MIRROR``). Unknown keys are errors, not silently ignored: a typo in an override would
+otherwise run the wrong experiment without a word.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yml"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16000
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    mirror: str | None = None
+    timeout_seconds: float = 60.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    chunk_seconds: float = 1.0
+    hop_seconds: float = 0.25
+    silence_db: float = -35.0
+    negative_ratio: float = 0.5
+    segment_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    n_mels: int = 64
+    n_fft: int = 1024
+    win_length: int = 400
+    hop_length: int = 160
+    f_min: float = 50.0
+    f_max: float = 8000.0
+    top_db: float = 80.0
+
+
+@dataclass(frozen=True)
+class FoldConfig:
+    train: tuple[int, ...] = (1, 2, 3, 4)
+    valid: tuple[int, ...] = (5,)
+    scenes_train: tuple[int, ...] = (1, 2, 3)
+    scenes_valid: tuple[int, ...] = (4,)
+    scenes_test: tuple[int, ...] = (5,)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    specaugment: bool = True
+    freq_mask: int = 8
+    time_mask: int = 20
+    gain_db: float = 6.0
+    noise_snr_db: float = 20.0
+    noise_prob: float = 0.3
+    time_shift: float = 0.2
+    mix_prob: float = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    epochs: int = 12
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 4
+    pretrained: bool = False
+    num_threads: int = 0
+    num_workers: int = 0
+    channels_last: bool = True
+    max_train_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    threshold: float = 0.5
+    per_class_thresholds: bool = True
+    reference_threshold: float = 0.6
+    event_hop_seconds: float = 0.25
+    onset_collar: float = 0.2
+    offset_collar_ratio: float = 0.2
+    median_filter_frames: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of the series. Build it with :func:`load_config`, not by hand."""
+
+    profile: str
+    data_root: Path
+    runs_root: Path
+    seed: int
+    synthetic: bool
+    classes: dict[str, str]
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    mel: MelConfig = field(default_factory=MelConfig)
+    folds: FoldConfig = field(default_factory=FoldConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # Convenience views used everywhere -------------------------------------------------------
+    @property
+    def desed_labels(self) -> list[str]:
+        """DESED labels in model output order (the order of ``classes`` in config.yml)."""
+        return list(self.classes)
+
+    @property
+    def esc50_categories(self) -> list[str]:
+        """The ESC-50 category of each output, same order as :attr:`desed_labels`."""
+        return list(self.classes.values())
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this profile's checkpoints, executed notebooks and results.json go."""
+        return self.runs_root / self.profile
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived data (resampled audio, chunk tables, features), safe to delete."""
+        return self.data_root / "cache"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, yaml/json-serialisable view (saved next to checkpoints and results)."""
+        d = dataclasses.asdict(self)
+        d["data_root"] = str(self.data_root)
+        d["runs_root"] = str(self.runs_root)
+        return d
+
+
+class ConfigError(ValueError):
+    """A config file, profile or override that cannot be used; the message says which."""
+
+
+_SECTIONS: dict[str, type] = {
+    "audio": AudioConfig,
+    "download": DownloadConfig,
+    "chunking": ChunkingConfig,
+    "mel": MelConfig,
+    "folds": FoldConfig,
+    "augment": AugmentConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", *_SECTIONS}
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if key not in out:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {sorted(out)}")
+        if isinstance(out[key], dict) and isinstance(value, dict) and key != "classes":
+            out[key] = _deep_merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``"train.epochs=2"`` into ``{"train": {"epochs": 2}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form dotted.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build a section dataclass, converting lists to tuples and checking types loosely."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        default = getattr(cls(), f.name)
+        if isinstance(default, tuple):
+            v = tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+        elif isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}.{f.name}: expected true/false, got {v!r}")
+        elif isinstance(default, int):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{where}.{f.name}: expected an integer, got {v!r}")
+        elif isinstance(default, float):
+            if isinstance(v, str):  # YAML 1.1 reads "1e-4" as a string
+                try:
+                    v = float(v)
+                except ValueError:
+                    pass
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{where}.{f.name}: expected a number, got {v!r}")
+            v = float(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def load_config(
+    profile: str = "demo",
+    overrides: Iterable[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Load ``config.yml``, apply a profile and overrides, and return a typed :class:`Config`.
+
+    Args:
+        profile: a key of ``profiles`` in the file (``demo`` or ``full`` as shipped).
+        overrides: ``"dotted.key=value"`` strings, e.g. ``["train.epochs=2"]``.
+        path: the yaml file; default ``$SED_CONFIG`` or the repository's ``config.yml``.
+    """
+    cfg_path = Path(path or os.environ.get("SED_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(cfg_path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{cfg_path}: config file not found") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{cfg_path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict) or "defaults" not in raw:
+        raise ConfigError(f"{cfg_path}: expected a mapping with a 'defaults' section")
+    defaults = raw["defaults"]
+    unknown = set(defaults) - _TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"{cfg_path}: unknown keys in defaults: {sorted(unknown)}")
+    profiles = raw.get("profiles") or {}
+    if profile not in profiles:
+        raise ConfigError(f"{cfg_path}: unknown profile {profile!r}; available: {sorted(profiles)}")
+    merged = _deep_merge(defaults, profiles[profile] or {}, f"profiles.{profile}")
+    for text in overrides or []:
+        merged = _deep_merge(merged, parse_override(text), f"override {text!r}")
+
+    base = cfg_path.resolve().parent
+
+    def _path(value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    data_root = os.environ.get("SED_DATA_ROOT") or merged["data_root"]
+    download = merged.get("download") or {}
+    merged["download"] = {**download, "mirror": os.environ.get("SED_MIRROR") or download.get("mirror")}
+    classes = merged["classes"]
+    if not isinstance(classes, dict) or not classes:
+        raise ConfigError(f"{cfg_path}: 'classes' must map DESED labels to ESC-50 categories")
+    sections = {name: _coerce(cls, merged.get(name) or {}, name) for name, cls in _SECTIONS.items()}
+    return Config(
+        profile=profile,
+        data_root=_path(str(data_root)),
+        runs_root=_path(str(merged.get("runs_root", "runs"))),
+        seed=int(merged.get("seed", 0)),
+        synthetic=bool(merged.get("synthetic", False)),
+        classes={str(k): str(v) for k, v in classes.items()},
+        **sections,
+    )

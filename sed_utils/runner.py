@@ -1,0 +1,182 @@
+"""Run the notebook series headless, in order, with papermill.
+
+``python -m sed_utils run --profile demo`` executes every ``notebooks/NN_*.ipynb`` into
+``runs/<profile>/notebooks/`` (one executed copy per notebook, outputs included), passing each the
+profile and the ``-p key=value`` config overrides as papermill parameters. It stops at the first
+failing cell and says which notebook and which cell, and ``--from 03`` resumes from a notebook
+(everything before it is assumed done: the caches make the later notebooks pick up its results).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import REPO_ROOT, load_config
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+_NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised in one of its cells; the message names the notebook and the cell."""
+
+    def __init__(self, notebook: Path, cell_index: int | None, cell_source: str, error: str, output: Path):
+        self.notebook = notebook
+        self.cell_index = cell_index
+        where = f"code cell {cell_index}" if cell_index is not None else "an unknown cell"
+        first_line = cell_source.strip().splitlines()[0] if cell_source.strip() else ""
+        super().__init__(
+            f"{notebook.name} failed in {where} ({first_line!r}):\n{error}\n"
+            f"The executed copy with the traceback is {output}"
+        )
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    output: Path
+    seconds: float
+
+
+def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The numbered notebooks of the series, in order (``01_...`` to ``NN_...``)."""
+    found = sorted(p for p in notebook_dir.glob("*.ipynb") if _NUMBERED.match(p.name))
+    if not found:
+        raise FileNotFoundError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) found")
+    return found
+
+
+def select_notebooks(notebooks: list[Path], start: str | None = None, stop: str | None = None) -> list[Path]:
+    """Keep the notebooks from ``start`` to ``stop`` (inclusive), given as numbers like ``"03"``."""
+
+    def number(p: Path) -> int:
+        return int(p.name[:2])
+
+    lo = int(start) if start else 0
+    hi = int(stop) if stop else 99
+    chosen = [p for p in notebooks if lo <= number(p) <= hi]
+    if not chosen:
+        raise ValueError(f"no notebook numbered between {start or '00'} and {stop or '99'}")
+    return chosen
+
+
+def _failing_cell(output: Path) -> tuple[int | None, str]:
+    """Find the first failing cell in an executed notebook, numbered as in the ORIGINAL notebook.
+
+    Code cells are counted from 1, skipping the cell papermill injects with the parameters, so
+    "cell 3" is the third code cell a reader sees when opening the notebook in JupyterLab.
+    """
+    try:
+        nb = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return None, ""
+    code_index = 0
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") != "code" or "injected-parameters" in tags:
+            continue
+        code_index += 1
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            src = cell.get("source", "")
+            return code_index, "".join(src) if isinstance(src, list) else src
+    return None, ""
+
+
+def run_series(
+    profile: str = "demo",
+    overrides: list[str] | None = None,
+    *,
+    start: str | None = None,
+    stop: str | None = None,
+    output_dir: Path | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    kernel_name: str = "python3",
+    cell_timeout: int | None = 1800,
+    log=print,
+) -> list[NotebookRun]:
+    """Execute the notebooks in order; raise :class:`NotebookFailed` at the first failing cell.
+
+    Returns one :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
+    copies records how long each took (the README's per-notebook times come from it).
+    """
+    import papermill  # imported here: it costs seconds and only the runner needs it
+
+    overrides = list(overrides or [])
+    cfg = load_config(profile, overrides)  # fail fast on a bad profile/override, before any kernel starts
+    out_dir = Path(output_dir) if output_dir else cfg.run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = select_notebooks(list_notebooks(notebook_dir), start, stop)
+    runs: list[NotebookRun] = []
+    timings_path = out_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for nb_path in chosen:
+        output = out_dir / nb_path.name
+        log(f"[sed_utils] running {nb_path.name} (profile={profile}) -> {output}")
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb_path),
+                str(output),
+                parameters={"profile": profile, "overrides": overrides},
+                kernel_name=kernel_name,
+                cwd=str(nb_path.parent),
+                progress_bar=False,
+                execution_timeout=cell_timeout,
+            )
+        except papermill.PapermillExecutionError as e:
+            index, source = _failing_cell(output)
+            raise NotebookFailed(nb_path, index if index is not None else e.exec_count, source,
+                                 f"{e.ename}: {e.evalue}", output) from None
+        seconds = time.perf_counter() - t0
+        log(f"[sed_utils] {nb_path.name} done in {seconds:.1f} s")
+        runs.append(NotebookRun(nb_path.name, output, seconds))
+        timings[nb_path.name] = round(seconds, 1)
+        tmp = timings_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(timings, indent=2))
+        os.replace(tmp, timings_path)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sed_utils", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the notebook series with papermill")
+    run.add_argument("--profile", default="demo", help="config profile: demo (synthetic, offline) or full")
+    run.add_argument("--from", dest="start", help="first notebook number to run, e.g. 03 (resume)")
+    run.add_argument("--to", dest="stop", help="last notebook number to run, e.g. 05")
+    run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="config override, e.g. -p train.epochs=2 (repeatable)")
+    run.add_argument("--output", type=Path,
+                     help="folder for executed notebooks (default runs/<profile>/notebooks)")
+    dl = sub.add_parser("download", help="download (or, on the demo profile, generate) the datasets")
+    dl.add_argument("--profile", default="full")
+    dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+
+    if args.command == "download":
+        from .download import prepare_datasets
+
+        cfg = load_config(args.profile, args.overrides)
+        for name, path in prepare_datasets(cfg).items():
+            print(f"{name}: {path}")
+        return 0
+
+    t0 = time.perf_counter()
+    try:
+        runs = run_series(args.profile, args.overrides, start=args.start, stop=args.stop,
+                          output_dir=args.output)
+    except NotebookFailed as e:
+        print(f"[sed_utils] FAILED: {e}", file=sys.stderr)
+        return 1
+    total = time.perf_counter() - t0
+    print(f"[sed_utils] {len(runs)} notebooks in {total:.0f} s; executed copies in {runs[-1].output.parent}")
+    return 0

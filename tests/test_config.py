@@ -1,0 +1,99 @@
+"""The one configuration: profiles, overrides, types, and clear errors for typos."""
+
+from pathlib import Path
+
+import pytest
+
+from sed_utils.config import ConfigError, load_config, parse_override
+
+
+def test_demo_profile_overrides_defaults():
+    cfg = load_config("demo")
+    assert cfg.profile == "demo"
+    assert cfg.synthetic is True
+    assert cfg.data_root.name == "demo"
+    assert cfg.chunking.hop_seconds == 0.5  # from the profile
+    assert cfg.mel.hop_length == 160  # from the defaults
+    assert cfg.run_dir == cfg.runs_root / "demo"
+
+
+def test_class_map_is_the_mission_map_in_order():
+    cfg = load_config("full")
+    assert cfg.classes == {
+        "Dog": "dog",
+        "Cat": "cat",
+        "Alarm_bell_ringing": "clock_alarm",
+        "Running_water": "pouring_water",
+        "Vacuum_cleaner": "vacuum_cleaner",
+    }
+    assert cfg.desed_labels[0] == "Dog" and cfg.esc50_categories[-1] == "vacuum_cleaner"
+
+
+def test_folds_are_config_and_tuples():
+    cfg = load_config("full", ["folds.train=[1, 2]", "folds.valid=3"])
+    assert cfg.folds.train == (1, 2)
+    assert cfg.folds.valid == (3,)
+    assert set(cfg.folds.scenes_test).isdisjoint(cfg.folds.scenes_train + cfg.folds.scenes_valid)
+
+
+def test_overrides_are_typed():
+    cfg = load_config("demo", ["train.epochs=2", "train.lr=1e-4", "eval.per_class_thresholds=false"])
+    assert cfg.train.epochs == 2 and isinstance(cfg.train.epochs, int)
+    assert cfg.train.lr == pytest.approx(1e-4)
+    assert cfg.eval.per_class_thresholds is False
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.epoch=2", "unknown key 'epoch'"),
+        ("trian.epochs=2", "unknown key 'trian'"),
+        ("train.epochs=two", "expected an integer"),
+        ("train.pretrained=3", "expected true/false"),
+        ("train.epochs", "dotted.key=value"),
+    ],
+)
+def test_bad_overrides_name_the_problem(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config("demo", [override])
+
+
+def test_unknown_profile_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="available: \\['demo', 'full'\\]"):
+        load_config("fast")
+
+
+def test_env_overrides_data_root_and_mirror(monkeypatch, tmp_path):
+    monkeypatch.setenv("SED_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("SED_MIRROR", "file:///somewhere")
+    cfg = load_config("full")
+    assert cfg.data_root == tmp_path
+    assert cfg.download.mirror == "file:///somewhere"
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    (tmp_path / "c.yml").write_text(
+        "defaults:\n  data_root: d\n  runs_root: r\n  seed: 1\n  synthetic: false\n"
+        "  classes: {Dog: dog}\nprofiles:\n  p: {}\n"
+    )
+    cfg = load_config("p", path=tmp_path / "c.yml")
+    assert cfg.data_root == tmp_path / "d" and cfg.runs_root == tmp_path / "r"
+    assert cfg.desed_labels == ["Dog"]
+
+
+def test_missing_or_broken_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("demo", path=tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("defaults: [unclosed")
+    with pytest.raises(ConfigError, match=str(bad.name)):
+        load_config("demo", path=bad)
+
+
+def test_parse_override_nests():
+    assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_to_dict_is_plain(tmp_path: Path):
+    d = load_config("demo").to_dict()
+    assert isinstance(d["data_root"], str) and d["train"]["batch_size"] == 32

@@ -1,0 +1,64 @@
+"""The one-command runner: order, parameters, resume, and a failing cell named."""
+
+import json
+
+import nbformat
+import pytest
+
+from sed_utils.runner import NotebookFailed, list_notebooks, run_series, select_notebooks
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "demo"\noverrides = []')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_numbered_notebooks_in_order(tmp_path):
+    for name in ["02_b.ipynb", "01_a.ipynb", "notes.ipynb", "10_c.ipynb"]:
+        _notebook(tmp_path / name)
+    names = [p.name for p in list_notebooks(tmp_path)]
+    assert names == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    found = list_notebooks(tmp_path)
+    assert [p.name for p in select_notebooks(found, "02")] == ["02_b.ipynb", "10_c.ipynb"]
+    assert [p.name for p in select_notebooks(found, None, "02")] == ["01_a.ipynb", "02_b.ipynb"]
+    with pytest.raises(ValueError, match="no notebook"):
+        select_notebooks(list_notebooks(tmp_path), "11")
+
+
+def test_the_repository_series_is_numbered_from_01():
+    names = [p.name for p in list_notebooks()]
+    assert names[0].startswith("01_") and len(names) >= 6
+
+
+@pytest.mark.slow
+def test_runner_passes_parameters_stops_at_failing_cell_and_resumes(tmp_path):
+    nbs, out = tmp_path / "nbs", tmp_path / "out"
+    nbs.mkdir()
+    _notebook(nbs / "01_ok.ipynb", "print('profile', profile, overrides)")
+    _notebook(nbs / "02_fail.ipynb", "x = 1", "raise ValueError('boom in cell two')")
+    _notebook(nbs / "03_never.ipynb", "print('should not run')")
+
+    with pytest.raises(NotebookFailed) as err:
+        run_series("demo", ["train.epochs=1"], notebook_dir=nbs, output_dir=out, log=lambda *_: None)
+    message = str(err.value)
+    assert "02_fail.ipynb" in message and "code cell 3" in message and "boom in cell two" in message
+    assert not (out / "03_never.ipynb").exists()
+
+    executed = json.loads((out / "01_ok.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    assert "profile demo ['train.epochs=1']" in printed
+    assert "01_ok.ipynb" in json.loads((out / "timings.json").read_text())
+
+    runs = run_series("demo", notebook_dir=nbs, output_dir=out, start="03", log=lambda *_: None)
+    assert [r.name for r in runs] == ["03_never.ipynb"]
+
+
+def test_bad_override_fails_before_any_kernel_starts(tmp_path):
+    from sed_utils.config import ConfigError
+
+    with pytest.raises(ConfigError):
+        run_series("demo", ["train.nope=1"], notebook_dir=tmp_path, output_dir=tmp_path / "o")
