@@ -225,16 +225,40 @@ def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def _override_list(overrides: Iterable[str] | str | None) -> list[str]:
+    """Accept a list of overrides, or one string as papermill's ``-p overrides ...`` passes it.
+
+    ``papermill -p overrides '["train.epochs=2"]'`` hands the notebook a *string*; reading it
+    character by character would fail with a baffling message, so a string is read as a YAML list
+    (``'["a=1", "b=2"]'``) or as a single ``key=value``.
+    """
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"overrides {overrides!r}: not a valid YAML list: {e}") from e
+            return [str(x) for x in parsed or []]
+        return [text]
+    return [str(x) for x in overrides]
+
+
 def load_config(
     profile: str = "demo",
-    overrides: Iterable[str] | None = None,
+    overrides: Iterable[str] | str | None = None,
     path: str | os.PathLike[str] | None = None,
 ) -> Config:
     """Load ``config.yml``, apply a profile and overrides, and return a typed :class:`Config`.
 
     Args:
         profile: a key of ``profiles`` in the file (``demo`` or ``full`` as shipped).
-        overrides: ``"dotted.key=value"`` strings, e.g. ``["train.epochs=2"]``.
+        overrides: ``"dotted.key=value"`` strings, e.g. ``["train.epochs=2"]`` (a string holding a
+            YAML list, as ``papermill -p`` passes it, works too).
         path: the yaml file; default ``$SED_CONFIG`` or the repository's ``config.yml``.
     """
     cfg_path = Path(path or os.environ.get("SED_CONFIG") or DEFAULT_CONFIG_PATH)
@@ -254,7 +278,7 @@ def load_config(
     if profile not in profiles:
         raise ConfigError(f"{cfg_path}: unknown profile {profile!r}; available: {sorted(profiles)}")
     merged = _deep_merge(defaults, profiles[profile] or {}, f"profiles.{profile}")
-    for text in overrides or []:
+    for text in _override_list(overrides):
         merged = _deep_merge(merged, parse_override(text), f"override {text!r}")
 
     base = cfg_path.resolve().parent

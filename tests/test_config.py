@@ -97,3 +97,12 @@ def test_parse_override_nests():
 def test_to_dict_is_plain(tmp_path: Path):
     d = load_config("demo").to_dict()
     assert isinstance(d["data_root"], str) and d["train"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize("given", ['["train.epochs=2", "seed=3"]', "train.epochs=2", ["train.epochs=2"]])
+def test_overrides_as_papermill_passes_them(given):
+    """papermill -p hands the notebook a string; a YAML list or a single key=value both work."""
+    cfg = load_config("demo", given)
+    assert cfg.train.epochs == 2
+    if "seed" in str(given):
+        assert cfg.seed == 3
