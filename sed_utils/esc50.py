@@ -1,0 +1,100 @@
+"""ESC-50: the metadata table, validated, and the target/negative labels of this project.
+
+ESC-50 is 2000 five-second clips, 50 categories x 40 clips, split by the authors into 5 folds so
+that clips cut from the same source recording stay in one fold. We train on some folds and validate
+on another (``cfg.folds``); never mixing folds is what keeps the validation score honest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from sed_utils.errors import DatasetError
+
+if TYPE_CHECKING:
+    from sed_utils.config import Config
+
+__all__ = ["DatasetError", "ESC50_COLUMNS", "esc50_root", "load_esc50_meta", "add_target_labels"]
+
+ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+
+
+def esc50_root(cfg: Config) -> Path:
+    """Where notebook 01 extracts ESC-50 (the upstream ``ESC-50-master`` folder)."""
+    return cfg.data_root / "ESC-50-master"
+
+
+def load_esc50_meta(root: Path) -> pd.DataFrame:
+    """Read ``root/meta/esc50.csv``, check it, and add ``path`` (absolute path of each clip).
+
+    Checks: the csv exists and has the 7 upstream columns; ``fold`` and ``target`` are integers;
+    every listed clip exists in ``root/audio`` (a half-extracted archive would otherwise surface
+    much later as a confusing read error). The audio extension is taken from the csv (``.wav``);
+    when only a ``.flac`` of the same stem exists (a re-encoded copy) that one is used.
+    """
+    root = Path(root)
+    csv = root / "meta" / "esc50.csv"
+    if not csv.is_file():
+        raise DatasetError(f"{csv}: ESC-50 metadata not found (is the archive extracted into {root}?)")
+    try:
+        meta = pd.read_csv(csv, dtype={"filename": str, "category": str, "src_file": str, "take": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{csv}: not a readable csv ({e})") from e
+    missing_cols = [c for c in ESC50_COLUMNS if c not in meta.columns]
+    if missing_cols:
+        raise DatasetError(f"{csv}: missing column(s) {missing_cols}; found {list(meta.columns)}")
+    for col in ("fold", "target"):
+        values = pd.to_numeric(meta[col], errors="coerce")
+        bad = meta.index[values.isna() | (values != values.round())]
+        if len(bad):
+            lines = [int(i) + 2 for i in bad[:10]]  # +1 header, +1 one-based
+            raise DatasetError(f"{csv}: column {col!r} must hold integers; bad value(s) on line(s) {lines}")
+        meta[col] = values.astype(int)
+    if meta["filename"].isna().any():
+        lines = [int(i) + 2 for i in meta.index[meta["filename"].isna()][:10]]
+        raise DatasetError(f"{csv}: empty filename on line(s) {lines}")
+    meta["esc10"] = meta["esc10"].astype(str).str.lower().eq("true")
+
+    audio_dir = root / "audio"
+    paths: list[Path] = []
+    missing: list[str] = []
+    for name in meta["filename"]:
+        p = audio_dir / name
+        if not p.is_file():
+            alt = p.with_suffix(".flac")
+            if alt.is_file():
+                p = alt
+            else:
+                missing.append(name)
+        paths.append(p.resolve())
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DatasetError(
+            f"{csv}: {len(missing)} listed audio file(s) missing from {audio_dir}: {shown}"
+        )
+    meta["path"] = paths
+    return meta
+
+
+def add_target_labels(meta: pd.DataFrame, classes: dict[str, str]) -> pd.DataFrame:
+    """Return a copy with ``is_target`` and one 0/1 column per DESED label (``classes`` order).
+
+    ``classes`` maps DESED label -> ESC-50 category (``cfg.classes``). A clip of a target category
+    gets a 1 in its label's column; clips of the other categories are the negatives: all zeros,
+    which teaches the model that "none of the five" is a valid answer.
+    """
+    known = set(meta["category"])
+    unknown = [cat for cat in classes.values() if cat not in known]
+    if unknown:
+        # A warning, not an error: a hand-made subset table may lack a class on purpose, but a
+        # typo in config.yml would otherwise give a class with no positives without a word.
+        warnings.warn(f"ESC-50 metadata has no clips of {unknown} (from cfg.classes)", stacklevel=2)
+    out = meta.copy()
+    for label, category in classes.items():
+        out[label] = (out["category"] == category).astype(int)
+    out["is_target"] = out["category"].isin(list(classes.values()))
+    return out
