@@ -1,0 +1,249 @@
+"""Augmentations: small pure functions on log-mel arrays (and waveforms, for listening), each seeded.
+
+Why augment at all: ESC-50 has only 40 clips per class, so the model sees the same few dogs every
+epoch. Random masks, gains, noise, shifts and mixes make each epoch's copy a little different,
+which teaches the model what does *not* matter (level, position, a missing band).
+
+Conventions: log-mel inputs are ``[n_mels, frames]`` in dB (what :mod:`sed_utils.features`
+caches); every random function takes a ``numpy.random.Generator`` so a given seed always gives
+the same result; inputs are never modified in place. Which augmentations run, and how strongly,
+comes from ``cfg.augment`` (:class:`sed_utils.config.AugmentConfig`).
+
+Why ``mix``: the original project trained only on single-label chunks, but a DESED segment often
+holds two sounds at once (a dog barking while water runs). Summing two chunks in the power
+domain, with the union of their labels as target, shows the model such overlaps during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from sed_utils.config import AugmentConfig
+
+__all__ = [
+    "freq_mask",
+    "time_mask",
+    "gain",
+    "add_noise",
+    "time_shift",
+    "mix",
+    "gain_waveform",
+    "noise_waveform",
+    "mix_waveforms",
+    "augment_db",
+    "spec_augment",
+    "augment_examples",
+    "plot_before_after",
+]
+
+_DB = 10.0 / np.log(10.0)  # dB per natural-log unit of power
+
+
+# ------------------------------------------------------------------------------------------------
+# Log-mel augmentations
+# ------------------------------------------------------------------------------------------------
+def _mask(x: np.ndarray, axis: int, max_width: int, rng: np.random.Generator, fill: float) -> np.ndarray:
+    out = np.array(x, copy=True)
+    size = out.shape[axis]
+    if max_width < 1 or size == 0:
+        return out
+    width = int(rng.integers(1, min(max_width, size) + 1))
+    first = int(rng.integers(0, size - width + 1))
+    index = [slice(None)] * out.ndim
+    index[axis] = slice(first, first + width)
+    out[tuple(index)] = fill
+    return out
+
+
+def freq_mask(x: np.ndarray, max_width: int, rng: np.random.Generator, fill: float = 0.0) -> np.ndarray:
+    """SpecAugment frequency mask: set 1..max_width consecutive mel bands (axis -2) to ``fill``.
+
+    Applied to *normalised* features, where ``fill=0`` is the training mean, so the masked band
+    looks like "average" rather than like a loud or a silent band. The width is at least 1, so a
+    mask that was drawn is always visible.
+    """
+    return _mask(x, x.ndim - 2, max_width, rng, fill)
+
+
+def time_mask(x: np.ndarray, max_width: int, rng: np.random.Generator, fill: float = 0.0) -> np.ndarray:
+    """SpecAugment time mask: set 1..max_width consecutive frames (last axis) to ``fill``."""
+    return _mask(x, x.ndim - 1, max_width, rng, fill)
+
+
+def gain(x_db: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Random gain in [-max_db, +max_db] dB: on a log-mel, scaling the waveform by g adds 20 log10 g."""
+    return x_db + np.float32(rng.uniform(-max_db, max_db)) if max_db > 0 else np.array(x_db, copy=True)
+
+
+def add_noise(x_db: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add noise to a log-mel in the power domain, at ``snr_db`` below the chunk's mean power.
+
+    What it models: a steady broadband background. Each (band, frame) gets an independent noise
+    power drawn from an exponential distribution (the distribution of a periodogram bin of
+    Gaussian noise) with the same mean in every band, i.e. noise that is flat across mel bands.
+    ``10 log10(10^(x/10) + noise)`` is exact for the power spectrum; the cached features were
+    already clamped at (max - top_db), so the floor of very quiet chunks is approximate, which
+    does not matter at the SNRs used here. For listening, :func:`noise_waveform` does the same
+    on the waveform.
+    """
+    power = np.power(10.0, np.asarray(x_db, dtype=np.float64) / 10.0)
+    noise_mean = power.mean() / (10.0 ** (snr_db / 10.0))
+    noise = rng.exponential(noise_mean, size=power.shape)
+    return (10.0 * np.log10(power + noise + 1e-12)).astype(np.asarray(x_db).dtype)
+
+
+def time_shift(x: np.ndarray, max_share: float, rng: np.random.Generator) -> np.ndarray:
+    """Circular shift along frames by up to ``max_share`` of the chunk (either direction).
+
+    A sound at 0.2 s or at 0.6 s is the same sound; the roll wraps what leaves one end back in at
+    the other, so no frames have to be invented.
+    """
+    frames = x.shape[-1]
+    limit = int(round(max_share * frames))
+    if limit < 1:
+        return np.array(x, copy=True)
+    return np.roll(x, int(rng.integers(-limit, limit + 1)), axis=-1)
+
+
+def mix(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two chunks played at once: log-mel = dB of the summed power, label = union of the labels.
+
+    ``10 log10(10^(x1/10) + 10^(x2/10))`` is what the spectrogram of the summed sounds would be if
+    the two sounds did not interfere (on average true for unrelated sounds). Computed with
+    ``logaddexp`` so loud values do not overflow. Label: a class is present if it is in either
+    chunk (element-wise max of 0/1 vectors).
+    """
+    a = np.asarray(x1, dtype=np.float64) / _DB
+    b = np.asarray(x2, dtype=np.float64) / _DB
+    x = (np.logaddexp(a, b) * _DB).astype(np.asarray(x1).dtype)
+    return x, np.maximum(np.asarray(y1), np.asarray(y2))
+
+
+# ------------------------------------------------------------------------------------------------
+# Waveform versions (for listening in notebook 04)
+# ------------------------------------------------------------------------------------------------
+def gain_waveform(wave: np.ndarray, db: float) -> np.ndarray:
+    """Multiply by 10^(db/20): the waveform counterpart of :func:`gain`."""
+    return (np.asarray(wave) * 10.0 ** (db / 20.0)).astype(np.float32)
+
+
+def noise_waveform(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise ``snr_db`` below the waveform's mean power."""
+    wave = np.asarray(wave, dtype=np.float64)
+    noise_power = float(np.mean(wave * wave)) / (10.0 ** (snr_db / 10.0))
+    return (wave + rng.normal(0.0, np.sqrt(noise_power), size=wave.shape)).astype(np.float32)
+
+
+def mix_waveforms(w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
+    """Sum two equally long waveforms (what :func:`mix` approximates on log-mels)."""
+    return (np.asarray(w1, dtype=np.float32) + np.asarray(w2, dtype=np.float32)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# The training pipeline
+# ------------------------------------------------------------------------------------------------
+def augment_db(
+    x_db: np.ndarray,
+    y: np.ndarray,
+    aug: AugmentConfig,
+    rng: np.random.Generator,
+    draw_partner: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augmentations that act on dB values, in this order: mix, gain, noise, time shift.
+
+    Mixing happens with probability ``aug.mix_prob`` when ``draw_partner`` (returns another
+    example's ``(x_db, y)``) is given; noise with probability ``aug.noise_prob`` at an SNR drawn
+    in ``[noise_snr_db, noise_snr_db + 20]`` dB (never louder than ``noise_snr_db`` says); gain and
+    shift every time (their size is random, a size of 0 switches them off).
+    """
+    x, y = np.asarray(x_db), np.asarray(y)
+    if draw_partner is not None and aug.mix_prob > 0 and rng.random() < aug.mix_prob:
+        x2, y2 = draw_partner()
+        x, y = mix(x, y, x2, y2)
+    if aug.gain_db > 0:
+        x = gain(x, aug.gain_db, rng)
+    if aug.noise_prob > 0 and rng.random() < aug.noise_prob:
+        x = add_noise(x, float(rng.uniform(aug.noise_snr_db, aug.noise_snr_db + 20.0)), rng)
+    if aug.time_shift > 0:
+        x = time_shift(x, aug.time_shift, rng)
+    return x, y
+
+
+def spec_augment(x_norm: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment (one frequency and one time mask) on NORMALISED features, masked values = 0 = mean."""
+    if not aug.specaugment:
+        return x_norm
+    x = freq_mask(x_norm, aug.freq_mask, rng)
+    return time_mask(x, aug.time_mask, rng)
+
+
+def augment_examples(
+    x_db: np.ndarray,
+    y: np.ndarray,
+    partner_db: np.ndarray,
+    partner_y: np.ndarray,
+    aug: AugmentConfig,
+    mean: float,
+    std: float,
+    seed: int = 0,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each augmentation applied alone to one chunk, as ``{name: (before, after)}`` in dB, for plotting.
+
+    The masks act on normalised features (fill = 0 = training mean); they are shown mapped back to
+    dB (``x * std + mean``) so all rows share one scale. Uses the strengths of ``aug`` (a noise
+    example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x_db, dtype=np.float32)
+    norm = (x - mean) / std
+    mixed, mixed_y = mix(x, y, partner_db, partner_y)
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return {
+        "frequency mask": (x, freq_mask(norm, aug.freq_mask, rng) * std + mean),
+        "time mask": (x, time_mask(norm, aug.time_mask, rng) * std + mean),
+        f"gain {sign * aug.gain_db:+g} dB": (x, x + np.float32(sign * aug.gain_db)),
+        f"noise at {aug.noise_snr_db:g} dB SNR": (x, add_noise(x, aug.noise_snr_db, rng)),
+        "time shift": (x, time_shift(x, max(aug.time_shift, 0.05), rng)),
+        f"mix, label {y.astype(int).tolist()} -> {mixed_y.astype(int).tolist()}": (x, mixed),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures
+# ------------------------------------------------------------------------------------------------
+def plot_before_after(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    hop_seconds: float = 0.01,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Figure:
+    """One row per augmentation: the log-mel before (left) and after (right), same colour scale."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 2.2 * len(pairs)), squeeze=False, sharex=True)
+    for row, (name, (before, after)) in enumerate(pairs.items()):
+        lo = float(min(before.min(), after.min())) if vmin is None else vmin
+        hi = float(max(before.max(), after.max())) if vmax is None else vmax
+        for col, (data, what) in enumerate(((before, "before"), (after, "after"))):
+            ax = axes[row, col]
+            ax.imshow(
+                data,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=lo,
+                vmax=hi,
+                extent=(0, data.shape[-1] * hop_seconds, 0, data.shape[-2]),
+            )
+            ax.set_title(f"{name}: {what}", fontsize=9)
+            ax.set_ylabel("mel band")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,267 @@
+"""torch Datasets over cached log-mel chunks, and the one call that builds train/valid for notebook 05.
+
+``ChunkDataset`` reads from the feature cache (fast: an array lookup per item) and applies the
+augmentations of :mod:`sed_utils.augment` on the fly, so every epoch sees a different variant of
+each chunk. ``OnTheFlyDataset`` is the original project's way (read the audio file and compute the
+spectrogram inside ``__getitem__``); it is kept to measure what the cache saves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from sed_utils.augment import augment_db, spec_augment
+from sed_utils.features import cut_samples, feature_cache, mel_extractor, normalization_stats
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from sed_utils.config import AugmentConfig, Config
+
+__all__ = [
+    "plot_batch",
+    "time_items",
+    "plot_timing",
+    "ChunkDataset",
+    "OnTheFlyDataset",
+    "DataBundle",
+    "build_datasets",
+    "build_desed_features",
+    "label_matrix",
+]
+
+
+def label_matrix(table: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """The table's 0/1 label columns as ``float32[n, n_labels]`` in ``labels`` order."""
+    missing = [label for label in labels if label not in table.columns]
+    if missing:
+        raise KeyError(f"table has no label column(s) {missing}; columns: {list(table.columns)}")
+    return table[labels].to_numpy(dtype=np.float32)
+
+
+def _as_stat(value: float | np.ndarray) -> np.ndarray:
+    """A scalar stays a scalar; a per-mel vector [n_mels] becomes [n_mels, 1] to broadcast over frames."""
+    arr = np.asarray(value, dtype=np.float32)
+    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+
+class ChunkDataset(Dataset):
+    """Cached log-mel chunks -> ``(x FloatTensor[1, n_mels, frames], y FloatTensor[n_labels])``.
+
+    ``x`` is normalised with the TRAINING mean/std. With ``augment`` set, each access draws a new
+    augmentation (mix with a random other chunk, gain, noise, time shift in dB; then SpecAugment
+    masks on the normalised values). The random stream is seeded with ``seed``; in DataLoader
+    worker processes it is re-seeded from the worker's seed (which torch changes every epoch), so
+    workers do not repeat each other's draws.
+    """
+
+    def __init__(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        mean: float | np.ndarray,
+        std: float | np.ndarray,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+    ):
+        if len(features) != len(labels):
+            raise ValueError(f"features ({len(features)}) and labels ({len(labels)}) differ in length")
+        self.features = features
+        self.labels = np.asarray(labels, dtype=np.float32)
+        # scalars, or per-mel vectors [n_mels] broadcast over frames
+        self.mean = _as_stat(mean)
+        self.std = _as_stat(std)
+        self.augment = augment
+        self.seed = int(seed)
+        self._rng: np.random.Generator | None = None
+        self._rng_owner: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def _generator(self) -> np.random.Generator:
+        info = get_worker_info()
+        owner = None if info is None else int(info.seed)
+        if self._rng is None or owner != self._rng_owner:
+            self._rng = np.random.default_rng([self.seed] if owner is None else [self.seed, owner])
+            self._rng_owner = owner
+        return self._rng
+
+    def _raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.features[index], dtype=np.float32), self.labels[index]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self._raw(int(index))
+        if self.augment is not None:
+            rng = self._generator()
+
+            def partner() -> tuple[np.ndarray, np.ndarray]:
+                return self._raw(int(rng.integers(len(self))))
+
+            x, y = augment_db(x, y, self.augment, rng, partner)
+        x = (x - self.mean) / self.std
+        if self.augment is not None:
+            x = spec_augment(x, self.augment, self._generator())
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None], torch.from_numpy(
+            np.asarray(y, dtype=np.float32).copy()
+        )
+
+
+class OnTheFlyDataset(Dataset):
+    """The original project's loading: read the clip and compute its log-mel inside ``__getitem__``.
+
+    Same output as :class:`ChunkDataset` without augmentation (up to float16 rounding of the cache).
+    Kept for the cached-vs-on-the-fly timing in notebook 04 and the benchmark, not for training.
+    """
+
+    def __init__(self, cfg: Config, table: pd.DataFrame, mean: float, std: float):
+        self.cfg = cfg
+        self.table = table.reset_index(drop=True)
+        self.labels = label_matrix(self.table, cfg.desed_labels)
+        self.mean, self.std = float(mean), float(std)
+        self.extractor = mel_extractor(cfg)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from sed_utils.audio import read_audio
+
+        row = self.table.iloc[int(index)]
+        sr = self.cfg.audio.sample_rate
+        audio = read_audio(Path(row["path"]), sr)
+        wave = cut_samples(audio, sr, float(row["start"]), int(round((row["end"] - row["start"]) * sr)))
+        with torch.inference_mode():
+            x = self.extractor(torch.from_numpy(wave.astype(np.float32)))
+        x = (x - self.mean) / self.std
+        return x[None].clone(), torch.from_numpy(self.labels[int(index)].copy())
+
+
+@dataclass
+class DataBundle:
+    """What training needs: the two datasets, their tables (row i = item i), stats and label order."""
+
+    train: ChunkDataset
+    valid: ChunkDataset
+    train_table: pd.DataFrame
+    valid_table: pd.DataFrame
+    mean: float
+    std: float
+    labels: list[str]
+
+
+def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
+    """ESC-50 kept chunks -> train (``cfg.folds.train``, augmented) and valid (``cfg.folds.valid``, plain).
+
+    Features come from the cache (built on first use). ``cfg.train.max_train_chunks > 0`` keeps a
+    seeded random subset of the training chunks (quick experiments); validation is never
+    subsampled. Normalisation statistics come from the training rows that are used.
+    """
+    from sed_utils.chunking import build_esc50_chunks
+
+    table = build_esc50_chunks(cfg, progress=progress)
+    kept = table[table["kept"]].reset_index(drop=True)
+    feats = feature_cache(cfg, kept, "esc50", progress=progress)
+    folds = kept["fold"].to_numpy()
+    train_idx = np.flatnonzero(np.isin(folds, cfg.folds.train))
+    valid_idx = np.flatnonzero(np.isin(folds, cfg.folds.valid))
+    if len(train_idx) == 0 or len(valid_idx) == 0:
+        raise ValueError(f"no kept chunks in train folds {cfg.folds.train} or valid folds {cfg.folds.valid}")
+    limit = cfg.train.max_train_chunks
+    if 0 < limit < len(train_idx):
+        rng = np.random.default_rng(cfg.seed)
+        train_idx = np.sort(rng.choice(train_idx, size=limit, replace=False))
+    mean, std = normalization_stats(feats, train_idx)
+    labels = cfg.desed_labels
+    train_table = kept.iloc[train_idx].reset_index(drop=True)
+    valid_table = kept.iloc[valid_idx].reset_index(drop=True)
+    # Fancy indexing copies the rows into memory: training reads every row every epoch anyway.
+    train = ChunkDataset(
+        feats[train_idx], label_matrix(train_table, labels), mean, std, augment=cfg.augment, seed=cfg.seed
+    )
+    valid = ChunkDataset(feats[valid_idx], label_matrix(valid_table, labels), mean, std, augment=None)
+    return DataBundle(train, valid, train_table, valid_table, mean, std, labels)
+
+
+def build_desed_features(cfg: Config, *, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """DESED segments table and their cached log-mels (row i of one = row i of the other), for evaluation."""
+    from sed_utils.chunking import build_desed_segments
+
+    segments = build_desed_segments(cfg)
+    return segments, feature_cache(cfg, segments, "desed", progress=progress, cache_audio=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Notebook 04 helpers
+# ------------------------------------------------------------------------------------------------
+def plot_batch(
+    x: torch.Tensor, y: torch.Tensor, labels: list[str], n: int = 8, hop_seconds: float = 0.01
+) -> Figure:
+    """Grid of the first ``n`` spectrograms of a batch ``x[B, 1, n_mels, frames]``, titled by label."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(x))
+    cols = 4
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.3 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        spec = x[k, 0].numpy()
+        ax.imshow(
+            spec,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, spec.shape[-1] * hop_seconds, 0, spec.shape[-2]),
+        )
+        names = [lab for lab, v in zip(labels, y[k].tolist(), strict=True) if v > 0.5]
+        ax.set_title(" + ".join(names) or "negative (none)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def time_items(datasets: dict[str, Dataset], n_items: int, seed: int = 0) -> dict[str, float]:
+    """Milliseconds per item to fetch the same ``n_items`` random indices from each dataset."""
+    import time
+
+    out = {}
+    for name, ds in datasets.items():
+        idx = np.random.default_rng(seed).choice(len(ds), size=min(n_items, len(ds)), replace=False)
+        ds[int(idx[0])]  # warm-up (first call imports and builds things)
+        t0 = time.perf_counter()
+        for i in idx:
+            ds[int(i)]
+        out[name] = (time.perf_counter() - t0) / len(idx) * 1000.0
+    return out
+
+
+def plot_timing(ms_per_item: dict[str, float], batch_size: int) -> Figure:
+    """Bar chart of loading time per item (and per batch of ``batch_size``, in the labels)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    names = list(ms_per_item)
+    values = [ms_per_item[k] for k in names]
+    ax.barh(names, values, color=["tab:green", "tab:blue", "tab:red"][: len(names)])
+    for i, v in enumerate(values):
+        ax.annotate(
+            f"{v:.2f} ms/item, {v * batch_size:.0f} ms per batch of {batch_size}",
+            (v, i),
+            va="center",
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("milliseconds per item (lower is faster)")
+    ax.set_xlim(0, max(values) * 1.6)
+    fig.tight_layout()
+    return fig
