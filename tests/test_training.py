@@ -1,0 +1,310 @@
+"""The training loop on a tiny learnable problem: learning, early stopping, checkpoints, re-runs.
+
+The synthetic task: 5 classes, each a bright horizontal band at its own mel row of a 1x32x40
+"spectrogram" over noise; an item holds 0-2 bands (multilabel). A ResNet18 learns it in a few
+epochs, so the tests exercise the real loop in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from sed_utils.config import load_config
+from sed_utils.training import (
+    CheckpointError,
+    EarlyStopping,
+    load_trained,
+    macro_f1,
+    plot_class_f1,
+    plot_history,
+    predict_proba,
+    train_model,
+)
+
+N_MELS, FRAMES = 32, 40
+BAND_ROWS = [3, 9, 15, 21, 27]
+
+
+def band_data(n: int, seed: int) -> TensorDataset:
+    rng = np.random.default_rng(seed)
+    y = np.zeros((n, 5), dtype=np.float32)
+    for i in range(n):
+        k = rng.integers(0, 3)  # 0, 1 or 2 active classes
+        y[i, rng.choice(5, size=k, replace=False)] = 1.0
+    x = rng.normal(0.0, 0.5, size=(n, 1, N_MELS, FRAMES)).astype(np.float32)
+    for c, row in enumerate(BAND_ROWS):
+        x[y[:, c] == 1, 0, row : row + 3, :] += 3.0
+    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+
+
+class NoisyBands(Dataset):
+    """Band items with on-the-fly noise from ONE generator kept across calls, like ChunkDataset."""
+
+    def __init__(self, base: TensorDataset, seed: int = 0):
+        self.base, self.seed, self._rng = base, seed, None
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        x, y = self.base[i]
+        return x + torch.from_numpy(self._rng.normal(0, 0.3, x.shape).astype(np.float32)), y
+
+
+def make_bundle(n_train: int = 120, n_valid: int = 60) -> SimpleNamespace:
+    cfg = load_config("demo")
+    return SimpleNamespace(
+        train=band_data(n_train, 1),
+        valid=band_data(n_valid, 2),
+        mean=np.float32(-40.0),
+        std=np.float32(12.0),
+        labels=cfg.desed_labels,
+    )
+
+
+def make_cfg(tmp_path, *extra: str):
+    base = [
+        f"runs_root={tmp_path}",
+        "train.epochs=4",
+        "train.batch_size=16",
+        "train.patience=4",
+        "train.lr=0.002",
+        "train.num_threads=0",
+    ]
+    return load_config("demo", [*base, *extra])
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return make_bundle()
+
+
+@pytest.fixture(scope="module")
+def small_bundle():
+    """For tests of the loop's mechanics (not of learning): fewer items, faster runs."""
+    return make_bundle(48, 24)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, bundle):
+    """One real training run shared by the tests that only read its outputs."""
+    tmp = tmp_path_factory.mktemp("run")
+    cfg = make_cfg(tmp)
+    t0 = time.perf_counter()
+    result = train_model(cfg, bundle, progress=False)
+    return cfg, result, time.perf_counter() - t0
+
+
+# ---- pure pieces ---------------------------------------------------------------------------
+
+
+def test_early_stopping_counts_epochs_without_strict_improvement():
+    s = EarlyStopping(patience=2)
+    assert s.step(1, 0.5) is True
+    assert s.step(2, 0.5) is False  # equal is not better: the earlier epoch is kept
+    assert not s.should_stop
+    assert s.step(3, 0.6) is True  # a new best resets the count
+    assert s.step(4, 0.1) is False and not s.should_stop
+    assert s.step(5, 0.59) is False and s.should_stop
+    assert (s.best_epoch, s.best_score) == (3, 0.6)
+
+
+def test_early_stopping_with_zero_patience_never_stops():
+    s = EarlyStopping(patience=0)
+    s.step(1, 0.9)
+    for e in range(2, 20):
+        s.step(e, 0.0)
+    assert not s.should_stop and s.best_epoch == 1
+
+
+def test_macro_f1_hand_computed():
+    targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]])
+    probs = np.array([[0.9, 0.2], [0.4, 0.7], [0.1, 0.5], [0.6, 0.1]])
+    # class 0: predicted rows 0, 3 -> tp 1, fp 1, fn 1 -> F1 0.5
+    # class 1 at >= 0.5: predicted rows 1, 2 -> tp 1, fp 1, fn 0 -> F1 2/3
+    macro, per = macro_f1(targets, probs, 0.5)
+    np.testing.assert_allclose(per, [0.5, 2 / 3])
+    assert macro == pytest.approx((0.5 + 2 / 3) / 2)
+    # a class without positives and without predictions scores 0, not "skipped"
+    macro0, per0 = macro_f1(np.zeros((3, 2)), np.zeros((3, 2)), 0.5)
+    assert macro0 == 0.0 and list(per0) == [0.0, 0.0]
+
+
+# ---- training ------------------------------------------------------------------------------
+
+
+def test_training_learns_the_band_task(trained):
+    cfg, result, seconds = trained
+    assert result.best_valid_macro_f1 > 0.8, result.history
+    assert seconds < 60
+    assert not result.skipped and result.pretrained_loaded is False
+    h = result.history
+    assert list(h["epoch"]) == list(range(1, len(h) + 1))
+    assert result.best_epoch == int(h.loc[h["valid_macro_f1"].idxmax(), "epoch"])
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    expected_cols = {"epoch", "train_loss", "valid_loss", "valid_macro_f1", "seconds"}
+    expected_cols |= {f"valid_f1_{lab}" for lab in cfg.desed_labels}
+    assert expected_cols <= set(h.columns)
+    # macro F1 is the mean of the per-class columns
+    per = h[[f"valid_f1_{lab}" for lab in cfg.desed_labels]].mean(axis=1)
+    np.testing.assert_allclose(per, h["valid_macro_f1"])
+
+
+def test_outputs_written_where_and_as_documented(trained, bundle):
+    cfg, result, _ = trained
+    out = cfg.run_dir / "model"
+    assert result.checkpoint == out / "best.pt"
+    ckpt = torch.load(result.checkpoint, weights_only=True)
+    for key in (
+        "state_dict",
+        "labels",
+        "config",
+        "mean",
+        "std",
+        "epoch",
+        "valid_macro_f1",
+        "n_mels",
+        "frames",
+    ):
+        assert key in ckpt, key
+    assert ckpt["complete"] is True
+    assert ckpt["labels"] == cfg.desed_labels
+    assert (ckpt["n_mels"], ckpt["frames"]) == (N_MELS, FRAMES)
+    assert ckpt["epoch"] == result.best_epoch
+    assert float(ckpt["mean"]) == -40.0 and float(ckpt["std"]) == 12.0
+    hist = pd.read_csv(out / "history.csv")
+    pd.testing.assert_frame_equal(hist, result.history, check_dtype=False)
+    preds = np.load(out / "valid_predictions.npz")
+    assert preds["probs"].shape == (len(bundle.valid), 5)
+    np.testing.assert_array_equal(preds["labels"], bundle.valid.tensors[1].numpy())
+    assert list(preds["class_names"]) == cfg.desed_labels
+    # the saved probabilities are those of the BEST checkpoint
+    macro, _ = macro_f1(preds["labels"], preds["probs"], cfg.eval.threshold)
+    assert macro == pytest.approx(result.best_valid_macro_f1)
+    assert not list(out.glob("*.tmp"))
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(trained, bundle):
+    cfg, result, _ = trained
+    tm = load_trained(result.checkpoint, device="cpu")
+    assert not tm.model.training
+    assert tm.labels == cfg.desed_labels and tm.valid_macro_f1 == pytest.approx(result.best_valid_macro_f1)
+    assert tm.config == torch.load(result.checkpoint, weights_only=True)["config"]
+    saved = np.load(cfg.run_dir / "model" / "valid_predictions.npz")["probs"]
+    from_dataset = predict_proba(tm.model, bundle.valid, batch_size=7)
+    from_array = predict_proba(tm.model, bundle.valid.tensors[0].numpy()[:, 0])  # [N, mels, frames]
+    np.testing.assert_allclose(from_dataset, saved, atol=1e-5)
+    np.testing.assert_allclose(from_array, saved, atol=1e-5)
+    assert ((from_dataset >= 0) & (from_dataset <= 1)).all()
+
+
+def test_predict_proba_input_checks_and_empty_input(trained):
+    _, result, _ = trained
+    tm = load_trained(result.checkpoint, device="cpu")
+    with pytest.raises(ValueError, match=r"\[N, 1, n_mels, frames\]"):
+        predict_proba(tm.model, np.zeros((2, 3, N_MELS, FRAMES), dtype=np.float32))
+    assert predict_proba(tm.model, np.zeros((0, 1, N_MELS, FRAMES), dtype=np.float32)).shape == (0, 5)
+
+
+def test_rerun_with_same_config_skips_and_changed_config_retrains(tmp_path, small_bundle):
+    cfg = make_cfg(tmp_path, "train.epochs=1")
+    first = train_model(cfg, small_bundle, progress=False)
+    mtime = first.checkpoint.stat().st_mtime_ns
+    again = train_model(cfg, small_bundle, progress=False)
+    assert again.skipped and not first.skipped
+    assert first.checkpoint.stat().st_mtime_ns == mtime
+    assert again.best_epoch == first.best_epoch
+    assert again.best_valid_macro_f1 == pytest.approx(first.best_valid_macro_f1)
+    pd.testing.assert_frame_equal(again.history, first.history, check_dtype=False, atol=1e-12)
+
+    changed = make_cfg(tmp_path, "train.epochs=1", "train.lr=0.001")
+    third = train_model(changed, small_bundle, progress=False)
+    assert not third.skipped
+    assert torch.load(third.checkpoint, weights_only=True)["config"]["train"]["lr"] == 0.001
+
+
+def test_incomplete_checkpoint_is_retrained(tmp_path, small_bundle):
+    cfg = make_cfg(tmp_path, "train.epochs=1")
+    first = train_model(cfg, small_bundle, progress=False)
+    ckpt = torch.load(first.checkpoint, weights_only=True)
+    ckpt["complete"] = False  # as if the run had been interrupted
+    torch.save(ckpt, first.checkpoint)
+    assert not train_model(cfg, small_bundle, progress=False).skipped
+
+
+def test_early_stopping_stops_when_validation_f1_does_not_improve(tmp_path, small_bundle, capsys):
+    # A validation set without any positive label has macro F1 = 0 whatever the model predicts
+    # (zero_division=0), so epoch 1 stays the best and, with patience 2, training must stop after
+    # epoch 3 of 6.
+    x, _ = small_bundle.valid.tensors
+    no_positives = SimpleNamespace(
+        **{**vars(small_bundle), "valid": TensorDataset(x, torch.zeros(len(x), 5))}
+    )
+    cfg = make_cfg(tmp_path, "train.epochs=6", "train.patience=2")
+    result = train_model(cfg, no_positives, progress=True)
+    assert list(result.history["epoch"]) == [1, 2, 3]
+    assert list(result.history["valid_macro_f1"]) == [0.0, 0.0, 0.0]
+    assert result.best_epoch == 1
+    assert torch.load(result.checkpoint, weights_only=True)["epoch"] == 1
+    assert "Early stopping" in capsys.readouterr().out
+
+
+def test_seeded_runs_repeat_and_other_seed_differs(tmp_path, small_bundle):
+    # The training set augments on the fly from a generator that persists across calls: the
+    # second run on the SAME bundle object must still see the same augmentations as the first.
+    augmented = SimpleNamespace(**{**vars(small_bundle), "train": NoisyBands(small_bundle.train)})
+    a = train_model(make_cfg(tmp_path / "a", "train.epochs=2"), augmented, progress=False)
+    b = train_model(make_cfg(tmp_path / "b", "train.epochs=2"), augmented, progress=False)
+    c = train_model(make_cfg(tmp_path / "c", "train.epochs=2", "seed=1"), augmented, progress=False)
+    np.testing.assert_array_equal(a.history["train_loss"], b.history["train_loss"])
+    np.testing.assert_array_equal(a.history["valid_loss"], b.history["valid_loss"])
+    assert not np.array_equal(a.history["train_loss"], c.history["train_loss"])
+
+
+def test_bad_bundles_are_rejected_with_a_reason(tmp_path, small_bundle):
+    cfg = make_cfg(tmp_path)
+    wrong = SimpleNamespace(**{**vars(small_bundle), "labels": ["a", "b", "c", "d", "e"]})
+    with pytest.raises(ValueError, match="desed_labels"):
+        train_model(cfg, wrong, progress=False)
+    empty = SimpleNamespace(**{**vars(small_bundle), "train": band_data(0, 0)})
+    with pytest.raises(ValueError, match="training set is empty"):
+        train_model(cfg, empty, progress=False)
+
+
+def test_load_trained_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope" / "best.pt"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_trained(missing)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt.pt"):
+        load_trained(corrupt)
+    partial = tmp_path / "partial.pt"
+    torch.save({"state_dict": {}}, partial)
+    with pytest.raises(CheckpointError, match=r"partial\.pt.*lacks"):
+        load_trained(partial)
+
+
+def test_plots_mark_the_best_epoch(trained):
+    _, result, _ = trained
+    fig = plot_history(result.history)
+    ax_loss, ax_f1 = fig.axes
+    best_lines = [ln for ln in ax_f1.get_lines() if ln.get_label().startswith("best epoch")]
+    assert best_lines and best_lines[0].get_xdata()[0] == result.best_epoch
+    assert len(ax_loss.get_lines()) == 3  # train, validation, best-epoch marker
+    bars = plot_class_f1(result.history).axes[0].patches
+    best_row = result.history[result.history["epoch"] == result.best_epoch].iloc[0]
+    assert [b.get_height() for b in bars] == pytest.approx(
+        [best_row[f"valid_f1_{lab}"] for lab in load_config("demo").desed_labels]
+    )
+    with pytest.raises(ValueError, match="no epochs"):
+        plot_history(result.history.iloc[:0])
