@@ -1,0 +1,302 @@
+"""Tests of sed_utils.scenes on a tiny fake ESC-50 (no /work/shared, no internet).
+
+The fake clips are built so the truth is known by hand: a target clip is silence, a 0.8 s tone at
+[0.4, 1.2) s, silence; ambient clips are steady noise; the distractor is a click train. Scenes are
+mixed at 30 dB SNR so a labelled event stands far above the background and "is there energy in
+this span" has a clear answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from sed_utils import scenes
+from sed_utils.config import load_config
+from sed_utils.errors import DatasetError
+
+SR = 16000
+CLIP_S = 2.0
+TONE = (0.4, 1.2)  # where the sound is inside a target clip (seconds)
+CATEGORIES = {  # category -> (target id, kind)
+    "dog": (0, "tone"),
+    "cat": (5, "tone"),
+    "rain": (10, "noise"),
+    "wind": (16, "noise"),
+    "engine": (44, "noise"),
+    "door_wood_knock": (30, "clicks"),
+}
+
+
+def _sound(kind: str, rng: np.random.Generator, freq: float) -> np.ndarray:
+    n = int(CLIP_S * SR)
+    t = np.arange(n) / SR
+    x = np.zeros(n)
+    if kind == "tone":
+        a, b = int(TONE[0] * SR), int(TONE[1] * SR)
+        x[a:b] = 0.5 * np.sin(2 * np.pi * freq * t[a:b])
+    elif kind == "noise":
+        x = 0.1 * rng.standard_normal(n)
+    else:  # clicks: 4 short bursts in the first second
+        for k in range(4):
+            a = int((0.2 + 0.2 * k) * SR)
+            x[a : a + 400] = 0.6 * rng.standard_normal(400)
+    return x.astype(np.float32)
+
+
+@pytest.fixture
+def fake_cfg(tmp_path, monkeypatch):
+    """A config whose data_root holds a fake ESC-50: 2 clips per category in folds 4 and 5."""
+    monkeypatch.delenv("SED_DATA_ROOT", raising=False)
+    root = tmp_path / "data"
+    audio_dir = root / "ESC-50-master" / "audio"
+    audio_dir.mkdir(parents=True)
+    (root / "ESC-50-master" / "meta").mkdir()
+    rng = np.random.default_rng(123)
+    rows = []
+    for fold in (4, 5):
+        for cat, (target, kind) in CATEGORIES.items():
+            for take in "AB":
+                name = f"{fold}-{target}{take}-{take}-{target}.wav"
+                freq = 300 + 100 * target + (50 if take == "B" else 0)
+                sf.write(audio_dir / name, _sound(kind, rng, freq), SR, subtype="PCM_16")
+                rows.append([name, fold, target, cat, False, f"{target}{take}", take])
+    columns = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+    pd.DataFrame(rows, columns=columns).to_csv(root / "ESC-50-master" / "meta" / "esc50.csv", index=False)
+    return load_config("demo", [f"data_root={root}"])
+
+
+def _frame_db(audio: np.ndarray, start: float, stop: float) -> float:
+    seg = audio[int(start * SR) : int(stop * SR)].astype(np.float64)
+    return 20 * np.log10(np.sqrt(np.mean(seg**2)) + 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# energy analysis, hand-computed at sr=1000 (25-sample frames every 10 samples)
+# ---------------------------------------------------------------------------------------------
+def test_active_mask_trims_to_frames_touching_the_sound():
+    x = np.zeros(1000)
+    x[300:500] = 1.0
+    mask = scenes.active_mask(x, 1000, -35.0)
+    # first frame overlapping sample 300 starts at 280 (frame 28: 280..305); last at 490 (..515)
+    assert scenes.active_spans(mask, 1000) == [(280, 515)]
+
+
+def test_active_spans_split_long_gaps_and_bridge_short_ones():
+    x = np.zeros(1000)
+    x[100:200] = 1.0
+    x[400:500] = 1.0
+    mask = scenes.active_mask(x, 1000, -35.0)
+    assert scenes.active_spans(mask, 1000, split_gap=0.1) == [(80, 215), (380, 515)]  # gap 165 > 100
+    assert scenes.active_spans(mask, 1000, split_gap=0.2) == [(80, 515)]
+
+
+def test_active_mask_ignores_quiet_sound_and_digital_silence():
+    x = np.zeros(1000)
+    x[100:200] = 1.0
+    x[600:700] = 0.01  # -40 dB: below the -35 dB threshold
+    assert scenes.active_spans(scenes.active_mask(x, 1000, -35.0), 1000) == [(80, 215)]
+    assert not scenes.active_mask(np.zeros(1000), 1000, -35.0).any()
+    with pytest.raises(ValueError, match="negative"):
+        scenes.active_mask(x, 1000, 5.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# build_scenes on the fake ESC-50
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def built(fake_cfg):
+    out = scenes.build_scenes(fake_cfg, n_scenes=16, folds=(5,), seed=7, snr_db=(30.0, 30.0), progress=False)
+    return fake_cfg, out
+
+
+def test_layout_and_labels(built):
+    cfg, out = built
+    wavs = sorted(p.name for p in (out / "audio").iterdir())
+    assert wavs == [f"scene_{i:04d}.wav" for i in range(16)]
+    info = sf.info(str(out / "audio" / wavs[0]))
+    assert (info.samplerate, info.frames, info.channels, info.subtype) == (SR, 10 * SR, 1, "PCM_16")
+    tsv = scenes.scene_labels_path(out)
+    lines = tsv.read_text().splitlines()
+    assert lines[0] == "filename\tonset\toffset\tevent_label"
+    labels = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    events = labels[labels["event_label"] != ""]
+    assert set(events["event_label"]) <= {"Dog", "Cat"}  # only target classes, DESED names
+    assert set(events["event_label"]) == {"Dog", "Cat"}  # both appear in 16 scenes of this seed
+    for col in ("onset", "offset"):
+        assert events[col].str.fullmatch(r"\d+\.\d{3}").all()  # 3 decimals
+    assert (events["offset"].astype(float) > events["onset"].astype(float)).all()
+    assert (events["offset"].astype(float) <= 10.0).all()
+    assert set(labels["filename"]) == set(wavs)  # every scene listed, empty ones with empty fields
+
+
+def test_labels_are_where_the_sound_is(built):
+    """Each label matches a target source's trimmed tone, and holds loud audio from edge to edge."""
+    cfg, out = built
+    labels = pd.read_csv(scenes.scene_labels_path(out), sep="\t", keep_default_na=False)
+    labels = labels[labels["event_label"] != ""]
+    src = scenes.load_scene_sources(out)
+    tgt = src[src["role"] == "target"]
+    assert len(tgt) > 0
+    # the inserted part of a target clip lies within its tone (the padding silence was trimmed);
+    # +-0.03 s: the 25 ms analysis frame that first touches the tone
+    assert (tgt["src_start"] >= TONE[0] - 0.03).all() and (tgt["src_end"] <= TONE[1] + 0.03).all()
+    assert ((tgt["offset"] - tgt["onset"]) >= 0.5 - 1e-6).all()  # MIN_EVENT_SECONDS
+
+    for row in labels.itertuples():
+        audio, _ = sf.read(str(out / "audio" / row.filename))
+        bg = src[(src["scene"] == row.filename) & (src["role"] != "background")]
+        # a label comes from target insertions of its class, start and end included (merged if overlapping)
+        mine = tgt[(tgt["scene"] == row.filename) & (tgt["event_label"] == row.event_label)]
+        assert (np.isclose(mine["onset"], row.onset, atol=1e-3)).any()
+        assert (np.isclose(mine["offset"], row.offset, atol=1e-3)).any()
+        # energy: the first and last 20 ms inside the label are far above the background-only part
+        quiet = np.ones(len(audio), bool)
+        for ev in bg.itertuples():
+            quiet[int(ev.onset * SR) : int(ev.offset * SR)] = False
+        bg_db = 20 * np.log10(np.sqrt(np.mean(audio[quiet] ** 2)))
+        assert _frame_db(audio, row.onset, row.onset + 0.02) > bg_db + 15
+        assert _frame_db(audio, row.offset - 0.02, row.offset) > bg_db + 15
+
+
+def test_distractors_are_not_labelled(built):
+    cfg, out = built
+    src = scenes.load_scene_sources(out)
+    dis = src[src["role"] == "distractor"]
+    assert len(dis) > 0
+    assert set(dis["category"]) == {"door_wood_knock"}
+    assert (dis["event_label"].fillna("") == "").all()
+    labels = pd.read_csv(scenes.scene_labels_path(out), sep="\t", keep_default_na=False)
+    # a distractor alone in its stretch of a scene: no label touches it
+    for ev in dis.itertuples():
+        others = src[(src["scene"] == ev.scene) & (src["role"] == "target")]
+        if ((others["onset"] < ev.offset) & (others["offset"] > ev.onset)).any():
+            continue
+        lab = labels[(labels["filename"] == ev.scene) & (labels["event_label"] != "")]
+        on, off = lab["onset"].astype(float), lab["offset"].astype(float)
+        assert not ((on < ev.offset) & (off > ev.onset)).any()
+    # and the background is made of ambient categories only
+    assert set(src[src["role"] == "background"]["category"]) <= {"rain", "wind", "engine"}
+
+
+def test_only_requested_fold_is_used(fake_cfg):
+    out = scenes.build_scenes(fake_cfg, n_scenes=12, folds=(5,), seed=1, progress=False)
+    src = scenes.load_scene_sources(out)
+    assert set(src["fold"]) == {5}
+    assert src["source"].str.startswith("5-").all()
+    assert out.name.startswith("fold5-") and out.parent == fake_cfg.cache_dir / "scenes"
+    out4 = scenes.build_scenes(fake_cfg, n_scenes=12, folds=(4,), seed=1, progress=False)
+    assert set(scenes.load_scene_sources(out4)["fold"]) == {4}
+    # the default fold comes from the config (scenes_test = [5])
+    default = scenes.build_scenes(fake_cfg, n_scenes=12, seed=1, progress=False)
+    assert default == out
+    with pytest.raises(DatasetError, match=r"esc50\.csv.*fold\(s\) \[3\]"):
+        scenes.build_scenes(fake_cfg, n_scenes=2, folds=(3,), progress=False)
+
+
+def test_deterministic_for_a_seed(fake_cfg, tmp_path):
+    kw = dict(n_scenes=6, folds=(5,), seed=3, progress=False)
+    a = scenes.build_scenes(fake_cfg, out_dir=tmp_path / "a", **kw)
+    b = scenes.build_scenes(fake_cfg, out_dir=tmp_path / "b", **kw)
+    names = ["public.tsv", "sources.csv"] + [f"audio/scene_{i:04d}.wav" for i in range(6)]
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    c = scenes.build_scenes(fake_cfg, out_dir=tmp_path / "c", **{**kw, "seed": 4})
+    assert (a / "public.tsv").read_bytes() != (c / "public.tsv").read_bytes()
+    # a scene does not depend on how many scenes are built (per-scene generators)
+    d = scenes.build_scenes(fake_cfg, out_dir=tmp_path / "d", **{**kw, "n_scenes": 3})
+    assert (a / "audio/scene_0002.wav").read_bytes() == (d / "audio/scene_0002.wav").read_bytes()
+
+
+def test_cache_skip_and_rebuild(fake_cfg, tmp_path, monkeypatch):
+    out = scenes.build_scenes(fake_cfg, n_scenes=4, folds=(5,), seed=2, progress=False)
+
+    def boom(*a, **k):
+        raise AssertionError("scene mixed again although cached")
+
+    monkeypatch.setattr(scenes, "_make_scene", boom)
+    assert scenes.build_scenes(fake_cfg, n_scenes=4, folds=(5,), seed=2, progress=False) == out
+    # another parameter -> another key -> work to do; a failure leaves no folder behind
+    with pytest.raises(AssertionError, match="mixed again"):
+        scenes.build_scenes(fake_cfg, n_scenes=5, folds=(5,), seed=2, progress=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+    monkeypatch.undo()
+    # explicit out_dir built with other parameters is rebuilt in place
+    mine = tmp_path / "mine"
+    scenes.build_scenes(fake_cfg, n_scenes=2, folds=(5,), seed=2, out_dir=mine, progress=False)
+    scenes.build_scenes(fake_cfg, n_scenes=3, folds=(5,), seed=2, out_dir=mine, progress=False)
+    assert len(list((mine / "audio").iterdir())) == 3
+
+
+def test_refuses_foreign_out_dir_and_bad_arguments(fake_cfg, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="foreign.*not written by build_scenes"):
+        scenes.build_scenes(fake_cfg, n_scenes=2, out_dir=foreign, progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="n_scenes"):
+        scenes.build_scenes(fake_cfg, n_scenes=0, progress=False)
+    with pytest.raises(ValueError, match="snr_db"):
+        scenes.build_scenes(fake_cfg, n_scenes=2, snr_db=(10.0, 0.0), progress=False)
+
+
+def test_no_ambient_clip_falls_back_to_noise_with_a_warning(fake_cfg):
+    meta_csv = fake_cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv"
+    meta = pd.read_csv(meta_csv)
+    meta[~meta["category"].isin(["rain", "wind", "engine"])].to_csv(meta_csv, index=False)
+    with pytest.warns(UserWarning, match="pink-noise"):
+        out = scenes.build_scenes(fake_cfg, n_scenes=3, folds=(5,), progress=False)
+    src = scenes.load_scene_sources(out)
+    assert set(src[src["role"] == "background"]["source"]) == {"pink_noise"}
+
+
+def test_loads_like_desed(built):
+    cfg, out = built
+    ds = scenes.load_scenes(cfg, out)
+    labels = pd.read_csv(scenes.scene_labels_path(out), sep="\t", keep_default_na=False)
+    assert ds.files == [f"scene_{i:04d}.wav" for i in range(16)]
+    assert len(ds.events) == (labels["event_label"] != "").sum()
+    assert ds.problems == [] and ds.n_clipped == 0
+    assert set(ds.events["event_label"]) == {"Dog", "Cat"}
+
+
+def test_scenes_without_targets_are_listed_empty(fake_cfg, monkeypatch):
+    monkeypatch.setattr(scenes, "EMPTY_SCENE_PROB", 1.0)
+    out = scenes.build_scenes(fake_cfg, n_scenes=3, folds=(5,), progress=False)
+    assert scenes.scene_labels_path(out).read_text().splitlines()[1:] == [
+        f"scene_{i:04d}.wav\t\t\t" for i in range(3)
+    ]
+    assert set(scenes.load_scene_sources(out)["role"]) <= {"background", "distractor"}
+    ds = scenes.load_scenes(fake_cfg, out)
+    assert ds.events.empty and len(ds.files_without_target_events) == 3
+
+
+def test_statistics_example_and_plot(built):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg, out = built
+    labels = pd.read_csv(scenes.scene_labels_path(out), sep="\t", keep_default_na=False)
+    labels = labels[labels["event_label"] != ""]
+    stats = scenes.label_statistics(cfg, out).set_index("event_label")
+    assert list(stats.index) == cfg.desed_labels  # every target label listed, absent ones with 0
+    dog = labels[labels["event_label"] == "Dog"]
+    assert stats.loc["Dog", "events"] == len(dog)
+    assert stats.loc["Dog", "scenes"] == dog["filename"].nunique()
+    assert np.isclose(stats.loc["Dog", "total_seconds"], (dog["offset"] - dog["onset"]).sum(), atol=1e-3)
+    assert stats.loc["Vacuum_cleaner", "events"] == 0 and stats.loc["Vacuum_cleaner", "mean_seconds"] == 0
+
+    name = scenes.pick_example_scene(cfg, out)
+    most = labels.groupby("filename")["event_label"].nunique().max()
+    assert labels[labels["filename"] == name]["event_label"].nunique() == most
+    fig = scenes.plot_scene(cfg, out, name)
+    lanes = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    mine = set(labels.loc[labels["filename"] == name, "event_label"])
+    assert lanes == [lab for lab in cfg.desed_labels if lab in mine] + ["distractor (no label)"]
+    plt.close(fig)
+    plt.close(scenes.plot_label_statistics(cfg, out))
