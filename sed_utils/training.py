@@ -110,9 +110,22 @@ class EarlyStopping:
 # --------------------------------------------------------------------------------------------
 
 
+# Config parts that cannot change a trained model: a re-run that changes only these (say an
+# evaluation collar in notebook 06, or the download mirror) reuses the checkpoint instead of
+# retraining for minutes. ``eval.threshold`` stays in: validation F1, hence early stopping, uses it.
+_NOT_TRAINING = ("profile", "runs_root", "download")
+
+
 def _normalised_config(d: dict[str, Any]) -> str:
-    """A canonical text form of a config dict (tuples and lists compare equal after a save/load)."""
-    return json.dumps(d, sort_keys=True, default=str)
+    """A canonical text form of the training-relevant part of a config dict.
+
+    Tuples and lists compare equal after a save/load; keys in ``_NOT_TRAINING`` and every ``eval``
+    key but ``threshold`` are left out (see above).
+    """
+    view = {k: v for k, v in d.items() if k not in _NOT_TRAINING}
+    if isinstance(view.get("eval"), dict):
+        view["eval"] = {"threshold": view["eval"].get("threshold")}
+    return json.dumps(view, sort_keys=True, default=str)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -226,6 +226,11 @@ def test_rerun_with_same_config_skips_and_changed_config_retrains(tmp_path, smal
     assert again.best_valid_macro_f1 == pytest.approx(first.best_valid_macro_f1)
     pd.testing.assert_frame_equal(again.history, first.history, check_dtype=False, atol=1e-12)
 
+    # An evaluation-only knob cannot change the model: the checkpoint is reused.
+    eval_only = make_cfg(tmp_path, "train.epochs=1", "eval.onset_collar=0.5", "download.mirror=file:///x")
+    assert train_model(eval_only, small_bundle, progress=False).skipped
+    assert first.checkpoint.stat().st_mtime_ns == mtime
+
     changed = make_cfg(tmp_path, "train.epochs=1", "train.lr=0.001")
     third = train_model(changed, small_bundle, progress=False)
     assert not third.skipped
