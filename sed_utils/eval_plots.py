@@ -1,0 +1,330 @@
+"""Figures and a widget for notebook 06: what the evaluation numbers are made of.
+
+Every function takes plain tables/arrays (the outputs of :mod:`sed_utils.evaluation`) and returns a
+matplotlib Figure (or an ipywidgets box), so the notebook stays a sequence of one-line calls and the
+figures can be saved or tested without a notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .evaluation import NONE_LABEL, scores_to_events
+
+
+def _colours(labels: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {lab: cmap(i % 10) for i, lab in enumerate(labels)}
+
+
+def _num(x: Any) -> float:
+    """None (NaN written to JSON as null) -> NaN, so plots treat both alike."""
+    return float("nan") if x is None else float(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Headline: the three views side by side
+# --------------------------------------------------------------------------------------------
+def plot_views(results: Mapping[str, Any]) -> Figure:
+    """Bars of the three views (macro and micro where defined), with the published numbers marked.
+
+    The published values (hatched) are NOT measured here: the original's 0.497 and the DCASE 2019
+    baseline (other training data, 10 classes). They are drawn next to the matching view only.
+    """
+    m = results
+    pub = results["published_reference_numbers"]
+    ev = m["event_based"]
+    collars = f"{1000 * ev['t_collar']:.0f} ms / {100 * ev['percentage_of_length']:.0f} % collars"
+    seg_len = f"{m['segment_based']['segment_seconds']:g} s"
+    views = [
+        (f"(1) original chunk F1\nevent chunks, thr {m['reference_chunk_f1']['threshold']:g}",
+         m["reference_chunk_f1"]["macro_f1"], None,
+         pub["original_chunk_macro_f1"]["value"], "original (published)"),
+        (f"(2) sed_eval segment-based\n{seg_len}, every segment", m["segment_based"]["macro"]["f1"],
+         m["segment_based"]["overall"]["f1"], pub["dcase2019_baseline_segment_f1"]["value"],
+         "DCASE19 baseline (published)"),
+        (f"(3) sed_eval event-based\n{collars}", ev["macro"]["f1"],
+         ev["overall"]["f1"], pub["dcase2019_baseline_event_f1"]["value"],
+         "DCASE19 baseline (published)"),
+    ]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    x = np.arange(len(views))
+    w = 0.26
+    for i, (_, macro, micro, ref, ref_name) in enumerate(views):
+        bars = [(x[i] - w, _num(macro), "tab:blue", "macro F1 (ours)", None)]
+        if micro is not None:
+            bars.append((x[i], _num(micro), "tab:cyan", "micro F1 (ours)", None))
+        bars.append((x[i] + w, ref, "lightgrey", ref_name, "//"))
+        for pos, val, colour, name, hatch in bars:
+            ax.bar(pos, 0 if np.isnan(val) else val, w, color=colour, hatch=hatch, edgecolor="black",
+                   linewidth=0.5, label=name)
+            ax.text(pos, (0 if np.isnan(val) else val) + 0.01, "n/a" if np.isnan(val) else f"{val:.3f}",
+                    ha="center", va="bottom", fontsize=8)
+    handles, names = ax.get_legend_handles_labels()
+    uniq = dict(zip(names, handles, strict=True))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=8, loc="upper right")
+    ax.set_xticks(x, [v[0] for v in views], fontsize=9)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1")
+    data = "SYNTHETIC demo data" if results.get("synthetic_data") else "DESED public eval"
+    ax.set_title(f"Three views of one model on {data} (hatched: published, not measured here)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Confusion
+# --------------------------------------------------------------------------------------------
+def plot_multilabel_confusion(table: pd.DataFrame, title: str = "") -> Figure:
+    """One annotated 2x2 matrix per class (rows: reference yes/no, columns: predicted yes/no).
+
+    ``table`` is :func:`~sed_utils.evaluation.multilabel_confusion` (TP/FP/FN/TN per class). The
+    colour is the share of the class's segments, so classes of different sizes are comparable.
+    """
+    n = len(table)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
+    for ax, (label, row) in zip(axes[0], table.iterrows(), strict=True):
+        mat = np.array([[row["TP"], row["FN"]], [row["FP"], row["TN"]]], dtype=float)
+        share = mat / max(mat.sum(), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), v in np.ndenumerate(mat):
+            name = [["TP", "FN"], ["FP", "TN"]][i][j]
+            ax.text(j, i, f"{name}\n{int(v)}", ha="center", va="center", fontsize=9,
+                    color="white" if share[i, j] > 0.55 else "black")
+        ax.set_xticks([0, 1], ["pred yes", "pred no"], fontsize=8)
+        ax.set_yticks([0, 1], ["ref yes", "ref no"], fontsize=8)
+        ax.set_title(str(label), fontsize=10)
+    fig.suptitle(title or "Per-class confusion over 1 s segments", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_confusion(
+    normalised: pd.DataFrame, counts: pd.DataFrame | None = None, title: str = ""
+) -> Figure:
+    """Heatmap: reference class (rows, incl. "none") vs predicted class (columns, incl. "none").
+
+    Cells are the share of the row's segments (0-1, one fixed colour scale so rows compare), with the
+    raw count underneath when ``counts`` is given. The diagonal is what we want; the "none" column
+    is misses, the "none" row is false alarms on segments without any target event.
+    """
+    vals = normalised.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.25 * vals.shape[1] + 2.5, 0.9 * vals.shape[0] + 1.5))
+    im = ax.imshow(np.nan_to_num(vals, nan=0.0), cmap="viridis", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(vals):
+        text = "-" if np.isnan(v) else f"{v:.2f}"
+        if counts is not None:
+            text += f"\n({int(counts.iloc[i, j])})"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if v > 0.6 else "white")
+    ax.set_xticks(range(vals.shape[1]), normalised.columns, rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(range(vals.shape[0]), normalised.index, fontsize=9)
+    ax.set_xlabel("predicted (a segment can count in several columns)")
+    ax.set_ylabel("reference (single-label or empty segments)")
+    if NONE_LABEL in normalised.index:
+        ax.axhline(len(normalised.index) - 1.5, color="white", linewidth=1.5)
+    if NONE_LABEL in normalised.columns:
+        ax.axvline(len(normalised.columns) - 1.5, color="white", linewidth=1.5)
+    fig.colorbar(im, ax=ax, label="share of the row's segments")
+    ax.set_title(title or "Which class is predicted for each reference class")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Per-class precision / recall
+# --------------------------------------------------------------------------------------------
+def plot_precision_recall(
+    segment: Mapping[str, Any], event: Mapping[str, Any], labels: Sequence[str]
+) -> Figure:
+    """Per-class precision, recall and F1 bars, segment-based (left) and event-based (right).
+
+    Low precision = false alarms, low recall = misses: the F1 alone does not say which.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    x = np.arange(len(labels))
+    w = 0.27
+    for ax, (name, met) in zip(axes, [("segment-based (1 s)", segment), ("event-based", event)], strict=True):
+        for k, (key, colour) in enumerate([("precision", "tab:orange"), ("recall", "tab:green"),
+                                           ("f1", "tab:blue")]):
+            vals = np.array([_num(met["class_wise"][lab][key]) for lab in labels])
+            ax.bar(x + (k - 1) * w, np.nan_to_num(vals), w, color=colour, label=key)
+            for xi, v in zip(x + (k - 1) * w, vals, strict=True):
+                if np.isnan(v):
+                    ax.text(xi, 0.01, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=9)
+        macro, micro = _num(met["macro"]["f1"]), _num(met["overall"]["f1"])
+        ax.set_title(f"{name}: macro F1 {macro:.3f}, micro F1 {micro:.3f}", fontsize=10)
+        ax.set_ylim(0, 1.05)
+    axes[0].set_ylabel("score")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds
+# --------------------------------------------------------------------------------------------
+def plot_f1_vs_threshold(
+    curves: Mapping[str, pd.DataFrame],
+    thresholds: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    title: str = "",
+) -> Figure:
+    """F1 against threshold, one panel per class, one line per data set; the chosen threshold marked.
+
+    ``curves`` maps a name (e.g. "ESC-50 validation (chooses)", "DESED (analysis only)") to a
+    :func:`~sed_utils.evaluation.f1_vs_threshold` table. The vertical line is the threshold that was
+    USED - chosen on validation - so the DESED curve shows what it cost or gained, nothing more.
+    """
+    n = len(labels)
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.2), sharey=True, squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, lab, thr in zip(axes[0], labels, thresholds, strict=True):
+        for k, (name, table) in enumerate(curves.items()):
+            part = table[table["label"] == lab]
+            ax.plot(part["threshold"], part["f1"], styles[k % 4], marker=".", label=name)
+        ax.axvline(float(thr), color="red", linewidth=1)
+        ax.text(float(thr), 1.02, f"{float(thr):.2f}", color="red", ha="center", fontsize=8)
+        ax.set_title(lab, fontsize=10, pad=14)
+        ax.set_xlabel("threshold")
+        ax.set_ylim(0, 1.08)
+    axes[0, 0].set_ylabel("F1")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "F1 against threshold (red: the threshold used, chosen on validation)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Timelines and the threshold slider
+# --------------------------------------------------------------------------------------------
+def _draw_timeline(
+    ax_events: Any,
+    ax_scores: Any,
+    filename: str,
+    reference: pd.DataFrame,
+    predicted: pd.DataFrame | None,
+    times: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    labels: Sequence[str],
+    clip_seconds: float,
+) -> None:
+    col = _colours(labels)
+    for k, lab in enumerate(labels):
+        y = len(labels) - 1 - k
+        ref = reference[(reference["filename"] == filename) & (reference["event_label"] == lab)]
+        ax_events.broken_barh([(a, b - a) for a, b in zip(ref["onset"], ref["offset"], strict=True)],
+                              (y + 0.05, 0.4), color=col[lab], alpha=0.9)
+        if predicted is not None:
+            pr = predicted[(predicted["filename"] == filename) & (predicted["event_label"] == lab)]
+            ax_events.broken_barh([(a, b - a) for a, b in zip(pr["onset"], pr["offset"], strict=True)],
+                                  (y - 0.45, 0.4), facecolor="none", edgecolor=col[lab], hatch="///")
+        ax_scores.plot(times, scores[:, k], color=col[lab], label=lab)
+        ax_scores.axhline(float(thresholds[k]), color=col[lab], linestyle="--", linewidth=0.8)
+    ax_events.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=8)
+    ax_events.set_ylim(-0.5, len(labels) - 0.5)
+    ax_events.set_xlim(0, clip_seconds)
+    ax_events.set_title(f"{filename}: reference (solid, upper) vs detected (hatched, lower)", fontsize=9)
+    ax_scores.set_xlim(0, clip_seconds)
+    ax_scores.set_ylim(0, 1)
+    ax_scores.set_ylabel("score", fontsize=8)
+    ax_scores.set_xlabel("time (s)", fontsize=8)
+
+
+def plot_timelines(
+    filenames: Sequence[str],
+    reference: pd.DataFrame,
+    windows: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    thresholds: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    *,
+    predicted: pd.DataFrame | None = None,
+    clip_seconds: float = 10.0,
+) -> Figure:
+    """For a few clips: reference events as bars, sliding-window score curves and thresholds (dashed).
+
+    ``windows`` maps a file to (window centres, scores [n_windows, C]); ``predicted`` (optional) are
+    the detected events, drawn hatched under the reference bars.
+    """
+    n = len(filenames)
+    fig, axes = plt.subplots(2 * n, 1, figsize=(10, 3.6 * n),
+                             gridspec_kw={"height_ratios": [1.1, 1] * n}, squeeze=False)
+    thr = np.asarray(thresholds, dtype=float)
+    for i, name in enumerate(filenames):
+        t, s = windows[name]
+        _draw_timeline(axes[2 * i, 0], axes[2 * i + 1, 0], name, reference, predicted, t, s, thr, labels,
+                       clip_seconds)
+    handles = [Patch(color=c, label=lab) for lab, c in _colours(labels).items()]
+    axes[0, 0].legend(handles=handles, fontsize=7, ncol=len(labels), loc="upper right",
+                      bbox_to_anchor=(1, 1.45))
+    fig.tight_layout()
+    return fig
+
+
+def threshold_slider(
+    filenames: Sequence[str],
+    reference: pd.DataFrame,
+    windows: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    thresholds: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    *,
+    hop: float,
+    window: float,
+    median_filter_frames: int,
+    clip_seconds: float = 10.0,
+) -> Any:
+    """A clip picker and threshold sliders that redraw one clip's scores and detections.
+
+    "global" mode moves one threshold for every class; "per class" gives one slider per class,
+    starting at the validation-chosen thresholds. Detections are recomputed with
+    :func:`~sed_utils.evaluation.scores_to_events` (same median filter and merging as the metric),
+    so what you see is what the event-based metric would score. Returns an ipywidgets VBox.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    chosen = np.asarray(thresholds, dtype=float)
+    clip = widgets.Dropdown(options=list(filenames), description="clip")
+    mode = widgets.ToggleButtons(options=["per class", "global"], description="thresholds")
+    slider_kw = dict(min=0.0, max=1.0, step=0.01, continuous_update=False, readout_format=".2f")
+    glob = widgets.FloatSlider(value=0.5, description="all", **slider_kw)
+    per = [widgets.FloatSlider(value=float(t), description=lab[:12], **slider_kw)
+           for lab, t in zip(labels, chosen, strict=True)]
+    out = widgets.Output()
+
+    def current() -> np.ndarray:
+        if mode.value == "global":
+            return np.full(len(labels), glob.value)
+        return np.array([s.value for s in per])
+
+    def redraw(*_: Any) -> None:
+        thr = current()
+        t, s = windows[clip.value]
+        det = scores_to_events(t, s, thr, hop, window, list(labels), median_filter_frames,
+                               filename=clip.value, clip_seconds=clip_seconds)
+        fig, axes = plt.subplots(2, 1, figsize=(10, 4.2), gridspec_kw={"height_ratios": [1.1, 1]})
+        _draw_timeline(axes[0], axes[1], clip.value, reference, det, t, s, thr, labels, clip_seconds)
+        fig.tight_layout()
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+        plt.close(fig)
+
+    def on_mode(*_: Any) -> None:
+        box.children = [clip, mode, glob if mode.value == "global" else widgets.VBox(per), out]
+        redraw()
+
+    for w in [clip, glob, *per]:
+        w.observe(redraw, names="value")
+    mode.observe(on_mode, names="value")
+    box = widgets.VBox([clip, mode, widgets.VBox(per), out])
+    redraw()
+    return box
