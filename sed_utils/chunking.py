@@ -305,15 +305,16 @@ def _read_table(path: Path, labels: list[str]) -> pd.DataFrame:
 # DESED segment table
 # ------------------------------------------------------------------------------------------------
 def build_desed_segments(cfg: Config) -> pd.DataFrame:
-    """Every DESED public-eval file cut into ``segment_seconds`` segments with their labels (cached).
+    """Every test-set file (DESED public eval, or the held-out scenes when ``cfg.test_set`` is
+    ``"scenes"``) cut into ``segment_seconds`` segments with their labels (cached).
 
     Columns: filename, path, start, end, n_active (how many target classes are active), and one
     0/1 column per DESED label. Segments with no target event are kept with an all-zero label:
     DCASE's segment-based metric scores them too (a false alarm there costs precision).
     """
-    from sed_utils.desed import load_desed_eval
+    from sed_utils.desed import load_test_set
 
-    ds = load_desed_eval(cfg)
+    ds = load_test_set(cfg)
     labels = cfg.desed_labels
     seg = cfg.chunking.segment_seconds
     events = ds.events.sort_values(["filename", "onset", "offset", "event_label"]).reset_index(drop=True)

@@ -102,6 +102,7 @@ class EvalConfig:
     onset_collar: float = 0.2
     offset_collar_ratio: float = 0.2
     median_filter_frames: int = 3
+    n_scenes: int = 200
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Config:
     seed: int
     synthetic: bool
     classes: dict[str, str]
+    test_set: str = "desed"
     audio: AudioConfig = field(default_factory=AudioConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -133,6 +135,16 @@ class Config:
     def esc50_categories(self) -> list[str]:
         """The ESC-50 category of each output, same order as :attr:`desed_labels`."""
         return list(self.classes.values())
+
+    @property
+    def train_folds(self) -> tuple[int, ...]:
+        """ESC-50 training folds for the chosen test set (``folds.train`` or ``folds.scenes_train``)."""
+        return self.folds.scenes_train if self.test_set == "scenes" else self.folds.train
+
+    @property
+    def valid_folds(self) -> tuple[int, ...]:
+        """ESC-50 validation folds for the chosen test set (``folds.valid`` or ``folds.scenes_valid``)."""
+        return self.folds.scenes_valid if self.test_set == "scenes" else self.folds.valid
 
     @property
     def run_dir(self) -> Path:
@@ -166,7 +178,8 @@ _SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
 }
-_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", *_SECTIONS}
+_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", *_SECTIONS}
+TEST_SETS = ("desed", "scenes")
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
@@ -294,6 +307,18 @@ def load_config(
     if not isinstance(classes, dict) or not classes:
         raise ConfigError(f"{cfg_path}: 'classes' must map DESED labels to ESC-50 categories")
     sections = {name: _coerce(cls, merged.get(name) or {}, name) for name, cls in _SECTIONS.items()}
+    test_set = str(merged.get("test_set", "desed"))
+    if test_set not in TEST_SETS:
+        raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
+    folds = sections["folds"]
+    if set(folds.train) & set(folds.valid):
+        raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")
+    held_out = set(folds.scenes_test)
+    if held_out & (set(folds.scenes_train) | set(folds.scenes_valid)):
+        raise ConfigError(
+            f"folds.scenes_test {folds.scenes_test} must stay out of training {folds.scenes_train} "
+            f"and validation {folds.scenes_valid}: the scenes are mixed from it"
+        )
     return Config(
         profile=profile,
         data_root=_path(str(data_root)),
@@ -301,5 +326,6 @@ def load_config(
         seed=int(merged.get("seed", 0)),
         synthetic=bool(merged.get("synthetic", False)),
         classes={str(k): str(v) for k, v in classes.items()},
+        test_set=test_set,
         **sections,
     )

@@ -158,7 +158,10 @@ class DataBundle:
 
 
 def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
-    """ESC-50 kept chunks -> train (``cfg.folds.train``, augmented) and valid (``cfg.folds.valid``, plain).
+    """ESC-50 kept chunks -> train (``cfg.train_folds``, augmented) and valid (``cfg.valid_folds``, plain).
+
+    The folds depend on ``cfg.test_set``: 1-4 / 5 for DESED, 1-3 / 4 for the held-out scenes (whose
+    fold 5 must stay out of both).
 
     Features come from the cache (built on first use). ``cfg.train.max_train_chunks > 0`` keeps a
     seeded random subset of the training chunks (quick experiments); validation is never
@@ -170,10 +173,10 @@ def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
     kept = table[table["kept"]].reset_index(drop=True)
     feats = feature_cache(cfg, kept, "esc50", progress=progress)
     folds = kept["fold"].to_numpy()
-    train_idx = np.flatnonzero(np.isin(folds, cfg.folds.train))
-    valid_idx = np.flatnonzero(np.isin(folds, cfg.folds.valid))
+    train_idx = np.flatnonzero(np.isin(folds, cfg.train_folds))
+    valid_idx = np.flatnonzero(np.isin(folds, cfg.valid_folds))
     if len(train_idx) == 0 or len(valid_idx) == 0:
-        raise ValueError(f"no kept chunks in train folds {cfg.folds.train} or valid folds {cfg.folds.valid}")
+        raise ValueError(f"no kept chunks in train folds {cfg.train_folds} or valid folds {cfg.valid_folds}")
     limit = cfg.train.max_train_chunks
     if 0 < limit < len(train_idx):
         rng = np.random.default_rng(cfg.seed)
@@ -191,11 +194,15 @@ def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
 
 
 def build_desed_features(cfg: Config, *, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
-    """DESED segments table and their cached log-mels (row i of one = row i of the other), for evaluation."""
+    """Test-set segments table and their cached log-mels (row i of one = row i of the other).
+
+    The test set is DESED public eval or the held-out scenes (``cfg.test_set``); the name keeps
+    the two caches apart.
+    """
     from sed_utils.chunking import build_desed_segments
 
     segments = build_desed_segments(cfg)
-    return segments, feature_cache(cfg, segments, "desed", progress=progress, cache_audio=False)
+    return segments, feature_cache(cfg, segments, cfg.test_set, progress=progress, cache_audio=False)
 
 
 # ------------------------------------------------------------------------------------------------

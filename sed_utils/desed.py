@@ -31,6 +31,7 @@ __all__ = [
     "desed_tsv",
     "load_desed",
     "load_desed_eval",
+    "load_test_set",
 ]
 
 DESED_LABELS = [
@@ -242,3 +243,18 @@ def load_desed_eval(cfg: Config, strict: bool = True) -> DesedSet:
     """The DESED public eval set of ``cfg`` with ``cfg.desed_labels`` as targets."""
     root = desed_root(cfg)
     return load_desed(desed_tsv(root), desed_audio_dir(root), cfg.desed_labels, strict=strict)
+
+
+def load_test_set(cfg: Config, strict: bool = True, *, progress: bool = True) -> DesedSet:
+    """The evaluation set ``cfg.test_set`` names, as a :class:`DesedSet` either way.
+
+    ``"desed"``: DESED public eval. ``"scenes"``: ``cfg.eval.n_scenes`` 10 s scenes mixed from the
+    held-out ESC-50 fold(s) ``cfg.folds.scenes_test`` (built on first use, then cached), for users
+    without DESED. Both load through :func:`load_desed`, so everything downstream is the same code.
+    """
+    if cfg.test_set == "scenes":
+        from sed_utils.scenes import build_scenes, load_scenes
+
+        out_dir = build_scenes(cfg, n_scenes=cfg.eval.n_scenes, progress=progress)
+        return load_scenes(cfg, out_dir)
+    return load_desed_eval(cfg, strict=strict)

@@ -887,10 +887,16 @@ def fetch_dataset(
     return folder
 
 
+def needed_datasets(cfg: Config) -> list[str]:
+    """The datasets ``cfg`` needs: ESC-50 always, DESED only when it is the test set."""
+    return [name for name in DATASETS if name != "desed" or cfg.test_set == "desed"]
+
+
 def fetch_all(cfg: Config, *, mirror: str | None = None, progress: bool = True) -> dict[str, Path]:
-    """:func:`fetch_dataset` for every registered dataset, with ``cfg.data_root`` and ``cfg.download``.
+    """:func:`fetch_dataset` for every dataset ``cfg`` needs, with ``cfg.data_root`` and ``cfg.download``.
 
     ``mirror`` overrides ``cfg.download.mirror`` (the demo profile passes its generated mirror).
+    With ``test_set: scenes`` DESED is not needed and not downloaded (see :func:`needed_datasets`).
     """
     return {
         name: fetch_dataset(
@@ -901,7 +907,7 @@ def fetch_all(cfg: Config, *, mirror: str | None = None, progress: bool = True) 
             retries=cfg.download.retries,
             progress=progress,
         )
-        for name in DATASETS
+        for name in needed_datasets(cfg)
     }
 
 

@@ -798,7 +798,7 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     predictions for plotting (:func:`load_predictions`), and returns the results dict.
     """
     from .dataset import build_desed_features
-    from .desed import load_desed_eval
+    from .desed import load_test_set
     from .training import load_trained
 
     t0 = time.perf_counter()
@@ -812,7 +812,7 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     ckpt_key = _digest(ckpt)
     thresholds, threshold_source = thresholds_from_validation(cfg, labels)
 
-    desed = load_desed_eval(cfg)
+    desed = load_test_set(cfg, progress=progress)
     table, feats = build_desed_features(cfg)
     missing = [c for c in ["filename", "start", "end", *labels] if c not in table.columns]
     if missing:

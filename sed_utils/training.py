@@ -5,7 +5,7 @@ What :func:`train_model` does, and why:
 - Loss: ``BCEWithLogitsLoss``, one independent yes/no per class (multilabel: a dog can bark while
   water runs), computed from logits for numerical stability (see :mod:`sed_utils.model`).
 - Model selection: after each epoch the model is scored on the ESC-50 VALIDATION fold(s)
-  (``cfg.folds.valid``) with the macro F1 at ``cfg.eval.threshold``. The best epoch is kept;
+  (``cfg.valid_folds``) with the macro F1 at ``cfg.eval.threshold``. The best epoch is kept;
   training stops after ``cfg.train.patience`` epochs without improvement (early stopping: more
   epochs would only fit the training set better). DESED, the evaluation set, is never looked at
   here: choosing anything on it would make its scores optimistic.
@@ -381,10 +381,10 @@ def _check_bundle(cfg: Config, bundle: Any) -> None:
         raise ValueError(f"dataset labels {labels} differ from cfg.desed_labels {cfg.desed_labels}")
     if len(bundle.train) == 0:
         raise ValueError(
-            f"the training set is empty: check cfg.folds.train={cfg.folds.train} and the chunking"
+            f"the training set is empty: check the training folds {cfg.train_folds} and the chunking"
         )
     if len(bundle.valid) == 0:
-        raise ValueError(f"the validation set is empty: check cfg.folds.valid={cfg.folds.valid}")
+        raise ValueError(f"the validation set is empty: check the validation folds {cfg.valid_folds}")
 
 
 def train_model(

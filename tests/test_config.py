@@ -59,7 +59,7 @@ def test_bad_overrides_name_the_problem(override, fragment):
 
 
 def test_unknown_profile_lists_the_available_ones():
-    with pytest.raises(ConfigError, match="available: \\['demo', 'full'\\]"):
+    with pytest.raises(ConfigError, match="available: \\['demo', 'full', 'scenes'\\]"):
         load_config("fast")
 
 
@@ -106,3 +106,31 @@ def test_overrides_as_papermill_passes_them(given):
     assert cfg.train.epochs == 2
     if "seed" in str(given):
         assert cfg.seed == 3
+
+
+def test_test_set_picks_the_folds():
+    desed = load_config("full")
+    assert (desed.test_set, desed.train_folds, desed.valid_folds) == ("desed", (1, 2, 3, 4), (5,))
+    scenes = load_config("scenes")
+    assert (scenes.test_set, scenes.train_folds, scenes.valid_folds) == ("scenes", (1, 2, 3), (4,))
+    assert not set(scenes.folds.scenes_test) & set(scenes.train_folds + scenes.valid_folds)
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("test_set=dcase", "test_set must be one of"),
+        ("folds.scenes_valid=[4, 5]", "must stay out of training"),
+        ("folds.valid=[4]", "overlap"),
+    ],
+)
+def test_fold_leaks_and_unknown_test_sets_are_refused(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config("full", [override])
+
+
+def test_scenes_test_set_needs_no_desed_download():
+    from sed_utils.download import needed_datasets
+
+    assert needed_datasets(load_config("full")) == ["esc50", "desed"]
+    assert needed_datasets(load_config("scenes")) == ["esc50"]

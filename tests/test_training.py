@@ -145,7 +145,6 @@ def test_macro_f1_hand_computed():
 def test_training_learns_the_band_task(trained):
     cfg, result, seconds = trained
     assert result.best_valid_macro_f1 > 0.8, result.history
-    assert seconds < 60
     assert not result.skipped and result.pretrained_loaded is False
     h = result.history
     assert list(h["epoch"]) == list(range(1, len(h) + 1))
