@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from sed_utils.atomic import write_csv
 from sed_utils.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -155,15 +155,6 @@ def _frame_hash(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()[:16]
 
 
-def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _chunk_cache_path(cfg: Config, name: str, key: str) -> Path:
@@ -285,7 +276,7 @@ def build_esc50_chunks(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
             *labels,
         ]
     ]
-    _write_csv_atomic(table, target)
+    write_csv(table, target)
     return _read_table(target, labels)  # exactly what a cache hit returns (same dtypes and floats)
 
 
@@ -355,7 +346,7 @@ def build_desed_segments(cfg: Config) -> pd.DataFrame:
     if not parts:
         raise DatasetError(f"{ds.audio_dir}: DESED set lists no files")
     table = pd.concat(parts, ignore_index=True)
-    _write_csv_atomic(table, target)
+    write_csv(table, target)
     return _read_table(target, labels)  # exactly what a cache hit returns (same dtypes and floats)
 
 

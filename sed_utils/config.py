@@ -95,7 +95,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    threshold: float = 0.5
+    threshold: float = 0.6
     per_class_thresholds: bool = True
     reference_threshold: float = 0.6
     event_hop_seconds: float = 0.25
@@ -103,6 +103,7 @@ class EvalConfig:
     offset_collar_ratio: float = 0.2
     median_filter_frames: int = 3
     n_scenes: int = 200
+    scenes_seed: int = 0
 
 
 @dataclass(frozen=True)

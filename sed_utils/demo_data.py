@@ -18,7 +18,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+from sed_utils import atomic
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -553,10 +554,6 @@ def _params(cfg: Config) -> dict:
             "classes": cfg.classes}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _valid_archives(out: Path, params: dict) -> set[str]:
@@ -603,9 +600,9 @@ def make_demo_mirror(cfg: Config) -> Path:
             digest = sha256_file(out / name)
         else:
             data = builders[name]()
-            _atomic_write(out / name, data)
+            atomic.write_bytes(out / name, data)
             digest = hashlib.sha256(data).hexdigest()
         lines.append(f"{digest}  {name}")
-    _atomic_write(out / "GENERATOR.json", (json.dumps(params, indent=1, sort_keys=True) + "\n").encode())
-    _atomic_write(out / "SHA256SUMS", ("\n".join(lines) + "\n").encode())
+    atomic.write_bytes(out / "GENERATOR.json", (json.dumps(params, indent=1, sort_keys=True) + "\n").encode())
+    atomic.write_bytes(out / "SHA256SUMS", ("\n".join(lines) + "\n").encode())
     return out

@@ -255,6 +255,6 @@ def load_test_set(cfg: Config, strict: bool = True, *, progress: bool = True) ->
     if cfg.test_set == "scenes":
         from sed_utils.scenes import build_scenes, load_scenes
 
-        out_dir = build_scenes(cfg, n_scenes=cfg.eval.n_scenes, progress=progress)
+        out_dir = build_scenes(cfg, n_scenes=cfg.eval.n_scenes, seed=cfg.eval.scenes_seed, progress=progress)
         return load_scenes(cfg, out_dir)
     return load_desed_eval(cfg, strict=strict)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +36,7 @@ import sed_eval
 from scipy.ndimage import median_filter
 from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
 
+from . import atomic
 from .config import Config
 
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
@@ -621,20 +621,7 @@ def _json_clean(x: Any) -> Any:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write strict JSON (NaN -> null) to ``path`` via a temporary file and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_json_clean(data), indent=2, allow_nan=False))
-    os.replace(tmp, path)
-
-
-def _save_npz_atomic(path: Path, **arrays: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    atomic.write_json(Path(path), _json_clean(data), allow_nan=False)
 
 
 def _digest(*parts: Any) -> str:
@@ -727,11 +714,7 @@ def _segment_probs(cfg: Config, trained: Any, table: pd.DataFrame, feats: np.nda
         x = _normalise(feats[a:a + step], trained.mean, trained.std)
         out.append(np.asarray(predict_proba(trained.model, x, batch_size=cfg.train.batch_size)))
     probs = np.concatenate(out) if out else np.zeros((0, len(cfg.desed_labels)), np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, probs.astype(np.float32))
-    os.replace(tmp, cache)
+    atomic.save_npy(cache, probs.astype(np.float32))
     return probs
 
 
@@ -783,7 +766,7 @@ def _window_scores(cfg: Config, trained: Any, desed: Any, ckpt_key: str,
     times = np.concatenate([result[f][0] for f in files]) if files else np.zeros(0)
     scores = (np.concatenate([result[f][1] for f in files]) if files
               else np.zeros((0, len(cfg.desed_labels)), np.float32))
-    _save_npz_atomic(cache, offsets=offsets, times=times, scores=scores)
+    atomic.save_npz(cache, offsets=offsets, times=times, scores=scores)
     return result
 
 
@@ -875,7 +858,7 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     }
     files = list(windows)
     offsets = np.concatenate([[0], np.cumsum([len(windows[f][0]) for f in files])]).astype(np.int64)
-    _save_npz_atomic(
+    atomic.save_npz(
         predictions_path(cfg),
         seg_filename=table["filename"].to_numpy().astype(str), seg_start=table["start"].to_numpy(float),
         seg_end=table["end"].to_numpy(float), y_true=y_true, probs=probs.astype(np.float32),

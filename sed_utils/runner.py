@@ -10,13 +10,13 @@ failing cell and says which notebook and which cell, and ``--from 03`` resumes f
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import atomic
 from .config import REPO_ROOT, load_config
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -137,9 +137,7 @@ def run_series(
         log(f"[sed_utils] {nb_path.name} done in {seconds:.1f} s")
         runs.append(NotebookRun(nb_path.name, output, seconds))
         timings[nb_path.name] = round(seconds, 1)
-        tmp = timings_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(timings, indent=2))
-        os.replace(tmp, timings_path)
+        atomic.write_json(timings_path, timings)
     return runs
 
 

@@ -18,7 +18,6 @@ What :func:`train_model` does, and why:
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from . import atomic
 from .config import Config
 from .model import build_resnet18, pick_device, set_seed
 
@@ -126,25 +126,6 @@ def _normalised_config(d: dict[str, Any]) -> str:
     if isinstance(view.get("eval"), dict):
         view["eval"] = {"threshold": view["eval"].get("threshold")}
     return json.dumps(view, sort_keys=True, default=str)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:  # a file handle: np.savez would otherwise append ".npz" to the tmp name
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def _as_tensor(stat: Any) -> torch.Tensor:
@@ -515,7 +496,7 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
                 k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
             }
             best_probs, best_targets = probs, targets
-            _atomic_torch_save(
+            atomic.torch_save(
                 {
                     **base_ckpt,
                     "state_dict": best_state,
@@ -530,7 +511,7 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
                 f"epoch {epoch}/{tc.epochs}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}  "
                 f"valid macro F1 {f1:.3f}{'  (best so far, saved)' if improved else ''}  [{seconds:.1f} s]"
             )
-        _atomic_write_csv(pd.DataFrame(rows), out_dir / HISTORY_NAME)
+        atomic.write_csv(pd.DataFrame(rows), out_dir / HISTORY_NAME)
         if stopper.should_stop:
             if progress:
                 print(
@@ -542,14 +523,14 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
     total_seconds = time.perf_counter() - start
     history = pd.DataFrame(rows)
     assert best_state is not None and best_probs is not None and best_targets is not None
-    _atomic_savez(
+    atomic.save_npz(
         out_dir / PREDICTIONS_NAME,
         probs=best_probs.astype(np.float32),
         labels=best_targets.astype(np.float32),
         class_names=np.asarray(labels),
     )
     # Written last, with complete=True: a run interrupted before this point is retrained next time.
-    _atomic_torch_save(
+    atomic.torch_save(
         {
             **base_ckpt,
             "state_dict": best_state,
