@@ -73,7 +73,8 @@ def plot_views(results: Mapping[str, Any]) -> Figure:
     ax.set_xticks(x, [v[0] for v in views], fontsize=9)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("F1")
-    data = "SYNTHETIC demo data" if results.get("synthetic_data") else "DESED public eval"
+    data = results.get("test_set_name") or (
+        "SYNTHETIC demo data" if results.get("synthetic_data") else "DESED public eval")
     ax.set_title(f"Three views of one model on {data} (hatched: published, not measured here)")
     fig.tight_layout()
     return fig

@@ -619,6 +619,15 @@ def _json_clean(x: Any) -> Any:
     return x
 
 
+def describe_test_set(cfg: Config) -> str:
+    """How figures and tables name what was evaluated (honest about synthetic data and scenes)."""
+    if cfg.synthetic:
+        return "SYNTHETIC demo data"
+    if cfg.test_set == "scenes":
+        return f"held-out ESC-50 scenes (fold {', '.join(map(str, cfg.folds.scenes_test))})"
+    return "DESED public eval"
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write strict JSON (NaN -> null) to ``path`` via a temporary file and os.replace."""
     atomic.write_json(Path(path), _json_clean(data), allow_nan=False)
@@ -833,6 +842,8 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {
         "profile": cfg.profile,
         "synthetic_data": bool(cfg.synthetic),
+        "test_set": cfg.test_set,
+        "test_set_name": describe_test_set(cfg),
         "config": cfg.to_dict(),
         "checkpoint": str(ckpt),
         "valid": {"macro_f1": getattr(trained, "valid_macro_f1", None),
