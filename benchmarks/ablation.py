@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -148,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config("scenes", args.extra)
     if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
         p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile full (or scenes) first")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    runs = []
+    runs: list[dict] = []
+    md = ""
     t0 = time.perf_counter()
     for seed in args.seeds:
         for row, title, overrides in ROWS:
@@ -160,9 +161,17 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in r.items() if k not in ("row", "seed")}
             print(f"    -> {json.dumps(shown)}", flush=True)
             runs.append(r)
+            md = write_summary(runs, args, argv, cfg.eval.n_scenes, t0)  # after every run: hours of work
+    print(md)
+    return 0
+
+
+def write_summary(runs: list[dict], args: argparse.Namespace, argv: list[str] | None, n_scenes: int,
+                  t0: float) -> str:
+    """Write ablation.json and ablation.md from the runs so far (seeds listed are those that ran)."""
     meta = {
-        "seeds": args.seeds,
-        "n_scenes": cfg.eval.n_scenes,
+        "seeds": sorted({r["seed"] for r in runs}),
+        "n_scenes": n_scenes,
         "cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
         "seconds": round(time.perf_counter() - t0),
@@ -170,11 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     table = summarise(runs)
     summary = {"meta": meta, "table": table, "runs": runs}
-    (RESULTS_DIR / "ablation.json").write_text(json.dumps(summary, indent=2))
+    atomic.write_json(RESULTS_DIR / "ablation.json", summary)
     md = markdown(table, meta)
-    (RESULTS_DIR / "ablation.md").write_text(md)
-    print(md)
-    return 0
+    atomic.write_text(RESULTS_DIR / "ablation.md", md)
+    return md
 
 
 if __name__ == "__main__":

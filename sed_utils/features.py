@@ -159,10 +159,11 @@ def feature_cache(
     On a miss rows are grouped by file, each file is read once (``cache_audio``: through the
     resampling cache, as for ESC-50; False reads and resamples directly, for DESED which is read
     only once anyway) and all its chunks go through the extractor as one batch. Extraction runs
-    with ONE torch thread: measured on the 2-core machine, a file's batch of 9 one-second chunks
-    took ~1.5 ms/chunk with 1 thread and ~10 ms/chunk with 2 (thread start-up and contention
-    dominate such small FFT batches, worse when the cores are busy); a pool of 2 single-thread
-    workers was no faster than the plain loop (1.4 vs 1.5 ms/chunk), so there is none.
+    with ONE torch thread. Measured on the 2-core machine (benchmarks/results, "features"): on a
+    quiet machine 2 threads are ~1.5x faster and a pool of 2 single-thread workers ~1.6x, but with
+    the other core busy 2 threads were several times slower (~10 vs ~1.5 ms/chunk); the whole real
+    ESC-50 cache takes ~6 s with one thread, so we take the choice that never degrades and keep
+    the code simple (no pool).
     """
     if len(table) == 0:
         raise ValueError(f"feature_cache({name!r}): the table has no rows")
