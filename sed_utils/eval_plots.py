@@ -329,3 +329,31 @@ def threshold_slider(
     box = widgets.VBox([clip, mode, widgets.VBox(per), out])
     redraw()
     return box
+
+
+def plot_ablation(summary: dict[str, Any]) -> Figure:
+    """Bars of the ablation (``benchmarks/results/ablation.json``): scene segment macro F1 per recipe.
+
+    Each bar is the mean over seeds with the standard deviation as an error bar; rows that could
+    not run (e.g. ImageNet weights offline) are listed in the title instead of drawn as zero.
+    """
+    rows = [r for r in summary["table"] if "segment_macro_f1" in r]
+    skipped = [r["title"] for r in summary["table"] if "note" in r]
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    for key, offset, color, name in [("segment_macro_f1", 0.18, "C0", "segment macro F1 (scenes)"),
+                                     ("event_macro_f1", -0.18, "C1", "event macro F1 (scenes)")]:
+        ax.barh(y + offset, [r[key] for r in rows], height=0.34, xerr=[r[key + "_sd"] for r in rows],
+                color=color, label=name, capsize=3)
+    ax.set_yticks(y, [r["title"] for r in rows], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1 (mean ± sd over seeds)")
+    meta = summary["meta"]
+    title = f"Cumulative improvements, held-out ESC-50 scenes, seeds {meta['seeds']}"
+    if skipped:
+        title += "\nnot run: " + "; ".join(skipped)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -409,3 +409,21 @@ def test_figures_build_from_metric_outputs():
     assert box.children[2].description == "all"
     for f in figs:
         plt.close(f)
+
+
+def test_plot_ablation_draws_measured_rows_and_names_skipped_ones():
+    from sed_utils import eval_plots
+
+    row = {"segment_macro_f1": 0.4, "segment_macro_f1_sd": 0.02,
+           "event_macro_f1": 0.1, "event_macro_f1_sd": 0.01}
+    summary = {
+        "meta": {"seeds": [0, 1]},
+        "table": [{"title": "original recipe", **row}, {"title": "+ negatives", **row},
+                  {"title": "+ ImageNet weights", "note": "offline"}],
+    }
+    fig = eval_plots.plot_ablation(summary)
+    ax = fig.axes[0]
+    ticks = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert ticks["original recipe"] > ticks["+ negatives"]  # the table's order, read top to bottom
+    assert len(ax.patches) == 4  # two rows x (segment, event)
+    assert "not run: + ImageNet weights" in ax.get_title()
