@@ -535,13 +535,11 @@ def _tar_gz_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed: the same digest the download code verifies mirrors with."""
+    from sed_utils.download import file_digests  # imported here: download imports this module lazily too
+
+    return file_digests(path)["sha256"]
 
 
 def mirror_dir(cfg: Config) -> Path:

@@ -142,7 +142,7 @@ def check_esc50(folder: Path) -> dict[str, Any]:
         meta = load_esc50_meta(folder)
     except DatasetError as e:
         raise _content_error(folder, e) from e
-    csv_sha = _digests(folder / "meta" / "esc50.csv")["sha256"]
+    csv_sha = file_digests(folder / "meta" / "esc50.csv")["sha256"]
     upstream = csv_sha == ESC50_UPSTREAM_CSV_SHA256
     if upstream:
         note = f"complete upstream ESC-50: {len(meta)} clips, metadata identical to upstream"
@@ -276,7 +276,7 @@ def _fmt_bytes(n: float | None) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
-def _digests(path: Path, md5: bool = False) -> dict[str, str]:
+def file_digests(path: Path, md5: bool = False) -> dict[str, str]:
     """sha256 (and md5 if asked) of a file in one streaming pass."""
     hashes = {"sha256": hashlib.sha256()}
     if md5:
@@ -293,7 +293,7 @@ def _verify(path: Path, sha256: str | None, md5: str | None, size: int | None) -
     actual = path.stat().st_size
     if size is not None and actual != size:
         return f"size mismatch: expected {size} bytes, got {actual}", ""
-    d = _digests(path, md5=md5 is not None)
+    d = file_digests(path, md5=md5 is not None)
     if sha256 is not None and d["sha256"] != sha256.lower():
         return f"sha256 mismatch: expected {sha256.lower()}, got {d['sha256']}", d["sha256"]
     if md5 is not None and d["md5"] != md5.lower():

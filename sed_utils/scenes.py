@@ -45,7 +45,6 @@ the scenes unchanged)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -59,6 +58,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sed_utils.audio import cached_resampled, read_audio, write_wav
+from sed_utils.chunking import params_key
 from sed_utils.errors import DatasetError
 from sed_utils.esc50 import esc50_root, load_esc50_meta
 
@@ -398,9 +398,6 @@ def _select_pools(
     return pools
 
 
-def _cache_key(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-
 
 def build_scenes(
     cfg: Config,
@@ -454,7 +451,7 @@ def build_scenes(
             f"{r.filename}|{r.fold}|{r.category}" for p in pools_meta.values() for r in p.itertuples()
         ),
     }
-    key = _cache_key(params)
+    key = params_key(params)
     if out_dir is None:
         out_dir = cfg.cache_dir / "scenes" / f"fold{'-'.join(map(str, folds))}-{key}"
     out_dir = Path(out_dir)
