@@ -7,6 +7,8 @@ figures can be saved or tested without a notebook.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -290,7 +292,6 @@ def threshold_slider(
     so what you see is what the event-based metric would score. Returns an ipywidgets VBox.
     """
     import ipywidgets as widgets
-    from IPython.display import display
 
     chosen = np.asarray(thresholds, dtype=float)
     clip = widgets.Dropdown(options=list(filenames), description="clip")
@@ -314,10 +315,16 @@ def threshold_slider(
         fig, axes = plt.subplots(2, 1, figsize=(10, 4.2), gridspec_kw={"height_ratios": [1.1, 1]})
         _draw_timeline(axes[0], axes[1], clip.value, reference, det, t, s, thr, labels, clip_seconds)
         fig.tight_layout()
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        # Set the widget's outputs directly instead of capturing them with `with out:`: captured
+        # output makes headless runners (nbclient/papermill) talk to the kernel mid-cell, which can
+        # deadlock until the cell timeout (jupyter/nbclient#312; seen here: notebook 06 stalled 30 min).
+        # explore.clip_browser does the same.
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=80)
         plt.close(fig)
+        out.outputs = ({"output_type": "display_data", "data": {"image/png":
+                        base64.b64encode(png.getvalue()).decode("ascii"), "text/plain": "<timeline>"},
+                        "metadata": {}},)
 
     def on_mode(*_: Any) -> None:
         box.children = [clip, mode, glob if mode.value == "global" else widgets.VBox(per), out]
