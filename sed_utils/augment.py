@@ -33,6 +33,7 @@ __all__ = [
     "add_noise",
     "time_shift",
     "mix",
+    "add_background",
     "gain_waveform",
     "noise_waveform",
     "mix_waveforms",
@@ -125,6 +126,30 @@ def mix(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> tuple
     return x, np.maximum(np.asarray(y1), np.asarray(y2))
 
 
+def add_background(x_db: np.ndarray, background_db: np.ndarray, snr_db: float) -> np.ndarray:
+    """Lay a background chunk (rain, an engine, ...) under ``x_db`` at ``snr_db``, in the power domain.
+
+    Why: ESC-50 clips are mostly clean, single sounds, but the recordings we test on (DESED, the
+    held-out scenes) always have something going on behind the events. A model that has only
+    heard clean barks misses a bark over rain: its scores drop under any threshold chosen on
+    clean chunks. Showing it the same chunk over real ambient sounds, at SNRs down to 0 dB,
+    teaches it that the background does not change the label (the label stays ``y``: the
+    backgrounds are not target classes).
+
+    The SNR is the ratio of the two chunks' mean powers (over all bands and frames); the
+    background is rescaled to it and the powers are summed as in :func:`mix`.
+    """
+    x = np.asarray(x_db, dtype=np.float64) / _DB  # natural-log power
+    b = np.asarray(background_db, dtype=np.float64) / _DB
+    if x.shape != b.shape:
+        raise ValueError(f"add_background: chunk {x.shape} and background {b.shape} differ in shape")
+    # log of the mean power, computed stably (dB values of loud chunks would overflow exp in float32)
+    log_mean_x = np.logaddexp.reduce(x, axis=None) - np.log(x.size)
+    log_mean_b = np.logaddexp.reduce(b, axis=None) - np.log(b.size)
+    shift = log_mean_x - log_mean_b - float(snr_db) / _DB
+    return (np.logaddexp(x, b + shift) * _DB).astype(np.asarray(x_db).dtype)
+
+
 # ------------------------------------------------------------------------------------------------
 # Waveform versions (for listening in notebook 04)
 # ------------------------------------------------------------------------------------------------
@@ -154,18 +179,24 @@ def augment_db(
     aug: AugmentConfig,
     rng: np.random.Generator,
     draw_partner: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    draw_background: Callable[[], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augmentations that act on dB values, in this order: mix, gain, noise, time shift.
+    """Augmentations that act on dB values, in this order: mix, background, gain, noise, time shift.
 
     Mixing happens with probability ``aug.mix_prob`` when ``draw_partner`` (returns another
-    example's ``(x_db, y)``) is given; noise with probability ``aug.noise_prob`` at an SNR drawn
-    in ``[noise_snr_db, noise_snr_db + 20]`` dB (never louder than ``noise_snr_db`` says); gain and
-    shift every time (their size is random, a size of 0 switches them off).
+    example's ``(x_db, y)``) is given; a background (``draw_background`` returns an ambient
+    chunk's dB values) with probability ``aug.background_prob`` at an SNR drawn in
+    ``[background_snr_db, background_snr_db + 20]`` dB; noise with probability ``aug.noise_prob``
+    at an SNR drawn in ``[noise_snr_db, noise_snr_db + 20]`` dB (never louder than
+    ``noise_snr_db`` says); gain and shift every time (their size is random, a size of 0 switches them off).
     """
     x, y = np.asarray(x_db), np.asarray(y)
     if draw_partner is not None and aug.mix_prob > 0 and rng.random() < aug.mix_prob:
         x2, y2 = draw_partner()
         x, y = mix(x, y, x2, y2)
+    if draw_background is not None and aug.background_prob > 0 and rng.random() < aug.background_prob:
+        snr = float(rng.uniform(aug.background_snr_db, aug.background_snr_db + 20.0))
+        x = add_background(x, draw_background(), snr)
     if aug.gain_db > 0:
         x = gain(x, aug.gain_db, rng)
     if aug.noise_prob > 0 and rng.random() < aug.noise_prob:
@@ -192,19 +223,21 @@ def augment_examples(
     mean: float,
     std: float,
     seed: int = 0,
+    background_db: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each augmentation applied alone to one chunk, as ``{name: (before, after)}`` in dB, for plotting.
 
     The masks act on normalised features (fill = 0 = training mean); they are shown mapped back to
     dB (``x * std + mean``) so all rows share one scale. Uses the strengths of ``aug`` (a noise
-    example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``).
+    example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``;
+    a background, when ``background_db`` is given, at the hardest SNR ``background_snr_db``).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x_db, dtype=np.float32)
     norm = (x - mean) / std
     mixed, mixed_y = mix(x, y, partner_db, partner_y)
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return {
+    pairs = {
         "frequency mask": (x, freq_mask(norm, aug.freq_mask, rng) * std + mean),
         "time mask": (x, time_mask(norm, aug.time_mask, rng) * std + mean),
         f"gain {sign * aug.gain_db:+g} dB": (x, x + np.float32(sign * aug.gain_db)),
@@ -212,6 +245,10 @@ def augment_examples(
         "time shift": (x, time_shift(x, max(aug.time_shift, 0.05), rng)),
         f"mix, label {y.astype(int).tolist()} -> {mixed_y.astype(int).tolist()}": (x, mixed),
     }
+    if background_db is not None:
+        pairs[f"background at {aug.background_snr_db:g} dB SNR"] = (
+            x, add_background(x, np.asarray(background_db, dtype=np.float32), aug.background_snr_db))
+    return pairs
 
 
 # ------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sed_utils.config import Config
+    from sed_utils.desed import DesedSet
 
 __all__ = [
     "chunk_starts",
@@ -295,9 +296,12 @@ def _read_table(path: Path, labels: list[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # DESED segment table
 # ------------------------------------------------------------------------------------------------
-def build_desed_segments(cfg: Config) -> pd.DataFrame:
+def build_desed_segments(cfg: Config, ds: DesedSet | None = None) -> pd.DataFrame:
     """Every test-set file (DESED public eval, or the held-out scenes when ``cfg.test_set`` is
     ``"scenes"``) cut into ``segment_seconds`` segments with their labels (cached).
+
+    ``ds`` replaces the test set by another strongly labelled set in DESED's layout (the
+    validation scenes of :func:`sed_utils.scenes.validation_scenes`).
 
     Columns: filename, path, start, end, n_active (how many target classes are active), and one
     0/1 column per DESED label. Segments with no target event are kept with an all-zero label:
@@ -305,7 +309,7 @@ def build_desed_segments(cfg: Config) -> pd.DataFrame:
     """
     from sed_utils.desed import load_test_set
 
-    ds = load_test_set(cfg)
+    ds = load_test_set(cfg) if ds is None else ds
     labels = cfg.desed_labels
     seg = cfg.chunking.segment_seconds
     events = ds.events.sort_values(["filename", "onset", "offset", "event_label"]).reset_index(drop=True)

@@ -77,20 +77,25 @@ class AugmentConfig:
     noise_prob: float = 0.3
     time_shift: float = 0.2
     mix_prob: float = 0.3
+    background_prob: float = 0.5
+    background_snr_db: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 64
-    epochs: int = 12
+    epochs: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    patience: int = 4
+    patience: int = 0
     pretrained: bool = False
     num_threads: int = 0
     num_workers: int = 0
     channels_last: bool = True
     max_train_chunks: int = 0
+    select_on: str = "scenes"
+    train_scenes: int = 500
+    lr_schedule: str = "cosine"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class EvalConfig:
     median_filter_frames: int = 3
     n_scenes: int = 200
     scenes_seed: int = 0
+    valid_scenes: int = 200
+    segment_scores: str = "windows"
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,10 @@ _SECTIONS: dict[str, type] = {
 }
 _TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", *_SECTIONS}
 TEST_SETS = ("desed", "scenes")
+#: What picks the checkpoint (and stops training early): see ``train.select_on`` in config.yml.
+SELECT_ON = ("chunks", "scenes")
+LR_SCHEDULES = ("constant", "cosine")
+SEGMENT_SCORES = ("grid", "windows")
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
@@ -311,6 +322,20 @@ def load_config(
     test_set = str(merged.get("test_set", "desed"))
     if test_set not in TEST_SETS:
         raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
+    select_on = sections["train"].select_on
+    if select_on not in SELECT_ON:
+        raise ConfigError(f"{cfg_path}: train.select_on must be one of {SELECT_ON}, got {select_on!r}")
+    if sections["train"].lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{cfg_path}: train.lr_schedule must be one of {LR_SCHEDULES}, "
+                          f"got {sections['train'].lr_schedule!r}")
+    if sections["eval"].segment_scores not in SEGMENT_SCORES:
+        raise ConfigError(f"{cfg_path}: eval.segment_scores must be one of {SEGMENT_SCORES}, "
+                          f"got {sections['eval'].segment_scores!r}")
+    if select_on == "scenes" and sections["eval"].valid_scenes < 1:
+        raise ConfigError(
+            f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
+            f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
+        )
     folds = sections["folds"]
     if set(folds.train) & set(folds.valid):
         raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")

@@ -33,6 +33,9 @@ __all__ = [
     "OnTheFlyDataset",
     "DataBundle",
     "build_datasets",
+    "background_features",
+    "validation_scene_segments",
+    "training_scene_segments",
     "build_desed_features",
     "label_matrix",
 ]
@@ -57,7 +60,9 @@ class ChunkDataset(Dataset):
 
     ``x`` is normalised with the TRAINING mean/std. With ``augment`` set, each access draws a new
     augmentation (mix with a random other chunk, gain, noise, time shift in dB; then SpecAugment
-    masks on the normalised values). The random stream is seeded with ``seed``; in DataLoader
+    masks on the normalised values). With ``backgrounds`` (ambient chunks in dB, e.g. from
+    :func:`background_features`) the augmentation may also lay one of them under the example.
+    The random stream is seeded with ``seed``; in DataLoader
     worker processes it is re-seeded from the worker's seed (which torch changes every epoch), so
     workers do not repeat each other's draws.
     """
@@ -70,6 +75,7 @@ class ChunkDataset(Dataset):
         std: float | np.ndarray,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        backgrounds: np.ndarray | None = None,
     ):
         if len(features) != len(labels):
             raise ValueError(f"features ({len(features)}) and labels ({len(labels)}) differ in length")
@@ -79,6 +85,8 @@ class ChunkDataset(Dataset):
         self.mean = _as_stat(mean)
         self.std = _as_stat(std)
         self.augment = augment
+        # ambient chunks (dB, like features) for the background augmentation; None or empty = off
+        self.backgrounds = backgrounds if backgrounds is not None and len(backgrounds) else None
         self.seed = int(seed)
         self._rng: np.random.Generator | None = None
         self._rng_owner: int | None = None
@@ -105,7 +113,14 @@ class ChunkDataset(Dataset):
             def partner() -> tuple[np.ndarray, np.ndarray]:
                 return self._raw(int(rng.integers(len(self))))
 
-            x, y = augment_db(x, y, self.augment, rng, partner)
+            background = None
+            if self.backgrounds is not None:
+                bgs = self.backgrounds
+
+                def background() -> np.ndarray:
+                    return np.asarray(bgs[int(rng.integers(len(bgs)))], dtype=np.float32)
+
+            x, y = augment_db(x, y, self.augment, rng, partner, background)
         x = (x - self.mean) / self.std
         if self.augment is not None:
             x = spec_augment(x, self.augment, self._generator())
@@ -155,6 +170,66 @@ class DataBundle:
     mean: float
     std: float
     labels: list[str]
+    backgrounds: np.ndarray | None = None  # ambient chunks of the training folds (background augmentation)
+    # 1 s segments of the validation scenes (cfg.train.select_on == "scenes"): x normalised like
+    # the training inputs [N, 1, n_mels, frames], y 0/1 [N, n_labels]
+    valid_scenes: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def training_scene_segments(cfg: Config, *, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training scenes' 1 s segments (:func:`sed_utils.scenes.training_scenes`) and their log-mels."""
+    from sed_utils.chunking import build_desed_segments
+    from sed_utils.scenes import training_scenes
+
+    table = build_desed_segments(cfg, training_scenes(cfg, progress=progress))
+    return table, feature_cache(cfg, table, "train-scenes", progress=progress, cache_audio=False)
+
+
+def validation_scene_segments(
+    cfg: Config, mean: float | np.ndarray, std: float | np.ndarray, *, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation scenes' 1 s segments as model inputs (normalised with ``mean``/``std``) and labels.
+
+    The scenes come from :func:`sed_utils.scenes.validation_scenes` (validation fold only); their
+    features share the ``valid-scenes`` cache with the evaluation's threshold choice.
+    """
+    from sed_utils.chunking import build_desed_segments
+    from sed_utils.scenes import validation_scenes
+
+    table = build_desed_segments(cfg, validation_scenes(cfg, progress=progress))
+    feats = feature_cache(cfg, table, "valid-scenes", progress=progress, cache_audio=False)
+    x = (np.asarray(feats, dtype=np.float32) - _as_stat(mean)) / _as_stat(std)
+    return x[:, None].astype(np.float32), label_matrix(table, cfg.desed_labels)
+
+
+def background_features(cfg: Config, table: pd.DataFrame, *, progress: bool = True) -> np.ndarray | None:
+    """Log-mels of the non-silent ambient chunks (:func:`sed_utils.esc50.ambient_categories`) of the
+    TRAINING folds, for the background augmentation; None when it is off or no such chunk exists.
+
+    ``table`` is the full chunk table of :func:`sed_utils.chunking.build_esc50_chunks` (kept or
+    not: a rain chunk need not be a training negative to serve as a background). Only
+    ``cfg.train_folds`` are used, so validation and test clips never leak into training through
+    the backgrounds either. Loaded into memory (a few thousand chunks, ~50 MB with the defaults).
+    """
+    import warnings
+
+    from sed_utils.esc50 import ambient_categories
+
+    if cfg.augment.background_prob <= 0:
+        return None
+    rows = table[
+        table["category"].isin(ambient_categories(cfg.esc50_categories))
+        & table["fold"].isin(cfg.train_folds)
+        & ~table["silent"]
+    ].reset_index(drop=True)
+    if rows.empty:
+        warnings.warn(
+            f"augment.background_prob = {cfg.augment.background_prob} but the training folds "
+            f"{list(cfg.train_folds)} hold no ambient chunk: training without background augmentation",
+            stacklevel=2,
+        )
+        return None
+    return np.asarray(feature_cache(cfg, rows, "esc50-background", progress=progress))
 
 
 def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
@@ -165,7 +240,9 @@ def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
 
     Features come from the cache (built on first use). ``cfg.train.max_train_chunks > 0`` keeps a
     seeded random subset of the training chunks (quick experiments); validation is never
-    subsampled. Normalisation statistics come from the training rows that are used.
+    subsampled. With ``cfg.train.train_scenes > 0`` the 1 s segments of scenes mixed from the
+    training folds join the training set (``train_table["source"]`` says "chunk" or "scene").
+    Normalisation statistics come from the training rows that are used.
     """
     from sed_utils.chunking import build_esc50_chunks
 
@@ -181,16 +258,25 @@ def build_datasets(cfg: Config, *, progress: bool = True) -> DataBundle:
     if 0 < limit < len(train_idx):
         rng = np.random.default_rng(cfg.seed)
         train_idx = np.sort(rng.choice(train_idx, size=limit, replace=False))
-    mean, std = normalization_stats(feats, train_idx)
     labels = cfg.desed_labels
-    train_table = kept.iloc[train_idx].reset_index(drop=True)
+    backgrounds = background_features(cfg, table, progress=progress)
+    train_table = kept.iloc[train_idx].reset_index(drop=True).assign(source="chunk")
     valid_table = kept.iloc[valid_idx].reset_index(drop=True)
     # Fancy indexing copies the rows into memory: training reads every row every epoch anyway.
+    train_feats = np.asarray(feats[train_idx])
+    if cfg.train.train_scenes > 0:
+        scene_table, scene_feats = training_scene_segments(cfg, progress=progress)
+        train_table = pd.concat([train_table, scene_table.assign(source="scene")], ignore_index=True)
+        train_feats = np.concatenate([train_feats, np.asarray(scene_feats)])
+    mean, std = normalization_stats(train_feats)
     train = ChunkDataset(
-        feats[train_idx], label_matrix(train_table, labels), mean, std, augment=cfg.augment, seed=cfg.seed
+        train_feats, label_matrix(train_table, labels), mean, std, augment=cfg.augment, seed=cfg.seed,
+        backgrounds=backgrounds,
     )
     valid = ChunkDataset(feats[valid_idx], label_matrix(valid_table, labels), mean, std, augment=None)
-    return DataBundle(train, valid, train_table, valid_table, mean, std, labels)
+    scenes = (validation_scene_segments(cfg, mean, std, progress=progress)
+              if cfg.train.select_on == "scenes" else None)
+    return DataBundle(train, valid, train_table, valid_table, mean, std, labels, backgrounds, scenes)
 
 
 def build_desed_features(cfg: Config, *, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:

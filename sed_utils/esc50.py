@@ -18,9 +18,38 @@ from sed_utils.errors import DatasetError
 if TYPE_CHECKING:
     from sed_utils.config import Config
 
-__all__ = ["DatasetError", "ESC50_COLUMNS", "esc50_root", "load_esc50_meta", "add_target_labels"]
+__all__ = [
+    "AMBIENT_CATEGORIES",
+    "DatasetError",
+    "ESC50_COLUMNS",
+    "ambient_categories",
+    "esc50_root",
+    "load_esc50_meta",
+    "add_target_labels",
+]
 
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+
+#: ESC-50 categories that sound like a steady background (rain, wind, engines, ...). They are the
+#: backgrounds of the held-out scenes (:mod:`sed_utils.scenes`) and, from the TRAINING folds only,
+#: what the background augmentation lays under training chunks (:mod:`sed_utils.augment`).
+AMBIENT_CATEGORIES = (
+    "rain",
+    "wind",
+    "sea_waves",
+    "crackling_fire",
+    "crickets",
+    "insects",
+    "engine",
+    "airplane",
+    "train",
+    "helicopter",
+)
+
+
+def ambient_categories(targets: list[str] | tuple[str, ...]) -> list[str]:
+    """:data:`AMBIENT_CATEGORIES` minus the target categories (a target is never a background)."""
+    return [c for c in AMBIENT_CATEGORIES if c not in set(targets)]
 
 
 def esc50_root(cfg: Config) -> Path:

@@ -493,6 +493,51 @@ def scores_to_events(
     return _event_frame(rows)
 
 
+def pool_windows_to_segments(
+    times: np.ndarray, scores: np.ndarray, starts: np.ndarray, ends: np.ndarray, window: float
+) -> np.ndarray:
+    """Segment scores from sliding-window scores: per class, the max over the windows that lie
+    mostly (at least 75 %) inside the segment.
+
+    Why: the segment grid hands the model each 1 s segment once, exactly aligned; an event that
+    only touches a segment's edge is then heard for a fraction of a second. Windows slid every
+    250 ms also hear it centred, and the max keeps the best view. With 1 s windows and segments
+    the rule keeps the windows centred within 0.25 s of the segment's centre (symmetric, so no
+    side is favoured). Thresholds for these scores must be chosen on the same kind of scores.
+
+    Args:
+        times: window centres (s) of one clip; scores: [n_windows, C].
+        starts, ends: the clip's segment boundaries (s).
+        window: window length (s).
+    """
+    times = np.asarray(times, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    out = np.zeros((len(starts), scores.shape[1]))
+    lo, hi = times - window / 2.0, times + window / 2.0
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        overlap = np.minimum(hi, b) - np.maximum(lo, a)
+        inside = overlap >= 0.75 * min(window, b - a) - 1e-9
+        if not inside.any():  # a segment shorter than any window fit: take the nearest window
+            inside = np.abs(times - (a + b) / 2.0) == np.abs(times - (a + b) / 2.0).min()
+        out[k] = scores[inside].max(axis=0)
+    return out
+
+
+def segment_scores_from_windows(
+    table: pd.DataFrame, windows: dict[str, tuple[np.ndarray, np.ndarray]], window: float
+) -> np.ndarray:
+    """:func:`pool_windows_to_segments` for every row (filename, start, end) of a segment table."""
+    out = np.zeros((len(table), next(iter(windows.values()))[1].shape[1]) if windows else (len(table), 0))
+    for name, idx in table.groupby("filename", sort=False).indices.items():
+        if name not in windows:
+            raise KeyError(f"no sliding-window scores for {name}")
+        rows = table.iloc[idx]
+        t, sc = windows[name]
+        out[idx] = pool_windows_to_segments(t, sc, rows["start"].to_numpy(float), rows["end"].to_numpy(float),
+                                            window)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Thresholds
 # --------------------------------------------------------------------------------------------
@@ -534,6 +579,22 @@ def choose_thresholds(
         best = np.flatnonzero(np.isclose(f, f.max(), rtol=0, atol=1e-12))
         out[c] = grid[best[np.argmin(np.abs(grid[best] - 0.5))]]
     return out
+
+
+def macro_f1_at_chosen_thresholds(
+    y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = DEFAULT_GRID
+) -> tuple[float, np.ndarray]:
+    """Macro F1 with each class at its :func:`choose_thresholds` threshold, and those thresholds.
+
+    What training's ``select_on: scenes`` scores each epoch with: it rates a model by what it
+    will be used at (its own best thresholds), not at one fixed threshold that suits some epochs
+    more than others.
+    """
+    thresholds = choose_thresholds(y_true, probs, grid)
+    pred = (np.asarray(probs) >= thresholds[None, :]).astype(int)
+    f = precision_recall_fscore_support(np.asarray(y_true).astype(int), pred, average=None, zero_division=0,
+                                        labels=list(range(pred.shape[1])))[2]
+    return float(np.mean(f)), thresholds
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,10 +730,40 @@ def predictions_path(cfg: Config) -> Path:
     return cfg.run_dir / "desed_predictions.npz"
 
 
-def thresholds_from_validation(cfg: Config, labels: list[str]) -> tuple[np.ndarray, str]:
-    """Thresholds used on DESED, from the ESC-50 validation predictions of the best checkpoint."""
+def thresholds_from_validation(
+    cfg: Config, labels: list[str], trained: Any = None, *, progress: bool = False
+) -> tuple[np.ndarray, str]:
+    """Thresholds used on the test set, chosen on validation data only (never on the test set).
+
+    ``cfg.eval.per_class_thresholds`` off: ``cfg.eval.threshold`` for every class. On, with
+    ``cfg.eval.valid_scenes > 0``: per class, F1-maximising over the 1 s segments of scenes mixed
+    from the validation fold (:func:`validation_scene_predictions`; needs ``trained``). On, with
+    ``valid_scenes: 0``: F1-maximising over the clean validation chunks saved by training.
+
+    Why scenes by default: on clean chunks a dog's score is near 1, so the best threshold there is
+    high; over rain or an engine the same dog scores lower, and that threshold misses it. Scenes
+    from the validation fold show the threshold search the kind of input it will face.
+    """
+    thresholds, source, _, _ = _thresholds_and_data(cfg, labels, trained, progress)
+    return thresholds, source
+
+
+def _thresholds_and_data(
+    cfg: Config, labels: list[str], trained: Any, progress: bool
+) -> tuple[np.ndarray, str, np.ndarray, np.ndarray]:
+    """:func:`thresholds_from_validation` plus the labels and probabilities they were chosen on
+    (empty arrays for a global threshold), which :func:`evaluate_run` saves for notebook 06."""
+    none = np.zeros((0, len(labels)))
     if not cfg.eval.per_class_thresholds:
-        return np.full(len(labels), float(cfg.eval.threshold)), "global (cfg.eval.threshold)"
+        return np.full(len(labels), float(cfg.eval.threshold)), "global (cfg.eval.threshold)", none, none
+    if cfg.eval.valid_scenes > 0:
+        if trained is None:
+            raise ValueError("thresholds_from_validation: eval.valid_scenes > 0 needs the trained model")
+        y, probs = validation_scene_predictions(cfg, trained, progress=progress)
+        folds = ", ".join(map(str, cfg.valid_folds))
+        return choose_thresholds(y, probs), (
+            f"per class, F1-maximising on {cfg.eval.valid_scenes} scenes mixed from ESC-50 validation "
+            f"fold {folds} (1 s segments)"), y, probs
     path = valid_predictions_path(cfg)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: validation predictions not found; run notebook 05 first")
@@ -682,14 +773,44 @@ def thresholds_from_validation(cfg: Config, labels: list[str]) -> tuple[np.ndarr
         probs, y = z["probs"], z["labels"]
     if probs.shape != y.shape or probs.ndim != 2 or probs.shape[1] != len(labels):
         raise ValueError(f"{path}: probs {probs.shape} / labels {y.shape} do not match {len(labels)} classes")
-    return choose_thresholds(y, probs), "per class, F1-maximising on the ESC-50 validation fold"
+    source = "per class, F1-maximising on the ESC-50 validation fold's chunks"
+    return choose_thresholds(y, probs), source, y, probs
+
+
+def validation_scene_predictions(
+    cfg: Config, trained: Any, *, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 labels and model probabilities ``[segments, classes]`` of the validation scenes' 1 s segments.
+
+    The scenes come from :func:`sed_utils.scenes.validation_scenes` (validation fold only), cut
+    and normalised by :func:`sed_utils.dataset.validation_scene_segments`, as in training. With
+    ``cfg.eval.segment_scores: windows`` the probabilities are the segments' pooled sliding-window
+    scores (:func:`pool_windows_to_segments`), as the test segments then get.
+    """
+    from .dataset import validation_scene_segments
+    from .training import predict_proba
+
+    x, y = validation_scene_segments(cfg, _to_numpy(trained.mean), _to_numpy(trained.std), progress=progress)
+    if cfg.eval.segment_scores == "windows":
+        from .chunking import build_desed_segments
+        from .scenes import validation_scenes
+
+        ds = validation_scenes(cfg, progress=progress)
+        table = build_desed_segments(cfg, ds)
+        path = getattr(trained, "path", None)
+        windows = _window_scores(cfg, trained, ds, _digest(path) if path else "", progress)
+        return y.astype(int), segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds)
+    probs = np.asarray(predict_proba(trained.model, x, batch_size=cfg.train.batch_size))
+    return y.astype(int), probs
 
 
 def load_predictions(cfg: Config) -> dict[str, Any]:
     """What :func:`evaluate_run` saved for plotting: segment table, y_true, probs, window scores.
 
     Returns a dict with ``segments`` (filename/start/end), ``y_true`` and ``probs`` [N, C],
-    ``thresholds`` [C], ``labels``, and ``windows``: {filename: (times, scores)}.
+    ``thresholds`` [C], ``labels``, ``windows``: {filename: (times, scores)}, and
+    ``threshold_y`` / ``threshold_probs``: the validation data the thresholds were chosen on
+    (validation-scene segments or validation chunks; empty for a global threshold).
     """
     path = predictions_path(cfg)
     if not path.is_file():
@@ -703,12 +824,13 @@ def load_predictions(cfg: Config) -> dict[str, Any]:
         windows = {n: (times[offsets[i]:offsets[i + 1]], scores[offsets[i]:offsets[i + 1]])
                    for i, n in enumerate(names)}
         return {"segments": seg, "y_true": z["y_true"], "probs": z["probs"],
-                "thresholds": z["thresholds"], "labels": [str(x) for x in z["labels"]], "windows": windows}
+                "thresholds": z["thresholds"], "labels": [str(x) for x in z["labels"]], "windows": windows,
+                "threshold_y": z["threshold_y"], "threshold_probs": z["threshold_probs"]}
 
 
 def _segment_probs(cfg: Config, trained: Any, table: pd.DataFrame, feats: np.ndarray, ckpt_key: str,
                    progress: bool) -> np.ndarray:
-    """DESED segment probabilities, cached under a key of checkpoint + features + segment table."""
+    """Segment probabilities, cached under a key of checkpoint + features + segment table."""
     from tqdm.auto import tqdm
 
     from .training import predict_proba
@@ -738,10 +860,11 @@ def _window_scores(cfg: Config, trained: Any, desed: Any, ckpt_key: str,
 
     files = list(desed.files)
     sizes = [desed.path(f).stat().st_size for f in files]
-    key = _digest("windows-v2", ckpt_key, files, sizes, cfg.audio.sample_rate, cfg.to_dict()["mel"],
-                  cfg.chunking.chunk_seconds, cfg.eval.event_hop_seconds)
+    # the folder is part of the key: the test and the validation scenes share file names and sizes
+    key = _digest("windows-v3", ckpt_key, str(desed.audio_dir), files, sizes, cfg.audio.sample_rate,
+                  cfg.to_dict()["mel"], cfg.chunking.chunk_seconds, cfg.eval.event_hop_seconds)
     cache = cfg.run_dir / "eval_cache" / f"window_scores_{key}.npz"
-    if cache.is_file():
+    if ckpt_key and cache.is_file():
         with np.load(cache) as z:
             off = z["offsets"]
             return {f: (z["times"][off[i]:off[i + 1]], z["scores"][off[i]:off[i + 1]])
@@ -775,15 +898,17 @@ def _window_scores(cfg: Config, trained: Any, desed: Any, ckpt_key: str,
     times = np.concatenate([result[f][0] for f in files]) if files else np.zeros(0)
     scores = (np.concatenate([result[f][1] for f in files]) if files
               else np.zeros((0, len(cfg.desed_labels)), np.float32))
-    atomic.save_npz(cache, offsets=offsets, times=times, scores=scores)
+    if ckpt_key:  # no key (a model without a checkpoint file): nothing to name a cache after
+        atomic.save_npz(cache, offsets=offsets, times=times, scores=scores)
     return result
 
 
 def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     """Evaluate the best checkpoint of ``cfg.run_dir`` on DESED public eval (or the demo set).
 
-    Steps: load the checkpoint; thresholds from the ESC-50 validation predictions (per class when
-    ``cfg.eval.per_class_thresholds``, else ``cfg.eval.threshold``); DESED segment probabilities
+    Steps: load the checkpoint; thresholds from validation data only (:func:`thresholds_from_validation`:
+    per class on the validation-fold scenes by default, else on the validation chunks, or the global
+    ``cfg.eval.threshold``); DESED segment probabilities
     (cached); sliding-window scores (cached); then the three views - original chunk F1 at
     ``cfg.eval.reference_threshold``, sed_eval segment-based over every segment, sed_eval
     event-based from the sliding windows - plus confusion counts. Writes ``results.json`` and the
@@ -802,7 +927,7 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     if list(trained.labels) != list(labels):
         raise ValueError(f"{ckpt}: checkpoint labels {list(trained.labels)} differ from config {labels}")
     ckpt_key = _digest(ckpt)
-    thresholds, threshold_source = thresholds_from_validation(cfg, labels)
+    thresholds, threshold_source, y_valid, probs_valid = _thresholds_and_data(cfg, labels, trained, progress)
 
     desed = load_test_set(cfg, progress=progress)
     table, feats = build_desed_features(cfg)
@@ -812,12 +937,17 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     if len(table) != len(feats):
         raise ValueError(f"build_desed_features: {len(table)} segments but {len(feats)} feature rows")
     y_true = table[labels].to_numpy().astype(int)
-    probs = _segment_probs(cfg, trained, table, feats, ckpt_key, progress)
+    grid_probs = _segment_probs(cfg, trained, table, feats, ckpt_key, progress)
+    windows = _window_scores(cfg, trained, desed, ckpt_key, progress)
+    if cfg.eval.segment_scores == "windows":
+        probs = segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds).astype(np.float32)
+    else:
+        probs = grid_probs
     binary = (probs >= thresholds[None, :]).astype(int)
 
-    # View 1: the original's number.
-    chunk_ref = reference_chunk_f1(y_true, probs, cfg.eval.reference_threshold, labels=labels)
-    chunk_all = reference_chunk_f1(y_true, probs, cfg.eval.reference_threshold, labels=labels,
+    # View 1: the original's number (on the segment grid, as the original cut its chunks).
+    chunk_ref = reference_chunk_f1(y_true, grid_probs, cfg.eval.reference_threshold, labels=labels)
+    chunk_all = reference_chunk_f1(y_true, grid_probs, cfg.eval.reference_threshold, labels=labels,
                                    event_segments_only=False)
 
     # View 2: sed_eval segment-based over every segment.
@@ -826,7 +956,6 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
                           segment_seconds=cfg.chunking.segment_seconds, clip_seconds=desed.clip_seconds)
 
     # View 3: sed_eval event-based from the sliding windows.
-    windows = _window_scores(cfg, trained, desed, ckpt_key, progress)
     est = [
         scores_to_events(t, s, thresholds, cfg.eval.event_hop_seconds, cfg.chunking.chunk_seconds, labels,
                          cfg.eval.median_filter_frames, filename=f, clip_seconds=desed.clip_seconds)
@@ -848,9 +977,14 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
         "checkpoint": str(ckpt),
         "valid": {"macro_f1": getattr(trained, "valid_macro_f1", None),
                   "epoch": getattr(trained, "epoch", None),
-                  "what": "ESC-50 validation fold macro F1 that selected the checkpoint"},
+                  "selected_on": getattr(trained, "selected_on", "chunks"),
+                  "selection_score": getattr(trained, "best_score", None),
+                  "what": "macro_f1: the kept epoch's F1 on the clean ESC-50 validation chunks (threshold "
+                          "eval.threshold); selection_score: the score that kept it, on the validation "
+                          "chunks or on the validation scenes (selected_on)"},
         "thresholds": dict(zip(labels, map(float, thresholds), strict=True)),
         "threshold_source": threshold_source,
+        "segment_scores": cfg.eval.segment_scores,
         "n_files": len(desed.files),
         "n_segments": len(table),
         "n_reference_events": len(desed.events),
@@ -874,6 +1008,8 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
         seg_filename=table["filename"].to_numpy().astype(str), seg_start=table["start"].to_numpy(float),
         seg_end=table["end"].to_numpy(float), y_true=y_true, probs=probs.astype(np.float32),
         thresholds=thresholds, labels=np.asarray(labels),
+        threshold_y=np.asarray(y_valid, dtype=np.float32),
+        threshold_probs=np.asarray(probs_valid, dtype=np.float32),
         win_filename=np.asarray(files, dtype=str), win_offsets=offsets,
         win_times=np.concatenate([windows[f][0] for f in files]) if files else np.zeros(0),
         win_scores=(np.concatenate([windows[f][1] for f in files]) if files

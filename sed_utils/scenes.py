@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 from sed_utils.audio import cached_resampled, read_audio, write_wav
 from sed_utils.chunking import params_key
 from sed_utils.errors import DatasetError
-from sed_utils.esc50 import esc50_root, load_esc50_meta
+from sed_utils.esc50 import AMBIENT_CATEGORIES, ambient_categories, esc50_root, load_esc50_meta
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -75,6 +75,8 @@ __all__ = [
     "scene_labels_path",
     "scene_sources_path",
     "load_scenes",
+    "validation_scenes",
+    "training_scenes",
     "load_scene_sources",
     "label_statistics",
     "pick_example_scene",
@@ -84,20 +86,6 @@ __all__ = [
 
 #: Length of a scene, as DESED's clips.
 SCENE_SECONDS = 10.0
-#: ESC-50 categories that sound like a steady background. Only those present in the metadata and
-#: not among the targets are used.
-AMBIENT_CATEGORIES = (
-    "rain",
-    "wind",
-    "sea_waves",
-    "crackling_fire",
-    "crickets",
-    "insects",
-    "engine",
-    "airplane",
-    "train",
-    "helicopter",
-)
 #: A silence inside an event longer than this splits it into two labelled events.
 SPLIT_GAP_SECONDS = 0.5
 #: Shortest crop of an event (or the whole sounding part when it is shorter).
@@ -383,7 +371,7 @@ def _select_pools(
     if rows.empty:
         present = sorted(set(meta["fold"]))
         raise DatasetError(f"{csv_name}: no clips in fold(s) {list(folds)}; folds present: {present}")
-    ambient = [c for c in AMBIENT_CATEGORIES if c not in targets]
+    ambient = ambient_categories(targets)
     pools = {
         "target": rows[rows["category"].isin(targets)],
         "ambient": rows[rows["category"].isin(ambient)],
@@ -532,6 +520,41 @@ def load_scenes(cfg: Config, out_dir: Path) -> DesedSet:
     out_dir = Path(out_dir)
     tsv = scene_labels_path(out_dir)
     return load_desed(tsv, out_dir / "audio", cfg.desed_labels, clip_seconds=SCENE_SECONDS)
+
+
+def validation_scenes(cfg: Config, *, progress: bool = True) -> DesedSet:
+    """``cfg.eval.valid_scenes`` scenes mixed from the VALIDATION fold(s), for choosing thresholds.
+
+    Why: a threshold chosen on clean validation chunks is too strict for a sound over rain or an
+    engine, so recall collapses on real recordings. Scenes mixed from the validation fold look
+    like the test recordings while holding only clips the model was never trained on and that
+    the test set never holds (``cfg.valid_folds``: fold 4 for ``test_set: scenes``, whose test
+    scenes come from fold 5; fold 5 for ``test_set: desed``). They use seed
+    ``cfg.eval.scenes_seed + 1``, so their layout (event counts, positions, SNRs) is not a copy
+    of the test scenes' either.
+    """
+    if cfg.eval.valid_scenes < 1:
+        raise ValueError(f"eval.valid_scenes is {cfg.eval.valid_scenes}: no validation scenes requested")
+    out_dir = build_scenes(cfg, n_scenes=cfg.eval.valid_scenes, folds=tuple(cfg.valid_folds),
+                           seed=cfg.eval.scenes_seed + 1, progress=progress)
+    return load_scenes(cfg, out_dir)
+
+
+def training_scenes(cfg: Config, *, progress: bool = True) -> DesedSet:
+    """``cfg.train.train_scenes`` scenes mixed from the TRAINING fold(s), as extra training data.
+
+    Why: a 1 s chunk of a clean ESC-50 clip is not what the model meets at test time; a 1 s
+    segment of a scene is (a sound over a background, often only partly inside the segment,
+    next to sounds it must ignore), and its label follows the evaluation's own rule (a class is
+    active in a segment if any part of an event overlaps it). This is the DCASE baseline's recipe
+    too (it trains on synthetic soundscapes). Only ``cfg.train_folds`` are used; seed
+    ``cfg.eval.scenes_seed + 2`` (the validation scenes use + 1, the test scenes + 0).
+    """
+    if cfg.train.train_scenes < 1:
+        raise ValueError(f"train.train_scenes is {cfg.train.train_scenes}: no training scenes requested")
+    out_dir = build_scenes(cfg, n_scenes=cfg.train.train_scenes, folds=tuple(cfg.train_folds),
+                           seed=cfg.eval.scenes_seed + 2, progress=progress)
+    return load_scenes(cfg, out_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ class TrainResult:
     seconds: float
     pretrained_loaded: bool
     skipped: bool = False  # True when a finished run with the same config was found and reused
+    selected_on: str = "chunks"  # what picked best_epoch: "chunks" or "scenes" (cfg.train.select_on)
+    best_score: float | None = None  # the selection score of best_epoch (chunk F1, or scene F1)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class TrainedModel:
     n_mels: int | None = None
     frames: int | None = None
     path: Path | None = None
+    selected_on: str = "chunks"  # what picked the epoch (train.select_on)
+    best_score: float | None = None  # its score there (chunk F1 at eval.threshold, or scene F1)
 
 
 @dataclass
@@ -120,12 +124,21 @@ def _normalised_config(d: dict[str, Any]) -> str:
     """A canonical text form of the training-relevant part of a config dict.
 
     Tuples and lists compare equal after a save/load; keys in ``_NOT_TRAINING`` and every ``eval``
-    key but ``threshold`` are left out (see above).
+    key but ``threshold`` are left out (see above), except ``valid_scenes`` and ``scenes_seed``
+    when the validation scenes select the epoch (``train.select_on: scenes``).
     """
     view = {k: v for k, v in d.items() if k not in _NOT_TRAINING}
     if isinstance(view.get("eval"), dict):
-        view["eval"] = {"threshold": view["eval"].get("threshold")}
+        kept = {"threshold": view["eval"].get("threshold")}
+        if (view.get("train") or {}).get("select_on") == "scenes":  # the validation scenes pick the epoch
+            kept.update({k: view["eval"].get(k) for k in ("valid_scenes", "scenes_seed")})
+        view["eval"] = kept
     return json.dumps(view, sort_keys=True, default=str)
+
+
+def training_key(cfg: Config) -> str:
+    """The training-relevant part of ``cfg`` as text: two configs with equal keys train the same model."""
+    return _normalised_config(cfg.to_dict())
 
 
 def _as_tensor(stat: Any) -> torch.Tensor:
@@ -199,6 +212,21 @@ def macro_f1(targets: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[
 # --------------------------------------------------------------------------------------------
 
 
+def score_scenes(model: nn.Module, scenes: tuple[np.ndarray, np.ndarray], batch_size: int) -> float:
+    """Macro F1 over the validation scenes' 1 s segments, each class at its own best threshold.
+
+    ``scenes`` is ``(x normalised [N, 1, n_mels, frames], y [N, C])`` (see
+    :func:`sed_utils.dataset.validation_scene_segments`). Why this selects the epoch by default:
+    the clean validation chunks reward a model that is sure of isolated sounds, and their F1 peaks
+    early; the scenes ask what the test asks (a sound over a background, partly in a segment).
+    """
+    from .evaluation import macro_f1_at_chosen_thresholds
+
+    x, y = scenes
+    probs = predict_proba(model, x, batch_size=batch_size * 2)
+    return macro_f1_at_chosen_thresholds(y, probs)[0]
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -244,6 +272,8 @@ def load_trained(path: Path, device: torch.device | str | None = None) -> Traine
         n_mels=ckpt.get("n_mels"),
         frames=ckpt.get("frames"),
         path=path,
+        selected_on=str(ckpt.get("selected_on", "chunks")),
+        best_score=float(ckpt.get("best_score", ckpt["valid_macro_f1"])),
     )
 
 
@@ -270,6 +300,8 @@ def _finished_result(out_dir: Path, cfg: Config) -> TrainResult | None:
         seconds=float(ckpt.get("seconds", 0.0)),
         pretrained_loaded=bool(ckpt.get("pretrained_loaded", False)),
         skipped=True,
+        selected_on=str(ckpt.get("selected_on", "chunks")),
+        best_score=float(ckpt.get("best_score", ckpt["valid_macro_f1"])),
     )
 
 
@@ -449,8 +481,18 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    # cosine: large steps first, ever smaller ones later, so the last epochs settle instead of
+    # jumping around a minimum (validation scores then vary less from epoch to epoch)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=tc.epochs * len(train_loader))
+                if tc.lr_schedule == "cosine" else None)
     loss_fn = nn.BCEWithLogitsLoss()
     stopper = EarlyStopping(tc.patience)
+
+    scenes = getattr(bundle, "valid_scenes", None)
+    if tc.select_on == "scenes" and scenes is None:
+        raise ValueError("train.select_on is 'scenes' but the bundle has no validation scenes: "
+                         "build it with sed_utils.dataset.build_datasets(cfg)")
+    select_on = tc.select_on
 
     ckpt_path = out_dir / CHECKPOINT_NAME
     base_ckpt = {
@@ -461,6 +503,7 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
         "n_mels": n_mels,
         "frames": frames,
         "pretrained_loaded": pretrained_loaded,
+        "selected_on": select_on,
     }
     rows: list[dict[str, Any]] = []
     best_state: dict[str, torch.Tensor] | None = None
@@ -478,19 +521,27 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
             loss = loss_fn(model(x), y)
             loss.backward()
             optimiser.step()
+            if schedule is not None:
+                schedule.step()
             total += float(loss.detach()) * len(y)
             n += len(y)
             bar.set_postfix(loss=f"{total / n:.4f}")
         train_loss = total / max(n, 1)
         valid_loss, probs, targets = _evaluate(model, valid_loader, loss_fn, dev, channels_last)
         f1, per_class = macro_f1(targets, probs, cfg.eval.threshold)
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "valid_macro_f1": f1}
+        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss, "valid_macro_f1": f1,
+               "lr": float(optimiser.param_groups[0]["lr"])}
         row.update({f"valid_f1_{lab}": float(v) for lab, v in zip(labels, per_class, strict=True)})
+        score = f1
+        if scenes is not None:
+            row["valid_scenes_f1"] = score_scenes(model, scenes, tc.batch_size)
+            if select_on == "scenes":
+                score = row["valid_scenes_f1"]
+        seconds = time.perf_counter() - t0
         row["seconds"] = seconds
         rows.append(row)
 
-        improved = stopper.step(epoch, f1)
+        improved = stopper.step(epoch, score)
         if improved:
             best_state = {
                 k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
@@ -502,26 +553,30 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
                     "state_dict": best_state,
                     "epoch": epoch,
                     "valid_macro_f1": f1,
+                    "best_score": score,
                     "complete": False,
                 },
                 ckpt_path,
             )
         if progress:
+            on_scenes = f"  scenes F1 {row['valid_scenes_f1']:.3f}" if "valid_scenes_f1" in row else ""
             print(
                 f"epoch {epoch}/{tc.epochs}: train loss {train_loss:.4f}  valid loss {valid_loss:.4f}  "
-                f"valid macro F1 {f1:.3f}{'  (best so far, saved)' if improved else ''}  [{seconds:.1f} s]"
+                f"valid macro F1 {f1:.3f}{on_scenes}{'  (best so far, saved)' if improved else ''}  "
+                f"[{seconds:.1f} s]"
             )
         atomic.write_csv(pd.DataFrame(rows), out_dir / HISTORY_NAME)
         if stopper.should_stop:
             if progress:
                 print(
-                    f"Early stopping: no better validation macro F1 for {tc.patience} epochs; "
+                    f"Early stopping: no better validation {select_on} F1 for {tc.patience} epochs; "
                     f"keeping epoch {stopper.best_epoch}."
                 )
             break
 
     total_seconds = time.perf_counter() - start
     history = pd.DataFrame(rows)
+    best_chunk_f1 = float(history.loc[history["epoch"] == stopper.best_epoch, "valid_macro_f1"].iloc[0])
     assert best_state is not None and best_probs is not None and best_targets is not None
     atomic.save_npz(
         out_dir / PREDICTIONS_NAME,
@@ -535,7 +590,8 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
             **base_ckpt,
             "state_dict": best_state,
             "epoch": stopper.best_epoch,
-            "valid_macro_f1": stopper.best_score,
+            "valid_macro_f1": best_chunk_f1,
+            "best_score": stopper.best_score,
             "seconds": total_seconds,
             "complete": True,
         },
@@ -544,10 +600,12 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
     return TrainResult(
         history=history,
         best_epoch=stopper.best_epoch,
-        best_valid_macro_f1=stopper.best_score,
+        best_valid_macro_f1=best_chunk_f1,
         checkpoint=ckpt_path,
         seconds=total_seconds,
         pretrained_loaded=pretrained_loaded,
+        selected_on=select_on,
+        best_score=stopper.best_score,
     )
 
 
@@ -556,27 +614,45 @@ def _fit(cfg: Config, bundle: Any, out_dir: Path, *, progress: bool, device: Any
 # --------------------------------------------------------------------------------------------
 
 
-def plot_history(history: pd.DataFrame) -> Figure:
-    """Loss curves (train and validation) and validation macro F1 per epoch, best epoch marked.
+def plot_history(history: pd.DataFrame, selected_on: str | None = None) -> Figure:
+    """Loss curves (train and validation) and validation F1 per epoch, the kept epoch marked.
+
+    With a ``valid_scenes_f1`` column (validation scenes scored every epoch) the right panel shows
+    both F1 curves, and marks the epoch each would pick: the clean chunks' F1 often peaks earlier
+    than the scenes'. ``selected_on`` ("chunks" or "scenes", default: "scenes" when that column
+    exists) says which of them picked the kept epoch.
 
     Returns a closed matplotlib Figure: a notebook shows it once, as the cell's result.
     """
     if history.empty:
         raise ValueError("plot_history: the history has no epochs")
+    has_scenes = "valid_scenes_f1" in history and history["valid_scenes_f1"].notna().any()
+    selected_on = selected_on or ("scenes" if has_scenes else "chunks")
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     plt.close(fig)  # returned, not left open: the notebook shows it once, as the cell's result
     epochs = history["epoch"]
-    best = int(history.loc[history["valid_macro_f1"].idxmax(), "epoch"])
+    columns = {"chunks": "valid_macro_f1", "scenes": "valid_scenes_f1"}
+    best = int(history.loc[history[columns[selected_on]].idxmax(), "epoch"])
     ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
-    ax_loss.plot(epochs, history["valid_loss"], "o-", label="validation")
+    ax_loss.plot(epochs, history["valid_loss"], "o-", label="validation chunks")
     ax_loss.set(xlabel="epoch", ylabel="BCE loss", title="Loss")
-    ax_f1.plot(epochs, history["valid_macro_f1"], "o-", color="C2", label="validation macro F1")
+    ax_f1.plot(epochs, history["valid_macro_f1"], "o-", color="C2",
+               label="validation chunks (threshold fixed)")
+    if has_scenes:
+        ax_f1.plot(epochs, history["valid_scenes_f1"], "s-", color="C4",
+                   label="validation scenes (thresholds chosen)")
     ax_f1.set(xlabel="epoch", ylabel="macro F1", title="Validation macro F1", ylim=(0, 1.02))
+    ax_loss.axvline(best, color="grey", ls="--", lw=1, label=f"kept epoch ({best})")
+    ax_f1.axvline(best, color="grey", ls="--", lw=1, label=f"kept epoch ({best}, best on {selected_on})")
+    if has_scenes:
+        other = "chunks" if selected_on == "scenes" else "scenes"
+        other_best = int(history.loc[history[columns[other]].idxmax(), "epoch"])
+        if other_best != best:
+            ax_f1.axvline(other_best, color="grey", ls=":", lw=1, label=f"best on {other} ({other_best})")
     for ax in (ax_loss, ax_f1):
-        ax.axvline(best, color="grey", ls="--", lw=1, label=f"best epoch ({best})")
         ax.set_xticks(list(epochs))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     return fig
 
 

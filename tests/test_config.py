@@ -122,6 +122,9 @@ def test_test_set_picks_the_folds():
         ("test_set=dcase", "test_set must be one of"),
         ("folds.scenes_valid=[4, 5]", "must stay out of training"),
         ("folds.valid=[4]", "overlap"),
+        ("train.select_on=epochs", "select_on must be one of"),
+        ("eval.valid_scenes=0", "select_on is 'scenes' but eval.valid_scenes is 0"),
+        ("eval.segment_scores=mean", "segment_scores must be one of"),
     ],
 )
 def test_fold_leaks_and_unknown_test_sets_are_refused(override, fragment):

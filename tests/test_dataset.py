@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from test_chunking import LABELS, make_esc50, tiny_config
 
-from sed_utils import augment
+from sed_utils import augment, scenes
+from sed_utils.chunking import build_esc50_chunks
 from sed_utils.config import AugmentConfig
-from sed_utils.dataset import ChunkDataset, OnTheFlyDataset, build_datasets
+from sed_utils.dataset import ChunkDataset, OnTheFlyDataset, background_features, build_datasets
 from sed_utils.features import normalization_stats
 
 
@@ -77,6 +80,41 @@ def test_noise_adds_power_at_snr():
     assert snr == pytest.approx(10.0, abs=0.2)
 
 
+@pytest.mark.parametrize("snr", [0.0, 10.0, 20.0])
+def test_background_is_laid_under_at_the_snr(snr):
+    x = _spec(1).astype(np.float64)  # float64 so the subtraction below is exact enough
+    bg = _spec(2) - 25.0  # level of the background must not matter: it is rescaled
+    out = augment.add_background(x, bg, snr)
+    p, b = 10 ** (x.astype(np.float64) / 10), 10 ** (bg.astype(np.float64) / 10)
+    added = 10 ** (out.astype(np.float64) / 10) - p  # the background's power, after rescaling
+    assert 10 * np.log10(p.mean() / added.mean()) == pytest.approx(snr, abs=0.01)
+    np.testing.assert_allclose(added / added.mean(), b / b.mean(), rtol=1e-3)  # same shape, one gain
+    assert (out >= x - 1e-4).all() and out.dtype == x.dtype
+    with pytest.raises(ValueError, match="differ in shape"):
+        augment.add_background(x, bg[:, :50], snr)
+
+
+def test_background_augmentation_keeps_the_label_and_can_be_switched_off():
+    x, y = _spec(1), np.array([0, 1, 0, 0, 0], dtype=np.float32)
+    bg = _spec(2)
+    calls = []
+
+    def draw() -> np.ndarray:
+        calls.append(1)
+        return bg
+
+    plain = dict(specaugment=False, gain_db=0.0, noise_prob=0.0, time_shift=0.0, mix_prob=0.0)
+    on = AugmentConfig(**plain, background_prob=1.0, background_snr_db=5.0)
+    out, label = augment.augment_db(x, y, on, np.random.default_rng(0), None, draw)
+    np.testing.assert_array_equal(label, y)  # a background is never a target: the label stays
+    p_x, p_added = np.mean(10 ** (x / 10)), np.mean(10 ** (out / 10) - 10 ** (x / 10))
+    assert 5.0 - 0.01 <= 10 * np.log10(p_x / p_added) <= 25.0 + 0.01  # SNR in [snr, snr + 20]
+    off = AugmentConfig(**plain, background_prob=0.0)
+    out, _ = augment.augment_db(x, y, off, np.random.default_rng(0), None, draw)
+    np.testing.assert_array_equal(out, x)
+    assert len(calls) == 1
+
+
 # ------------------------------------------------------------------------------------------------
 # datasets
 # ------------------------------------------------------------------------------------------------
@@ -112,9 +150,15 @@ def test_chunk_dataset_augmentation_seeded_and_changes_items():
 def test_build_datasets_and_on_the_fly(tmp_path, monkeypatch):
     monkeypatch.delenv("SED_DATA_ROOT", raising=False)
     make_esc50(tmp_path, folds=(1, 2, 5))
-    cfg = tiny_config(tmp_path, "folds.train=[1, 2]", "folds.valid=[5]")
+    cfg = tiny_config(tmp_path, "folds.train=[1, 2]", "folds.valid=[5]", "train.train_scenes=0",
+                      "eval.valid_scenes=3")
     bundle = build_datasets(cfg, progress=False)
     assert set(bundle.train_table.fold) == {1, 2} and set(bundle.valid_table.fold) == {5}
+    assert set(bundle.train_table.source) == {"chunk"}
+    # validation scenes (train.select_on: scenes): 3 scenes x 10 segments, normalised like training
+    x_scenes, y_scenes = bundle.valid_scenes
+    assert x_scenes.shape == (30, 1, cfg.mel.n_mels, 101) and y_scenes.shape == (30, 5)
+    assert abs(float(x_scenes.mean())) < 3.0 and y_scenes.sum() > 0
     assert bundle.labels == LABELS and bundle.valid.augment is None and bundle.train.augment is not None
     assert len(bundle.train) == len(bundle.train_table) and len(bundle.valid) == len(bundle.valid_table)
     x, y = bundle.valid[0]
@@ -130,8 +174,31 @@ def test_build_datasets_and_on_the_fly(tmp_path, monkeypatch):
     torch.testing.assert_close(xf, x, atol=0.06 / bundle.std, rtol=0)  # cache is float16
     torch.testing.assert_close(yf, y)
 
+    # backgrounds: the ambient categories of the fixture (rain, engine), training folds only
+    table = build_esc50_chunks(cfg, progress=False)
+    ambient = table[table.category.isin(["rain", "engine"]) & table.fold.isin([1, 2]) & ~table.silent]
+    assert bundle.backgrounds is not None and len(bundle.backgrounds) == len(ambient) > 0
+    assert bundle.train.backgrounds is bundle.backgrounds and bundle.valid.backgrounds is None
+    assert background_features(tiny_config(tmp_path, "folds.train=[1, 2]", "augment.background_prob=0"),
+                               table, progress=False) is None
+    with pytest.warns(UserWarning, match="no ambient chunk"):
+        no_rain = table[~table.category.isin(["rain", "engine"])]
+        assert background_features(cfg, no_rain, progress=False) is None
+
     small = build_datasets(
-        tiny_config(tmp_path, "folds.train=[1, 2]", "train.max_train_chunks=5"), progress=False
+        tiny_config(tmp_path, "folds.train=[1, 2]", "train.max_train_chunks=5", "train.train_scenes=0",
+                    "train.select_on=chunks"), progress=False
     )
     assert len(small.train) == 5 and len(small.valid) == len(bundle.valid)
     assert set(small.train_table.filename) <= set(bundle.train_table.filename)
+    assert small.valid_scenes is None  # only built when they pick the epoch
+
+    # training scenes: mixed from the training folds only, cut into labelled 1 s segments
+    with_scenes = tiny_config(tmp_path, "folds.train=[1, 2]", "train.train_scenes=2", "eval.valid_scenes=3")
+    mixed = build_datasets(with_scenes, progress=False)
+    scene_rows = mixed.train_table[mixed.train_table.source == "scene"]
+    assert len(scene_rows) == 20 and len(mixed.train) == len(bundle.train) + 20
+    train_scenes_dir = Path(scenes.training_scenes(with_scenes, progress=False).audio_dir).parent
+    sources = scenes.load_scene_sources(train_scenes_dir)
+    assert set(sources["fold"]) <= {1, 2}
+    np.testing.assert_array_equal(mixed.train.labels[-20:], scene_rows[LABELS].to_numpy(np.float32))

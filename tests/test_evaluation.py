@@ -21,9 +21,11 @@ from sed_utils.evaluation import (
     event_metrics,
     f1_vs_threshold,
     multilabel_confusion,
+    pool_windows_to_segments,
     reference_chunk_f1,
     scores_to_events,
     segment_metrics,
+    segment_scores_from_windows,
     segments_to_events,
     sliding_window_scores,
     window_starts,
@@ -427,3 +429,25 @@ def test_plot_ablation_draws_measured_rows_and_names_skipped_ones():
     assert ticks["original recipe"] > ticks["+ negatives"]  # the table's order, read top to bottom
     assert len(ax.patches) == 4  # two rows x (segment, event)
     assert "not run: + ImageNet weights" in ax.get_title()
+
+
+def test_pool_windows_to_segments_takes_the_max_of_windows_mostly_inside():
+    starts = np.arange(0.0, 9.01, 0.25)  # 1 s windows every 0.25 s over a 10 s clip
+    times = starts + 0.5
+    scores = np.zeros((len(times), 2))
+    scores[np.isclose(times, 2.75), 0] = 0.9  # hears [2.25, 3.25]: 75 % inside segment [2, 3)
+    scores[np.isclose(times, 3.0), 1] = 0.8  # centred on a border: half in each segment, counts for none
+    scores[np.isclose(times, 0.5), 1] = 0.3  # the first segment's own window
+    seg_starts = np.arange(10.0)
+    pooled = pool_windows_to_segments(times, scores, seg_starts, seg_starts + 1.0, window=1.0)
+    expected = np.zeros((10, 2))
+    expected[2, 0] = 0.9
+    expected[0, 1] = 0.3
+    np.testing.assert_array_equal(pooled, expected)
+    table = pd.DataFrame({"filename": ["a.wav"] * 10 + ["b.wav"] * 10,
+                          "start": np.tile(seg_starts, 2), "end": np.tile(seg_starts + 1.0, 2)})
+    windows = {"a.wav": (times, scores), "b.wav": (times, 2 * scores)}
+    both = segment_scores_from_windows(table, windows, 1.0)
+    np.testing.assert_array_equal(both, np.vstack([expected, 2 * expected]))
+    with pytest.raises(KeyError, match="b.wav"):
+        segment_scores_from_windows(table, {"a.wav": (times, scores)}, 1.0)

@@ -8,10 +8,15 @@ this span" has a clear answer.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 
 from sed_utils import scenes
 from sed_utils.config import load_config
@@ -300,3 +305,56 @@ def test_statistics_example_and_plot(built):
     assert lanes == [lab for lab in cfg.desed_labels if lab in mine] + ["distractor (no label)"]
     plt.close(fig)
     plt.close(scenes.plot_label_statistics(cfg, out))
+
+
+def test_validation_scenes_come_from_the_validation_fold_with_their_own_seed(fake_cfg):
+    root = f"data_root={fake_cfg.data_root}"
+    cfg = load_config("demo", [root, "test_set=scenes", "eval.valid_scenes=5", "eval.scenes_seed=2"])
+    ds = scenes.validation_scenes(cfg, progress=False)
+    out = Path(ds.audio_dir).parent
+    assert set(scenes.load_scene_sources(out)["fold"]) == {4}  # scenes_valid; the test scenes use 5
+    params = json.loads((out / "params.json").read_text())
+    assert params["seed"] == 3 and params["n_scenes"] == 5 and len(ds.files) == 5
+    # with DESED as the test set the validation fold is 5
+    ds5 = scenes.validation_scenes(load_config("demo", [root, "eval.valid_scenes=3"]), progress=False)
+    assert set(scenes.load_scene_sources(Path(ds5.audio_dir).parent)["fold"]) == {5}
+    with pytest.raises(ValueError, match="valid_scenes"):
+        scenes.validation_scenes(load_config("demo", [root, "eval.valid_scenes=0"]), progress=False)
+
+
+class _LevelModel(torch.nn.Module):
+    """Scores every class by the segment's mean level: informative (events are loud), not perfect."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.scale * (x.mean(dim=(1, 2, 3)) + 40.0))[:, None].repeat(1, 5)
+
+
+def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg):
+    from sed_utils.chunking import build_desed_segments
+    from sed_utils.evaluation import (
+        choose_thresholds,
+        thresholds_from_validation,
+        validation_scene_predictions,
+    )
+
+    root = f"data_root={fake_cfg.data_root}"
+    cfg = load_config("demo", [root, "eval.valid_scenes=6"])
+    labels = cfg.desed_labels
+    trained = SimpleNamespace(model=_LevelModel(), mean=0.0, std=1.0)
+    y, probs = validation_scene_predictions(cfg, trained)
+    segments = build_desed_segments(cfg, scenes.validation_scenes(cfg, progress=False))
+    np.testing.assert_array_equal(y, segments[labels].to_numpy())  # the validation scenes' own labels
+    assert y.shape == probs.shape == (60, 5) and y.sum() > 0 and len(np.unique(probs)) > 10
+    thresholds, source = thresholds_from_validation(cfg, labels, trained)
+    np.testing.assert_array_equal(thresholds, choose_thresholds(y, probs))
+    assert "6 scenes mixed from ESC-50 validation fold 5" in source
+    with pytest.raises(ValueError, match="needs the trained model"):
+        thresholds_from_validation(cfg, labels)
+    off = load_config("demo", [root, "eval.per_class_thresholds=false", "eval.threshold=0.3"])
+    thresholds, source = thresholds_from_validation(off, labels, trained)
+    np.testing.assert_array_equal(thresholds, np.full(5, 0.3))
+    assert source.startswith("global")

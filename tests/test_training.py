@@ -79,6 +79,7 @@ def make_cfg(tmp_path, *extra: str):
         "train.patience=4",
         "train.lr=0.002",
         "train.num_threads=0",
+        "train.select_on=chunks",
     ]
     return load_config("demo", [*base, *extra])
 
@@ -105,6 +106,39 @@ def trained(tmp_path_factory, bundle):
 
 
 # ---- pure pieces ---------------------------------------------------------------------------
+def test_cosine_schedule_lowers_the_learning_rate_to_zero(tmp_path, small_bundle):
+    flat = make_cfg(tmp_path / "c", "train.epochs=3", "train.lr_schedule=constant")
+    constant = train_model(flat, small_bundle, progress=False)
+    assert list(constant.history["lr"]) == pytest.approx([0.002] * 3)
+    cosine = train_model(make_cfg(tmp_path / "k", "train.epochs=3", "train.lr_schedule=cosine"), small_bundle,
+                         progress=False)
+    lr = cosine.history["lr"].to_numpy()
+    assert lr[0] < 0.002 and np.all(np.diff(lr) < 0) and lr[-1] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        make_cfg(tmp_path, "train.lr_schedule=linear")
+
+
+def test_selection_on_validation_scenes_picks_their_best_epoch(tmp_path, small_bundle):
+    scenes_data = band_data(40, 3)
+    # scene labels that disagree with the bands for two classes: the scene F1 then peaks elsewhere
+    y = scenes_data.tensors[1].numpy().copy()
+    y[:, :2] = y[:, :2][::-1]
+    bundle = SimpleNamespace(**vars(small_bundle), valid_scenes=(scenes_data.tensors[0].numpy(), y))
+    cfg = make_cfg(tmp_path, "train.select_on=scenes", "train.patience=0")
+    result = train_model(cfg, bundle, progress=False)
+    h = result.history
+    assert result.selected_on == "scenes" and "valid_scenes_f1" in h
+    assert result.best_epoch == int(h.loc[h["valid_scenes_f1"].idxmax(), "epoch"])
+    assert result.best_score == pytest.approx(h["valid_scenes_f1"].max())
+    chunk_f1 = h.loc[h["epoch"] == result.best_epoch, "valid_macro_f1"].iloc[0]
+    assert result.best_valid_macro_f1 == pytest.approx(chunk_f1)  # chunk F1 of the chosen epoch
+    again = train_model(cfg, bundle, progress=False)
+    assert again.skipped and again.selected_on == "scenes"
+    assert again.best_score == pytest.approx(result.best_score)
+    with pytest.raises(ValueError, match="no validation scenes"):
+        train_model(make_cfg(tmp_path / "other", "train.select_on=scenes"), small_bundle, progress=False)
+
+
 
 
 def test_early_stopping_counts_epochs_without_strict_improvement():
@@ -302,9 +336,18 @@ def test_plots_mark_the_best_epoch(trained):
     _, result, _ = trained
     fig = plot_history(result.history)
     ax_loss, ax_f1 = fig.axes
-    best_lines = [ln for ln in ax_f1.get_lines() if ln.get_label().startswith("best epoch")]
+    best_lines = [ln for ln in ax_f1.get_lines() if ln.get_label().startswith("kept epoch")]
     assert best_lines and best_lines[0].get_xdata()[0] == result.best_epoch
     assert len(ax_loss.get_lines()) == 3  # train, validation, best-epoch marker
+    # with validation-scene scores: both curves, the kept epoch from the scenes, the chunks' best dotted
+    h = result.history.assign(valid_scenes_f1=np.linspace(0.2, 0.6, len(result.history)))
+    ax_f1 = plot_history(h).axes[1]
+    marks = {ln.get_label(): ln.get_xdata()[0] for ln in ax_f1.get_lines() if "epoch" in ln.get_label()
+             or ln.get_label().startswith("best on")}
+    kept = [v for k, v in marks.items() if k.startswith("kept epoch")]
+    assert kept == [h["epoch"].iloc[-1]]
+    chunk_best = int(h.loc[h["valid_macro_f1"].idxmax(), "epoch"])
+    assert chunk_best == h["epoch"].iloc[-1] or marks.get(f"best on chunks ({chunk_best})") == chunk_best
     bars = plot_class_f1(result.history).axes[0].patches
     best_row = result.history[result.history["epoch"] == result.best_epoch].iloc[0]
     assert [b.get_height() for b in bars] == pytest.approx(
