@@ -338,6 +338,49 @@ def threshold_slider(
     return box
 
 
+def plot_segment_scores(
+    filename: str,
+    events: pd.DataFrame,
+    window_times: np.ndarray,
+    window_scores: np.ndarray,
+    segments: pd.DataFrame,
+    grid_probs: np.ndarray,
+    pooled_probs: np.ndarray,
+    label: str,
+    labels: Sequence[str],
+    threshold: float | None = None,
+) -> Figure:
+    """One clip, one class: the two ways to score a 1 s segment, against the reference events.
+
+    Grey bars: the reference events of ``label``. Dots: the sliding-window scores (at window
+    centres). Steps: the segment scores, "grid" (the model on exactly that second) and "windows"
+    (the max of the windows lying mostly inside it, :func:`~sed_utils.evaluation.pool_windows_to_segments`).
+    ``segments`` (filename, start, end) are the rows of ``grid_probs`` / ``pooled_probs``.
+    """
+    c = list(labels).index(label)
+    rows = np.flatnonzero(segments["filename"].to_numpy() == filename)
+    starts = segments["start"].to_numpy(float)[rows]
+    ends = segments["end"].to_numpy(float)[rows]
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    plt.close(fig)
+    for e in events[(events["filename"] == filename) & (events["event_label"] == label)].itertuples():
+        ax.axvspan(e.onset, e.offset, color="0.85", zorder=0)
+    ax.plot(window_times, np.asarray(window_scores)[:, c], ".", color="0.4",
+            label="sliding windows (centres)")
+    edges = np.append(starts, ends[-1]) if len(rows) else np.zeros(1)
+    for probs, name, colour in ((grid_probs, "segment score: grid", "C0"),
+                                (pooled_probs, "segment score: windows (max)", "C3")):
+        values = np.asarray(probs)[rows, c]
+        ax.stairs(values, edges, color=colour, linewidth=2, label=name)
+    if threshold is not None:
+        ax.axhline(float(threshold), color="C3", ls="--", lw=1, label=f"threshold {float(threshold):.2f}")
+    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.05),
+           title=f"{filename}: {label} (grey: reference events)")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
 def plot_ablation(summary: dict[str, Any]) -> Figure:
     """Bars of the ablation (``benchmarks/results/ablation.json``): scene segment macro F1 per recipe.
 

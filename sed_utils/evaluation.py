@@ -810,7 +810,8 @@ def load_predictions(cfg: Config) -> dict[str, Any]:
     Returns a dict with ``segments`` (filename/start/end), ``y_true`` and ``probs`` [N, C],
     ``thresholds`` [C], ``labels``, ``windows``: {filename: (times, scores)}, and
     ``threshold_y`` / ``threshold_probs``: the validation data the thresholds were chosen on
-    (validation-scene segments or validation chunks; empty for a global threshold).
+    (validation-scene segments or validation chunks; empty for a global threshold), and
+    ``grid_probs``: the segment-grid scores (``probs`` are the scores used, grid or windows).
     """
     path = predictions_path(cfg)
     if not path.is_file():
@@ -825,7 +826,8 @@ def load_predictions(cfg: Config) -> dict[str, Any]:
                    for i, n in enumerate(names)}
         return {"segments": seg, "y_true": z["y_true"], "probs": z["probs"],
                 "thresholds": z["thresholds"], "labels": [str(x) for x in z["labels"]], "windows": windows,
-                "threshold_y": z["threshold_y"], "threshold_probs": z["threshold_probs"]}
+                "threshold_y": z["threshold_y"], "threshold_probs": z["threshold_probs"],
+                "grid_probs": z["grid_probs"]}
 
 
 def _segment_probs(cfg: Config, trained: Any, table: pd.DataFrame, feats: np.ndarray, ckpt_key: str,
@@ -1007,6 +1009,7 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
         predictions_path(cfg),
         seg_filename=table["filename"].to_numpy().astype(str), seg_start=table["start"].to_numpy(float),
         seg_end=table["end"].to_numpy(float), y_true=y_true, probs=probs.astype(np.float32),
+        grid_probs=np.asarray(grid_probs, dtype=np.float32),
         thresholds=thresholds, labels=np.asarray(labels),
         threshold_y=np.asarray(y_valid, dtype=np.float32),
         threshold_probs=np.asarray(probs_valid, dtype=np.float32),

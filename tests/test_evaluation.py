@@ -451,3 +451,25 @@ def test_pool_windows_to_segments_takes_the_max_of_windows_mostly_inside():
     np.testing.assert_array_equal(both, np.vstack([expected, 2 * expected]))
     with pytest.raises(KeyError, match="b.wav"):
         segment_scores_from_windows(table, {"a.wav": (times, scores)}, 1.0)
+
+
+def test_segment_score_figure_draws_both_step_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sed_utils import eval_plots
+
+    times = np.arange(37) * 0.25 + 0.5
+    scores = np.zeros((37, 2))
+    scores[8, 0] = 0.9
+    segments = pd.DataFrame({"filename": ["a.wav"] * 10, "start": np.arange(10.0),
+                             "end": np.arange(1.0, 11.0)})
+    grid = np.zeros((10, 2))
+    pooled = pool_windows_to_segments(times, scores, segments["start"], segments["end"], 1.0)
+    fig = eval_plots.plot_segment_scores("a.wav", ev(("a.wav", 2.6, 3.4, "Dog")), times, scores, segments,
+                                         grid, pooled, "Dog", LABELS, threshold=0.5)
+    ax = fig.axes[0]
+    steps = {p.get_label(): p for p in ax.patches if p.get_label().startswith("segment score")}
+    assert set(steps) == {"segment score: grid", "segment score: windows (max)"}
+    np.testing.assert_array_equal(steps["segment score: windows (max)"].get_data().values, pooled[:, 0])
+    assert pooled[2, 0] == 0.9  # the window centred at 2.5 s (index 8) hears the event inside segment 2
