@@ -188,7 +188,10 @@ def markdown(table: list[dict], meta: dict) -> str:
         f = {k: f"{e[k]:.3f} ± {e[k + '_sd']:.3f}" for k in
              ("segment_macro_f1", "segment_micro_f1", "event_macro_f1", "valid_macro_f1")}
         train = "(same model)" if e.get("shared") else f"{e['train_seconds'] / 60:.1f}"
-        lines.append(f"| {e['title']} | {f['segment_macro_f1']} | {f['segment_micro_f1']} | "
+        title = e["title"]
+        if sorted(e["seeds"]) != list(meta["seeds"]):  # say so when a row has fewer seeds than the table
+            title += f" (seeds {', '.join(map(str, sorted(e['seeds'])))} only)"
+        lines.append(f"| {title} | {f['segment_macro_f1']} | {f['segment_micro_f1']} | "
                      f"{f['event_macro_f1']} | {f['valid_macro_f1']} | {train} |")
     lines.append("")
     by_date: dict[str, list[str]] = {}
@@ -278,8 +281,9 @@ RENAMED = {"defaults": "thresholds"}
 def previous_runs() -> list[dict]:
     """The runs of the existing ablation.json, each with its date and command (for ``--merge``).
 
-    Runs from before dates were stored per run get the file's date and command. A run whose
-    recorded overrides differ from its row's current overrides is dropped (the row changed since).
+    Runs from before dates were stored per run get the file's date and command, and the run
+    folder (model) their row uses now. A run whose recorded overrides differ from its row's
+    current overrides is dropped (the row changed since).
     """
     path = RESULTS_DIR / "ablation.json"
     if not path.is_file():
@@ -287,10 +291,10 @@ def previous_runs() -> list[dict]:
     old = json.loads(path.read_text())
     current = {row: overrides for row, _, overrides in ROWS}
     kept = []
+    folders = model_folders([])
     for r in old.get("runs", []):
-        if r["row"] == "defaults":  # the old row that shared the "augment" row's model
-            r = {**r, "model_of": "augment"}
         r = {**r, "row": RENAMED.get(r["row"], r["row"])}
+        r.setdefault("model_of", folders.get(r["row"], r["row"]))  # runs from before it was recorded
         r.setdefault("date", old["meta"]["date"])
         r.setdefault("command", old["meta"]["command"])
         if r["row"] in current and r.get("overrides", current[r["row"]]) == current[r["row"]]:
