@@ -790,8 +790,7 @@ def validation_scene_predictions(
     from .dataset import validation_scene_segments
     from .training import predict_proba
 
-    x, y = validation_scene_segments(cfg, _to_numpy(trained.mean), _to_numpy(trained.std), progress=progress)
-    if cfg.eval.segment_scores == "windows":
+    if cfg.eval.segment_scores == "windows":  # the segments' own features are not needed then
         from .chunking import build_desed_segments
         from .scenes import validation_scenes
 
@@ -799,7 +798,9 @@ def validation_scene_predictions(
         table = build_desed_segments(cfg, ds)
         path = getattr(trained, "path", None)
         windows = _window_scores(cfg, trained, ds, _digest(path) if path else "", progress)
-        return y.astype(int), segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds)
+        y = table[cfg.desed_labels].to_numpy().astype(int)
+        return y, segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds)
+    x, y = validation_scene_segments(cfg, _to_numpy(trained.mean), _to_numpy(trained.std), progress=progress)
     probs = np.asarray(predict_proba(trained.model, x, batch_size=cfg.train.batch_size))
     return y.astype(int), probs
 

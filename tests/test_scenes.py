@@ -351,6 +351,11 @@ def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg):
     assert y.shape == probs.shape == (60, 5) and y.sum() > 0 and len(np.unique(probs)) > 10
     thresholds, source = thresholds_from_validation(cfg, labels, trained)
     np.testing.assert_array_equal(thresholds, choose_thresholds(y, probs))
+    # the same segments scored on the grid instead of pooled from sliding windows: same labels
+    grid = load_config("demo", [root, "eval.valid_scenes=6", "eval.segment_scores=grid"])
+    y_grid, probs_grid = validation_scene_predictions(grid, trained)
+    np.testing.assert_array_equal(y_grid, y)
+    assert probs_grid.shape == probs.shape and not np.allclose(probs_grid, probs)
     assert "6 scenes mixed from ESC-50 validation fold 5" in source
     with pytest.raises(ValueError, match="needs the trained model"):
         thresholds_from_validation(cfg, labels)
