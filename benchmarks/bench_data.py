@@ -29,13 +29,12 @@ class LibrosaOnTheFly(Dataset):
     Same mel parameters as ``cfg.mel`` so the work per item matches what the cache stores.
     """
 
-    def __init__(self, cfg: Config, table: pd.DataFrame, mean: float, std: float):
+    def __init__(self, cfg: Config, table: pd.DataFrame):
         self.cfg = cfg
         self.paths = table["path"].astype(str).to_list()
         self.starts = table["start"].astype(float).to_numpy()
         self.ends = table["end"].astype(float).to_numpy()
         self.labels = label_matrix(table, cfg.desed_labels)
-        self.mean, self.std = float(mean), float(std)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -54,7 +53,7 @@ class LibrosaOnTheFly(Dataset):
             y=piece, sr=sr, n_fft=m.n_fft, win_length=m.win_length, hop_length=m.hop_length,
             n_mels=m.n_mels, fmin=m.f_min, fmax=m.f_max, power=2.0,
         )
-        x = (librosa.power_to_db(spec, ref=1.0, top_db=m.top_db) - self.mean) / self.std
+        x = librosa.power_to_db(spec, ref=1.0, top_db=m.top_db)  # dB like the cache (the model normalises)
         return torch.from_numpy(x.astype(np.float32))[None], torch.from_numpy(self.labels[index].copy())
 
 
@@ -162,7 +161,7 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
     setup = timed(lambda: holder.setdefault("b", build_datasets(cfg, progress=True)))
     bundle = holder["b"]
     train, table = bundle.train, bundle.train_table
-    plain = ChunkDataset(train.features, train.labels, bundle.mean, bundle.std, augment=None)
+    plain = ChunkDataset(train.features, train.labels)
     tmp = tempfile.TemporaryDirectory(prefix="sed_bench_44k_")
     log("data: writing 44.1 kHz WAV copies of a few clips (upstream ESC-50 format)")
     rows44 = _make_44k_copies(table, 30 if quick else 100, Path(tmp.name), cfg.seed)
@@ -172,16 +171,16 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
         _Variant("cached, no augmentation, 0 workers", plain, 0, batch, None, cfg.seed),
         _Variant("cached + augmentation, 2 workers", train, 2, batch, None, cfg.seed),
         _Variant("per item: soundfile + torchaudio (OnTheFlyDataset)",
-                 OnTheFlyDataset(cfg, table, bundle.mean, bundle.std), 0, batch, n_batches, cfg.seed),
+                 OnTheFlyDataset(cfg, table), 0, batch, n_batches, cfg.seed),
         _Variant("per item: librosa, 16 kHz FLAC (original method)",
-                 LibrosaOnTheFly(cfg, table, bundle.mean, bundle.std), 0, batch, n_batches, cfg.seed),
+                 LibrosaOnTheFly(cfg, table), 0, batch, n_batches, cfg.seed),
         _Variant("per item: librosa, 16 kHz FLAC, 2 workers",
-                 LibrosaOnTheFly(cfg, table, bundle.mean, bundle.std), 2, batch, n_batches, cfg.seed),
+                 LibrosaOnTheFly(cfg, table), 2, batch, n_batches, cfg.seed),
         _Variant("per item: librosa, 16 kHz FLAC, 2 workers, 1 BLAS thread each",
-                 LibrosaOnTheFly(cfg, table, bundle.mean, bundle.std), 2, batch, n_batches, cfg.seed,
+                 LibrosaOnTheFly(cfg, table), 2, batch, n_batches, cfg.seed,
                  worker_init_fn=_one_blas_thread),
         _Variant("per item: librosa, 44.1 kHz WAV + resample (original on upstream files)",
-                 LibrosaOnTheFly(cfg, rows44, bundle.mean, bundle.std), 0, batch, n_batches, cfg.seed),
+                 LibrosaOnTheFly(cfg, rows44), 0, batch, n_batches, cfg.seed),
     ]
     try:
         for v in variants:

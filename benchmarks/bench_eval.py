@@ -3,7 +3,7 @@
 Evaluation scores each 10 s DESED clip twice: on the 1 s segment grid (10 windows; the segment-based
 metric) and with 1 s windows every ``cfg.eval.event_hop_seconds`` (37 windows at 0.25 s; the
 event-based metric needs the finer onsets). Both go through
-:func:`sed_utils.evaluation.sliding_window_scores` here (the segment grid is that function with a hop
+:func:`sed_utils.inference.sliding_window_scores` here (the segment grid is that function with a hop
 of one segment), which reads nothing from caches: read audio -> log-mel -> normalise -> model.
 
 DESED audio is not available on the benchmark machine, so the clips are 10 s excerpts made by
@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,12 +23,11 @@ import soundfile as sf
 import torch
 from common import column, log, median, spread, timed
 
-from sed_utils.audio import read_audio, resample
 from sed_utils.config import Config
-from sed_utils.esc50 import esc50_root, load_esc50_meta
-from sed_utils.evaluation import sliding_window_scores
-from sed_utils.features import mel_extractor
-from sed_utils.model import build_resnet18
+from sed_utils.data.esc50 import esc50_root, load_esc50_meta
+from sed_utils.inference import sliding_window_scores
+from sed_utils.io.audio import read_audio, resample
+from sed_utils.model import build_detector
 
 CLIP_SECONDS = 10.0
 DESED_PUBLIC_EVAL_CLIPS = 692
@@ -56,12 +54,11 @@ def _make_excerpts(cfg: Config, n: int, out_dir: Path, rate: int) -> list[Path]:
 
 def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
     n_clips = 5 if quick else 20
-    model = build_resnet18(len(cfg.desed_labels))
+    detector = build_detector(cfg.desed_labels, cfg.mel, cfg.audio.sample_rate, cfg.chunking.chunk_seconds,
+                              -14.0, 21.0)
     if cfg.train.channels_last:  # as a trained checkpoint is used (predict_proba follows the weights)
-        model.to(memory_format=torch.channels_last)
-    model.eval()
-    trained = SimpleNamespace(model=model, mean=torch.tensor(-14.0), std=torch.tensor(21.0))
-    extractor = mel_extractor(cfg)
+        detector.to(memory_format=torch.channels_last)
+    detector.eval()
     seg_eval = dataclasses.replace(cfg.eval, event_hop_seconds=cfg.chunking.segment_seconds)
     seg_cfg = dataclasses.replace(cfg, eval=seg_eval)
 
@@ -79,7 +76,8 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
 
         def score(vcfg: Config, path: Path, name: str) -> None:
             sr = vcfg.audio.sample_rate
-            times, _ = sliding_window_scores(trained, read_audio(path, sr), sr, vcfg, extractor=extractor)
+            times, _ = sliding_window_scores(detector, read_audio(path, sr), sr, vcfg.eval.event_hop_seconds,
+                                             batch_size=vcfg.train.batch_size)
             windows[name] = len(times)
 
         log("eval: warm-up")

@@ -37,7 +37,7 @@ def _init_worker(cfg: Config) -> None:
 
 def _extract_file(task: tuple[str, pd.DataFrame]) -> np.ndarray:
     """Log-mels of all rows of one file: read it once, one batch through the extractor."""
-    from sed_utils.audio import read_audio
+    from sed_utils.io.audio import read_audio
 
     path, rows = task
     cfg = _WORKER["cfg"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any, BinaryIO
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error remove it."""
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error remove it
+    (every notebook: under the writers below and feature_cache)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -31,8 +33,33 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path``, on error it goes.
+
+    For results that are a folder of files (the scenes of notebook 07): readers trust a folder that
+    exists, so it must appear whole. An older folder at ``path`` is removed only once the new one is
+    complete (the caller decides that replacing it is right).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def write_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Call ``write(file_handle)`` on a temporary file, then rename it to ``path``.
+    """Call ``write(file_handle)`` on a temporary file, then rename it to ``path``
+    (every notebook, under the writers below).
 
     A file handle, not a name: ``np.save``/``np.savez`` append their extension to a bare name.
     """
@@ -41,35 +68,47 @@ def write_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically
+    (notebook 01's demo archives; under write_text and write_json)."""
     write_with(path, lambda fh: fh.write(data))
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, atomically
+    (under write_json: notebooks 01, 06; the benchmarks)."""
     write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data: Any, **kwargs: Any) -> None:
+    """Write ``data`` as indented JSON, atomically
+    (notebook 01's dataset markers, notebook 06's results.json, the runner's timings)."""
     write_text(path, json.dumps(data, indent=2, **kwargs) + "\n")
 
 
 def write_csv(df: Any, path: Path) -> None:
-    """A pandas DataFrame as csv, without its index."""
+    """A pandas DataFrame as csv, without its index
+    (notebooks 03-06: the chunk and segment tables; notebook 05's training history)."""
     write_with(path, lambda fh: df.to_csv(fh, index=False))
 
 
 def save_npz(path: Path, **arrays: Any) -> None:
+    """Save ``arrays`` into one ``.npz`` at ``path``, atomically
+    (notebook 05's validation predictions, notebook 06's window scores)."""
     import numpy as np
 
     write_with(path, lambda fh: np.savez(fh, **arrays))
 
 
 def save_npy(path: Path, array: Any) -> None:
+    """Save ``array`` as ``.npy`` at ``path``, atomically
+    (notebooks 03-07: the audio cache of cached_resampled; notebook 06's segment probabilities)."""
     import numpy as np
 
     write_with(path, lambda fh: np.save(fh, array))
 
 
 def torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path``, atomically (notebook 05, through save_checkpoint)."""
     import torch
 
     write_with(path, lambda fh: torch.save(obj, fh))

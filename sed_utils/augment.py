@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from sed_utils.config import AugmentConfig
 
 __all__ = [
@@ -40,7 +38,6 @@ __all__ = [
     "augment_db",
     "spec_augment",
     "augment_examples",
-    "plot_before_after",
 ]
 
 _DB = 10.0 / np.log(10.0)  # dB per natural-log unit of power
@@ -49,7 +46,8 @@ _DB = 10.0 / np.log(10.0)  # dB per natural-log unit of power
 # ------------------------------------------------------------------------------------------------
 # Log-mel augmentations
 # ------------------------------------------------------------------------------------------------
-def _mask(x: np.ndarray, axis: int, max_width: int, rng: np.random.Generator, fill: float) -> np.ndarray:
+def _mask(x: np.ndarray, axis: int, max_width: int, rng: np.random.Generator,
+          fill: float | np.ndarray) -> np.ndarray:
     out = np.array(x, copy=True)
     size = out.shape[axis]
     if max_width < 1 or size == 0:
@@ -58,32 +56,37 @@ def _mask(x: np.ndarray, axis: int, max_width: int, rng: np.random.Generator, fi
     first = int(rng.integers(0, size - width + 1))
     index = [slice(None)] * out.ndim
     index[axis] = slice(first, first + width)
-    out[tuple(index)] = fill
+    # a per-mel fill ([n_mels, 1], broadcast over frames) is cut to the masked rows like the data
+    out[tuple(index)] = np.broadcast_to(np.asarray(fill, dtype=out.dtype), out.shape)[tuple(index)]
     return out
 
 
-def freq_mask(x: np.ndarray, max_width: int, rng: np.random.Generator, fill: float = 0.0) -> np.ndarray:
-    """SpecAugment frequency mask: set 1..max_width consecutive mel bands (axis -2) to ``fill``.
+def freq_mask(x: np.ndarray, max_width: int, rng: np.random.Generator,
+              fill: float | np.ndarray = 0.0) -> np.ndarray:
+    """SpecAugment frequency mask: set 1..max_width consecutive mel bands (axis -2) to ``fill`` (notebook 04).
 
-    Applied to *normalised* features, where ``fill=0`` is the training mean, so the masked band
-    looks like "average" rather than like a loud or a silent band. The width is at least 1, so a
-    mask that was drawn is always visible.
+    Training fills with the training mean (dB), which the model's normaliser maps to 0, so the
+    masked band looks like "average" rather than like a loud or a silent band. The width is at
+    least 1, so a mask that was drawn is always visible.
     """
     return _mask(x, x.ndim - 2, max_width, rng, fill)
 
 
-def time_mask(x: np.ndarray, max_width: int, rng: np.random.Generator, fill: float = 0.0) -> np.ndarray:
-    """SpecAugment time mask: set 1..max_width consecutive frames (last axis) to ``fill``."""
+def time_mask(x: np.ndarray, max_width: int, rng: np.random.Generator,
+              fill: float | np.ndarray = 0.0) -> np.ndarray:
+    """SpecAugment time mask: set 1..max_width consecutive frames (last axis) to ``fill`` (notebook 04)."""
     return _mask(x, x.ndim - 1, max_width, rng, fill)
 
 
 def gain(x_db: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Random gain in [-max_db, +max_db] dB: on a log-mel, scaling the waveform by g adds 20 log10 g."""
+    """Random gain in [-max_db, +max_db] dB: on a log-mel, scaling the waveform by g adds 20 log10 g
+    (notebooks 04, 05, through augment_db)."""
     return x_db + np.float32(rng.uniform(-max_db, max_db)) if max_db > 0 else np.array(x_db, copy=True)
 
 
 def add_noise(x_db: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add noise to a log-mel in the power domain, at ``snr_db`` below the chunk's mean power.
+    """Add noise to a log-mel in the power domain, at ``snr_db`` below the chunk's mean power
+    (notebooks 04, 05, through augment_db and augment_examples).
 
     What it models: a steady broadband background. Each (band, frame) gets an independent noise
     power drawn from an exponential distribution (the distribution of a periodogram bin of
@@ -101,6 +104,7 @@ def add_noise(x_db: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
 
 def time_shift(x: np.ndarray, max_share: float, rng: np.random.Generator) -> np.ndarray:
     """Circular shift along frames by up to ``max_share`` of the chunk (either direction).
+    Used in notebooks 04, 05, through augment_db and augment_examples.
 
     A sound at 0.2 s or at 0.6 s is the same sound; the roll wraps what leaves one end back in at
     the other, so no frames have to be invented.
@@ -113,7 +117,8 @@ def time_shift(x: np.ndarray, max_share: float, rng: np.random.Generator) -> np.
 
 
 def mix(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two chunks played at once: log-mel = dB of the summed power, label = union of the labels.
+    """Two chunks played at once: log-mel = dB of the summed power, label = union of the labels
+    (notebooks 04, 05, through augment_db and augment_examples).
 
     ``10 log10(10^(x1/10) + 10^(x2/10))`` is what the spectrogram of the summed sounds would be if
     the two sounds did not interfere (on average true for unrelated sounds). Computed with
@@ -127,7 +132,8 @@ def mix(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> tuple
 
 
 def add_background(x_db: np.ndarray, background_db: np.ndarray, snr_db: float) -> np.ndarray:
-    """Lay a background chunk (rain, an engine, ...) under ``x_db`` at ``snr_db``, in the power domain.
+    """Lay a background chunk (rain, an engine, ...) under ``x_db`` at ``snr_db``, in the power domain
+    (notebooks 04, 05, through augment_db and augment_examples).
 
     Why: ESC-50 clips are mostly clean, single sounds, but the recordings we test on (DESED, the
     held-out scenes) always have something going on behind the events. A model that has only
@@ -154,19 +160,20 @@ def add_background(x_db: np.ndarray, background_db: np.ndarray, snr_db: float) -
 # Waveform versions (for listening in notebook 04)
 # ------------------------------------------------------------------------------------------------
 def gain_waveform(wave: np.ndarray, db: float) -> np.ndarray:
-    """Multiply by 10^(db/20): the waveform counterpart of :func:`gain`."""
+    """Multiply by 10^(db/20): the waveform counterpart of :func:`gain` (notebook 04, for listening)."""
     return (np.asarray(wave) * 10.0 ** (db / 20.0)).astype(np.float32)
 
 
 def noise_waveform(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise ``snr_db`` below the waveform's mean power."""
+    """Add white Gaussian noise ``snr_db`` below the waveform's mean power (notebook 04, for listening)."""
     wave = np.asarray(wave, dtype=np.float64)
     noise_power = float(np.mean(wave * wave)) / (10.0 ** (snr_db / 10.0))
     return (wave + rng.normal(0.0, np.sqrt(noise_power), size=wave.shape)).astype(np.float32)
 
 
 def mix_waveforms(w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
-    """Sum two equally long waveforms (what :func:`mix` approximates on log-mels)."""
+    """Sum two equally long waveforms (what :func:`mix` approximates on log-mels; notebook 04, for
+    listening)."""
     return (np.asarray(w1, dtype=np.float32) + np.asarray(w2, dtype=np.float32)).astype(np.float32)
 
 
@@ -181,7 +188,8 @@ def augment_db(
     draw_partner: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     draw_background: Callable[[], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augmentations that act on dB values, in this order: mix, background, gain, noise, time shift.
+    """Augmentations that act on dB values, in this order: mix, background, gain, noise, time shift
+    (notebooks 04, 05: every training item, through ChunkDataset).
 
     Mixing happens with probability ``aug.mix_prob`` when ``draw_partner`` (returns another
     example's ``(x_db, y)``) is given; a background (``draw_background`` returns an ambient
@@ -206,12 +214,13 @@ def augment_db(
     return x, y
 
 
-def spec_augment(x_norm: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """SpecAugment (one frequency and one time mask) on NORMALISED features, masked values = 0 = mean."""
+def spec_augment(x_db: np.ndarray, aug: AugmentConfig, rng: np.random.Generator,
+                 fill: float | np.ndarray = 0.0) -> np.ndarray:
+    """SpecAugment: one frequency and one time mask filled with ``fill`` (the training mean; notebook 04)."""
     if not aug.specaugment:
-        return x_norm
-    x = freq_mask(x_norm, aug.freq_mask, rng)
-    return time_mask(x, aug.time_mask, rng)
+        return x_db
+    x = freq_mask(x_db, aug.freq_mask, rng, fill)
+    return time_mask(x, aug.time_mask, rng, fill)
 
 
 def augment_examples(
@@ -221,25 +230,22 @@ def augment_examples(
     partner_y: np.ndarray,
     aug: AugmentConfig,
     mean: float,
-    std: float,
     seed: int = 0,
     background_db: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each augmentation applied alone to one chunk, as ``{name: (before, after)}`` in dB, for plotting.
+    """Each augmentation applied alone to one chunk, as ``{name: (before, after)}`` in dB (notebook 04).
 
-    The masks act on normalised features (fill = 0 = training mean); they are shown mapped back to
-    dB (``x * std + mean``) so all rows share one scale. Uses the strengths of ``aug`` (a noise
+    The masks are filled with the training ``mean``, as in training. Uses the strengths of ``aug`` (a noise
     example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``;
     a background, when ``background_db`` is given, at the hardest SNR ``background_snr_db``).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x_db, dtype=np.float32)
-    norm = (x - mean) / std
     mixed, mixed_y = mix(x, y, partner_db, partner_y)
     sign = 1.0 if rng.random() < 0.5 else -1.0
     pairs = {
-        "frequency mask": (x, freq_mask(norm, aug.freq_mask, rng) * std + mean),
-        "time mask": (x, time_mask(norm, aug.time_mask, rng) * std + mean),
+        "frequency mask": (x, freq_mask(x, aug.freq_mask, rng, fill=mean)),
+        "time mask": (x, time_mask(x, aug.time_mask, rng, fill=mean)),
         f"gain {sign * aug.gain_db:+g} dB": (x, x + np.float32(sign * aug.gain_db)),
         f"noise at {aug.noise_snr_db:g} dB SNR": (x, add_noise(x, aug.noise_snr_db, rng)),
         "time shift": (x, time_shift(x, max(aug.time_shift, 0.05), rng)),
@@ -249,38 +255,3 @@ def augment_examples(
         pairs[f"background at {aug.background_snr_db:g} dB SNR"] = (
             x, add_background(x, np.asarray(background_db, dtype=np.float32), aug.background_snr_db))
     return pairs
-
-
-# ------------------------------------------------------------------------------------------------
-# Figures
-# ------------------------------------------------------------------------------------------------
-def plot_before_after(
-    pairs: dict[str, tuple[np.ndarray, np.ndarray]],
-    hop_seconds: float = 0.01,
-    vmin: float | None = None,
-    vmax: float | None = None,
-) -> Figure:
-    """One row per augmentation: the log-mel before (left) and after (right), same colour scale."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 2.2 * len(pairs)), squeeze=False, sharex=True)
-    for row, (name, (before, after)) in enumerate(pairs.items()):
-        lo = float(min(before.min(), after.min())) if vmin is None else vmin
-        hi = float(max(before.max(), after.max())) if vmax is None else vmax
-        for col, (data, what) in enumerate(((before, "before"), (after, "after"))):
-            ax = axes[row, col]
-            ax.imshow(
-                data,
-                origin="lower",
-                aspect="auto",
-                cmap="magma",
-                vmin=lo,
-                vmax=hi,
-                extent=(0, data.shape[-1] * hop_seconds, 0, data.shape[-2]),
-            )
-            ax.set_title(f"{name}: {what}", fontsize=9)
-            ax.set_ylabel("mel band")
-    for ax in axes[-1]:
-        ax.set_xlabel("time (s)")
-    fig.tight_layout()
-    return fig

@@ -18,39 +18,32 @@ them, so re-running a notebook reads the table instead of re-reading 2000 clips.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from sed_utils.atomic import write_csv
+from sed_utils.data.desed import StrongLabelSet
+from sed_utils.data.esc50 import add_target_labels, esc50_root, load_esc50_meta
 from sed_utils.errors import DatasetError
+from sed_utils.io.audio import cached_resampled
+from sed_utils.keys import frame_hash, params_key
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from sed_utils.config import Config
-    from sed_utils.desed import DesedSet
 
 __all__ = [
     "chunk_starts",
     "chunk_rms_db",
     "silent_chunks",
     "segment_labels",
-    "params_key",
     "build_esc50_chunks",
-    "build_desed_segments",
+    "build_segments",
     "chunk_statistics",
-    "plot_chunks_per_class",
-    "plot_segment_activity",
-    "plot_cooccurrence",
-    "plot_clip_chunks",
-    "plot_silence_levels",
-    "plot_desed_clip",
 ]
 
 # Time values (starts, ends) are rounded to this many decimals (1 µs): far below one sample at
@@ -62,7 +55,8 @@ _TIME_DECIMALS = 6
 # Pure functions
 # ------------------------------------------------------------------------------------------------
 def chunk_starts(clip_seconds: float, chunk_seconds: float, hop_seconds: float) -> np.ndarray:
-    """Start times (s) of every window ``[start, start + chunk)`` that fits inside the clip.
+    """Start times (s) of every window ``[start, start + chunk)`` that fits inside the clip
+    (notebook 03; notebooks 04, 05 through build_esc50_chunks).
 
     Starts are ``0, hop, 2 hop, ...`` while ``start + chunk <= clip``. Floating point would make
     ``(5 - 1) / 0.1`` come out as 39.999...; the count is therefore computed after rounding to
@@ -79,7 +73,8 @@ def chunk_starts(clip_seconds: float, chunk_seconds: float, hop_seconds: float) 
 
 
 def chunk_rms_db(audio: np.ndarray, sample_rate: int, starts: np.ndarray, chunk_seconds: float) -> np.ndarray:
-    """RMS level in dB (re full scale 1.0) of each window; digital silence (all zeros) gives ``-inf``.
+    """RMS level in dB (re full scale 1.0) of each window; digital silence (all zeros) gives ``-inf``
+    (notebooks 03-05, through build_esc50_chunks).
 
     A window running past the end of ``audio`` is measured on the samples that exist.
     """
@@ -95,7 +90,8 @@ def chunk_rms_db(audio: np.ndarray, sample_rate: int, starts: np.ndarray, chunk_
 
 
 def silent_chunks(rms_db: np.ndarray, silence_db: float) -> np.ndarray:
-    """Which chunks of ONE clip count as silent: RMS more than ``|silence_db|`` dB below its loudest chunk.
+    """Which chunks of ONE clip count as silent: RMS more than ``|silence_db|`` dB below its loudest chunk
+    (notebooks 03-05, through build_esc50_chunks).
 
     Why: ESC-50 clips are padded to 5 s with digital silence (and many sounds, a single bark, last
     well under a second). A silent window labelled "dog" teaches the model that quiet background
@@ -115,7 +111,8 @@ def silent_chunks(rms_db: np.ndarray, silence_db: float) -> np.ndarray:
 def segment_labels(
     events: pd.DataFrame, n_segments: int, segment_seconds: float, labels: list[str]
 ) -> np.ndarray:
-    """0/1 matrix ``[n_segments, n_labels]`` of which classes are active in each segment of ONE file.
+    """0/1 matrix ``[n_segments, n_labels]`` of which classes are active in each segment of ONE file
+    (notebooks 03-06, through build_segments).
 
     Rule (identical to sed_eval's ``event_list_to_event_roll``, which DCASE's segment-based metric
     uses): an event ``[onset, offset)`` marks segments ``floor(onset / s)`` to ``ceil(offset / s) - 1``.
@@ -145,19 +142,6 @@ def segment_labels(
 # ------------------------------------------------------------------------------------------------
 # Cache helpers
 # ------------------------------------------------------------------------------------------------
-def params_key(params: Any) -> str:
-    """Short sha256 (12 hex) of a json-serialisable description of what produced a cached file."""
-    text = json.dumps(params, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _frame_hash(df: pd.DataFrame) -> str:
-    """Content hash of a table (values only, row order matters)."""
-    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()[:16]
-
-
-
-
 def _chunk_cache_path(cfg: Config, name: str, key: str) -> Path:
     return cfg.cache_dir / "chunks" / f"{name}-{key}.csv"
 
@@ -179,7 +163,7 @@ def _esc50_key(cfg: Config, meta: pd.DataFrame) -> str:
             "sample_rate": cfg.audio.sample_rate,
             "classes": list(cfg.classes.items()),
             "seed": cfg.seed,
-            "files": _frame_hash(files),
+            "files": frame_hash(files),
         }
     )
 
@@ -214,10 +198,6 @@ def build_esc50_chunks(cfg: Config, *, progress: bool = True) -> pd.DataFrame:
     ``negative_ratio`` x as many non-silent negative chunks per fold. Everything else stays in
     the table (``kept=False``) so notebook 03 can show what was dropped and why.
     """
-    from tqdm.auto import tqdm
-
-    from sed_utils.audio import cached_resampled
-    from sed_utils.esc50 import add_target_labels, esc50_root, load_esc50_meta
 
     meta = load_esc50_meta(esc50_root(cfg))
     meta = add_target_labels(meta, cfg.classes).sort_values("filename", kind="stable").reset_index(drop=True)
@@ -296,20 +276,17 @@ def _read_table(path: Path, labels: list[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # DESED segment table
 # ------------------------------------------------------------------------------------------------
-def build_desed_segments(cfg: Config, ds: DesedSet | None = None) -> pd.DataFrame:
-    """Every test-set file (DESED public eval, or the held-out scenes when ``cfg.test_set`` is
-    ``"scenes"``) cut into ``segment_seconds`` segments with their labels (cached).
+def build_segments(cfg: Config, ds: StrongLabelSet) -> pd.DataFrame:
+    """Every file of a strongly labelled set cut into ``segment_seconds`` segments with their labels
+    (cached; notebook 03 shows DESED's, notebooks 05-06 use the scenes' and the test set's).
 
-    ``ds`` replaces the test set by another strongly labelled set in DESED's layout (the
-    validation scenes of :func:`sed_utils.scenes.validation_scenes`).
+    ``ds`` is DESED public eval, or any scenes of :func:`sed_utils.data.scenes.scene_set`: they
+    share a layout, so one segmenter serves all of them.
 
     Columns: filename, path, start, end, n_active (how many target classes are active), and one
     0/1 column per DESED label. Segments with no target event are kept with an all-zero label:
     DCASE's segment-based metric scores them too (a false alarm there costs precision).
     """
-    from sed_utils.desed import load_test_set
-
-    ds = load_test_set(cfg) if ds is None else ds
     labels = cfg.desed_labels
     seg = cfg.chunking.segment_seconds
     events = ds.events.sort_values(["filename", "onset", "offset", "event_label"]).reset_index(drop=True)
@@ -320,7 +297,7 @@ def build_desed_segments(cfg: Config, ds: DesedSet | None = None) -> pd.DataFram
             "clip_seconds": ds.clip_seconds,
             "labels": labels,
             "files": sorted(ds.files),
-            "events": _frame_hash(events[["filename", "onset", "offset", "event_label"]]),
+            "events": frame_hash(events[["filename", "onset", "offset", "event_label"]]),
             "audio_dir": str(ds.audio_dir),
         }
     )
@@ -405,166 +382,3 @@ def chunk_statistics(esc_table: pd.DataFrame, desed_table: pd.DataFrame, labels:
         "desed_per_class": pd.Series(y.sum(axis=0), index=labels),
         "cooccurrence": pd.DataFrame(y.T @ y, index=labels, columns=labels),
     }
-
-
-def plot_chunks_per_class(stats: dict[str, Any]) -> Figure:
-    """Stacked bars per class: kept chunks, silent chunks dropped, negatives not drawn."""
-    import matplotlib.pyplot as plt
-
-    df = stats["esc50_per_class"]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    bottom = np.zeros(len(df))
-    for col, color in (("kept", "tab:green"), ("silent_dropped", "tab:gray"), ("unused", "tab:orange")):
-        ax.bar(df.index, df[col], bottom=bottom, color=color, label=col.replace("_", " "))
-        bottom += df[col].to_numpy()
-    ax.set_ylabel("chunks")
-    ax.set_title("ESC-50 chunks per class (negatives = the other categories)")
-    ax.legend()
-    ax.tick_params(axis="x", rotation=20)
-    fig.tight_layout()
-    return fig
-
-
-def plot_segment_activity(stats: dict[str, Any]) -> Figure:
-    """DESED segments by number of active target classes (0 = empty, >= 2 = multilabel), and per class."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    hist = stats["n_active_hist"]
-    colors = ["tab:gray" if k == 0 else ("tab:blue" if k == 1 else "tab:red") for k in hist.index]
-    ax1.bar([str(k) for k in hist.index], hist.to_numpy(), color=colors)
-    ax1.set_xlabel("target classes active in the segment")
-    ax1.set_ylabel("segments")
-    ax1.set_title(
-        f"empty {stats['empty_share']:.0%} of segments; multilabel {stats['multilabel_share']:.1%} "
-        "of active ones",
-        fontsize=9,
-    )
-    for x, v in enumerate(hist.to_numpy()):
-        ax1.annotate(str(int(v)), (x, v), ha="center", va="bottom", fontsize=8)
-    per = stats["desed_per_class"]
-    ax2.barh(per.index, per.to_numpy(), color="tab:blue")
-    ax2.set_xlabel("active segments")
-    ax2.invert_yaxis()  # model output order, top to bottom
-    ax2.set_title("active segments per class", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_cooccurrence(stats: dict[str, Any]) -> Figure:
-    """Heat map: in how many segments two classes are active together (diagonal = all segments of a class)."""
-    import matplotlib.pyplot as plt
-
-    co = stats["cooccurrence"]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    im = ax.imshow(co.to_numpy(), cmap="Blues")
-    ax.set_xticks(range(len(co)), co.columns, rotation=40, ha="right")
-    ax.set_yticks(range(len(co)), co.index)
-    vmax = co.to_numpy().max() if co.size else 0
-    for i in range(len(co)):
-        for j in range(len(co)):
-            v = int(co.iat[i, j])
-            ax.text(
-                j, i, str(v), ha="center", va="center", color="white" if v > vmax / 2 else "black", fontsize=8
-            )
-    ax.set_title("segments with both classes active")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_clip_chunks(audio: np.ndarray, sample_rate: int, chunks: pd.DataFrame, title: str = "") -> Figure:
-    """A clip's waveform with its chunk windows (rows with start, end, silent, rms_db) drawn as brackets.
-
-    Kept windows are coloured, silent ones grey, so the reader sees what silence dropping removes.
-    """
-    import matplotlib.pyplot as plt
-
-    t = np.arange(len(audio)) / sample_rate
-    fig, (ax, axw) = plt.subplots(2, 1, figsize=(10, 4), sharex=True, gridspec_kw={"height_ratios": [2, 1.3]})
-    ax.plot(t, audio, lw=0.5, color="black")
-    ax.set_ylabel("amplitude")
-    ax.set_title(title)
-    for i, row in enumerate(chunks.itertuples(index=False)):
-        color = "lightgray" if row.silent else "tab:green"
-        ax.axvspan(row.start, row.end, color=color, alpha=0.06 if not row.silent else 0.25, lw=0)
-        axw.plot([row.start, row.end], [i, i], color=color, lw=4, solid_capstyle="butt")
-    axw.set_yticks([])
-    axw.set_ylabel("chunks")
-    axw.set_xlabel("time (s)")
-    from matplotlib.lines import Line2D
-
-    axw.legend(
-        handles=[
-            Line2D([], [], color="tab:green", lw=4, label="kept"),
-            Line2D([], [], color="lightgray", lw=4, label="silent: dropped"),
-        ],
-        loc="upper right",
-        fontsize=8,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def plot_desed_clip(
-    events: pd.DataFrame, segments: pd.DataFrame, labels: list[str], clip_seconds: float, title: str = ""
-) -> Figure:
-    """One DESED clip: its events as horizontal bars (top) and the segment label matrix they give (bottom)."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax, axm) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
-    all_labels = list(dict.fromkeys([*labels, *sorted(set(events["event_label"]) - set(labels))]))
-    for row in events.itertuples(index=False):
-        y = all_labels.index(row.event_label)
-        color = "tab:blue" if row.event_label in labels else "lightgray"
-        ax.plot([row.onset, row.offset], [y, y], lw=6, color=color, solid_capstyle="butt")
-    ax.set_yticks(range(len(all_labels)), all_labels, fontsize=8)
-    ax.set_ylim(-0.7, len(all_labels) - 0.3)
-    ax.invert_yaxis()
-    ax.set_title(title or "events (grey: not one of our target classes)")
-    for b in np.unique(np.concatenate([segments["start"].to_numpy(), segments["end"].to_numpy()])):
-        ax.axvline(b, color="k", lw=0.3, ls=":")
-    y = segments[labels].to_numpy().T
-    seg = float((segments["end"] - segments["start"]).max()) if len(segments) else 1.0
-    axm.imshow(
-        y,
-        aspect="auto",
-        cmap="Blues",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
-        extent=(0, seg * y.shape[1], len(labels) - 0.5, -0.5),
-    )
-    axm.set_yticks(range(len(labels)), labels, fontsize=8)
-    axm.set_xlabel("time (s)")
-    axm.set_title("segment labels (dark = active)", fontsize=9)
-    axm.set_xlim(0, clip_seconds)
-    fig.tight_layout()
-    return fig
-
-
-def plot_silence_levels(esc_table: pd.DataFrame, silence_db: float) -> Figure:
-    """Histogram of each chunk's level relative to its clip's loudest chunk, with the silence threshold.
-
-    Digital silence (-inf) is drawn at the left edge so it is counted, not lost.
-    """
-    import matplotlib.pyplot as plt
-
-    loudest = esc_table.groupby("filename")["rms_db"].transform("max")
-    rel = (esc_table["rms_db"] - loudest).to_numpy()
-    floor = -100.0
-    rel = np.where(np.isfinite(rel), np.maximum(rel, floor), floor)
-    fig, ax = plt.subplots(figsize=(8, 3))
-    bins = np.linspace(floor, 0, 51)
-    for mask, label, color in (
-        (esc_table["is_target"].to_numpy(), "target classes", "tab:green"),
-        (~esc_table["is_target"].to_numpy(), "other classes", "tab:orange"),
-    ):
-        ax.hist(rel[mask], bins=bins, alpha=0.6, label=label, color=color)
-    ax.axvline(-abs(silence_db), color="k", ls="--", label=f"threshold ({-abs(silence_db):g} dB)")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"chunk RMS relative to the clip's loudest chunk (dB; digital silence at {floor:g})")
-    ax.set_ylabel("chunks")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

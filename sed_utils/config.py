@@ -22,17 +22,23 @@ from typing import Any
 
 import yaml
 
+from sed_utils.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yml"
 
 
 @dataclass(frozen=True)
 class AudioConfig:
+    """``audio`` of config.yml: the one sample rate every clip is read at (notebooks 02-07)."""
+
     sample_rate: int = 16000
 
 
 @dataclass(frozen=True)
 class DownloadConfig:
+    """``download`` of config.yml: mirror, timeout and retries of the dataset downloads (notebook 01)."""
+
     mirror: str | None = None
     timeout_seconds: float = 60.0
     retries: int = 3
@@ -40,6 +46,9 @@ class DownloadConfig:
 
 @dataclass(frozen=True)
 class ChunkingConfig:
+    """``chunking`` of config.yml: chunk length and hop, silence level, negatives, segment length
+    (notebooks 03-06)."""
+
     chunk_seconds: float = 1.0
     hop_seconds: float = 0.25
     silence_db: float = -35.0
@@ -49,6 +58,8 @@ class ChunkingConfig:
 
 @dataclass(frozen=True)
 class MelConfig:
+    """``mel`` of config.yml: the log-mel settings features, model and figures share (notebooks 02, 04-07)."""
+
     n_mels: int = 64
     n_fft: int = 1024
     win_length: int = 400
@@ -60,6 +71,9 @@ class MelConfig:
 
 @dataclass(frozen=True)
 class FoldConfig:
+    """``folds`` of config.yml: which ESC-50 folds train, validate and feed each scene set
+    (notebooks 04-07)."""
+
     train: tuple[int, ...] = (1, 2, 3, 4)
     valid: tuple[int, ...] = (5,)
     scenes_train: tuple[int, ...] = (1, 2, 3)
@@ -69,6 +83,9 @@ class FoldConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
+    """``augment`` of config.yml: probabilities and strengths of the training augmentations
+    (notebooks 04, 05)."""
+
     specaugment: bool = True
     freq_mask: int = 8
     time_mask: int = 20
@@ -83,6 +100,9 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """``train`` of config.yml: batch size, epochs, optimiser, training data and model selection
+    (notebooks 04, 05)."""
+
     batch_size: int = 64
     epochs: int = 8
     lr: float = 1e-3
@@ -100,6 +120,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """``eval`` of config.yml: thresholds, post-processing, metric collars and scene counts
+    (notebook 06; the scene counts also notebooks 05, 07)."""
+
     threshold: float = 0.6
     per_class_thresholds: bool = True
     reference_threshold: float = 0.6
@@ -115,7 +138,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Every knob of the series. Build it with :func:`load_config`, not by hand."""
+    """Every knob of the series. Build it with :func:`load_config`, not by hand (every notebook)."""
 
     profile: str
     data_root: Path
@@ -172,10 +195,6 @@ class Config:
         return d
 
 
-class ConfigError(ValueError):
-    """A config file, profile or override that cannot be used; the message says which."""
-
-
 _SECTIONS: dict[str, type] = {
     "audio": AudioConfig,
     "download": DownloadConfig,
@@ -207,7 +226,8 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dic
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """Turn ``"train.epochs=2"`` into ``{"train": {"epochs": 2}}`` (value parsed as YAML)."""
+    """Turn ``"train.epochs=2"`` into ``{"train": {"epochs": 2}}`` (value parsed as YAML;
+    every notebook, through load_config)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form dotted.key=value")
     key, raw = text.split("=", 1)
@@ -273,12 +293,40 @@ def _override_list(overrides: Iterable[str] | str | None) -> list[str]:
     return [str(x) for x in overrides]
 
 
+def _check_choices(cfg_path: Path, sections: dict[str, Any]) -> None:
+    """Refuse values outside their allowed choices, and fold layouts that would leak test data."""
+    select_on = sections["train"].select_on
+    if select_on not in SELECT_ON:
+        raise ConfigError(f"{cfg_path}: train.select_on must be one of {SELECT_ON}, got {select_on!r}")
+    if sections["train"].lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{cfg_path}: train.lr_schedule must be one of {LR_SCHEDULES}, "
+                          f"got {sections['train'].lr_schedule!r}")
+    if sections["eval"].segment_scores not in SEGMENT_SCORES:
+        raise ConfigError(f"{cfg_path}: eval.segment_scores must be one of {SEGMENT_SCORES}, "
+                          f"got {sections['eval'].segment_scores!r}")
+    if select_on == "scenes" and sections["eval"].valid_scenes < 1:
+        raise ConfigError(
+            f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
+            f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
+        )
+    folds = sections["folds"]
+    if set(folds.train) & set(folds.valid):
+        raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")
+    held_out = set(folds.scenes_test)
+    if held_out & (set(folds.scenes_train) | set(folds.scenes_valid)):
+        raise ConfigError(
+            f"folds.scenes_test {folds.scenes_test} must stay out of training {folds.scenes_train} "
+            f"and validation {folds.scenes_valid}: the scenes are mixed from it"
+        )
+
+
 def load_config(
     profile: str = "demo",
     overrides: Iterable[str] | str | None = None,
     path: str | os.PathLike[str] | None = None,
 ) -> Config:
-    """Load ``config.yml``, apply a profile and overrides, and return a typed :class:`Config`.
+    """Load ``config.yml``, apply a profile and overrides, and return a typed :class:`Config`
+    (every notebook, the runner).
 
     Args:
         profile: a key of ``profiles`` in the file (``demo`` or ``full`` as shipped).
@@ -322,29 +370,7 @@ def load_config(
     test_set = str(merged.get("test_set", "desed"))
     if test_set not in TEST_SETS:
         raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
-    select_on = sections["train"].select_on
-    if select_on not in SELECT_ON:
-        raise ConfigError(f"{cfg_path}: train.select_on must be one of {SELECT_ON}, got {select_on!r}")
-    if sections["train"].lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"{cfg_path}: train.lr_schedule must be one of {LR_SCHEDULES}, "
-                          f"got {sections['train'].lr_schedule!r}")
-    if sections["eval"].segment_scores not in SEGMENT_SCORES:
-        raise ConfigError(f"{cfg_path}: eval.segment_scores must be one of {SEGMENT_SCORES}, "
-                          f"got {sections['eval'].segment_scores!r}")
-    if select_on == "scenes" and sections["eval"].valid_scenes < 1:
-        raise ConfigError(
-            f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
-            f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
-        )
-    folds = sections["folds"]
-    if set(folds.train) & set(folds.valid):
-        raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")
-    held_out = set(folds.scenes_test)
-    if held_out & (set(folds.scenes_train) | set(folds.scenes_valid)):
-        raise ConfigError(
-            f"folds.scenes_test {folds.scenes_test} must stay out of training {folds.scenes_train} "
-            f"and validation {folds.scenes_valid}: the scenes are mixed from it"
-        )
+    _check_choices(cfg_path, sections)
     return Config(
         profile=profile,
         data_root=_path(str(data_root)),

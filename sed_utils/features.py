@@ -1,4 +1,11 @@
-"""Log-mel features: the extractor, a memory-mapped feature cache, and normalisation statistics.
+"""Log-mel features: the one log-mel of the series, the one window cutter, the feature cache, the normaliser.
+
+Everything that turns audio into model input lives here, once: :class:`LogMel` (the front end the
+model, the cache, the sliding windows and every figure use, so all show one dB scale: power in
+dB re 1.0, floored ``top_db`` below each item's maximum), :func:`cut_windows` (fixed-length
+windows, zero-padded past the end), :func:`feature_cache` and :class:`Normaliser`
+(``(x - mean) / std`` with the training statistics, as an ``nn.Module`` so it travels inside the
+model's checkpoint, like DESED_task's ``TorchScaler``).
 
 Why a cache: the original project read each audio file and computed its spectrogram inside
 ``__getitem__``, i.e. once per chunk per epoch. The features never change between epochs
@@ -10,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,15 +25,24 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
+from tqdm.auto import tqdm
 
-from sed_utils.chunking import params_key
+from sed_utils import atomic
+from sed_utils.config import MelConfig
+from sed_utils.io.audio import cached_resampled, read_audio
+from sed_utils.keys import params_key
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
 
 __all__ = [
     "LogMel",
+    "Normaliser",
+    "build_logmel",
+    "logmel_db",
     "mel_extractor",
+    "cut_windows",
+    "window_starts",
     "feature_key",
     "feature_cache",
     "normalization_stats",
@@ -41,7 +57,8 @@ FEATURE_DTYPE = np.float16
 
 
 class LogMel(torch.nn.Module):
-    """Waveform ``[..., samples]`` -> log-mel power in dB ``[..., n_mels, frames]``.
+    """Waveform ``[..., samples]`` -> log-mel power in dB ``[..., n_mels, frames]``
+    (notebooks 02, 04-07, through build_logmel).
 
     ``AmplitudeToDB(top_db)`` clamps values to (max - top_db), where max is taken over everything
     it sees in one "channel group". Given ``[batch, n_mels, frames]`` it would take the max over
@@ -62,15 +79,17 @@ class LogMel(torch.nn.Module):
         return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
 
 
-def mel_extractor(cfg: Config) -> LogMel:
-    """The log-mel extractor of the whole series (``cfg.mel``, ``cfg.audio.sample_rate``, power 2).
+def build_logmel(mel: MelConfig, sample_rate: int) -> LogMel:
+    """The log-mel front end for mel settings ``mel`` at ``sample_rate`` (power 2, center=True).
+    Used in notebooks 02, 04-07: features, the model's front end, figures.
 
     With the defaults, 1 s at 16 kHz (16000 samples), hop 160 and ``center=True`` gives
-    16000 // 160 + 1 = 101 frames of 64 mel bands.
+    16000 // 160 + 1 = 101 frames of 64 mel bands. The model's :class:`~sed_utils.model.Detector`
+    rebuilds its front end with this function from the settings saved in its checkpoint.
     """
-    m = cfg.mel
-    mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate=cfg.audio.sample_rate,
+    m = mel
+    spec = torchaudio.transforms.MelSpectrogram(
+        sample_rate=int(sample_rate),
         n_fft=m.n_fft,
         win_length=m.win_length,
         hop_length=m.hop_length,
@@ -81,11 +100,53 @@ def mel_extractor(cfg: Config) -> LogMel:
         center=True,
     )
     to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=m.top_db)
-    return LogMel(mel, to_db).eval()
+    return LogMel(spec, to_db).eval()
+
+
+def mel_extractor(cfg: Config) -> LogMel:
+    """The log-mel extractor of the whole series: :func:`build_logmel` with ``cfg.mel`` (notebook 04)."""
+    return build_logmel(cfg.mel, cfg.audio.sample_rate)
+
+
+def logmel_db(audio: np.ndarray, sample_rate: int, mel: MelConfig | None = None) -> np.ndarray:
+    """Log-mel in dB ``[n_mels, frames]`` of a whole clip, for figures (notebooks 02, 04, 07).
+
+    The same front end as the model's input, so a figure's colours mean the dB the model hears;
+    the ``top_db`` floor is taken below the clip's loudest bin (a 1 s model input floors below
+    its own). Audio at another rate than ``sample_rate`` must be resampled first.
+    """
+    extractor = build_logmel(mel or MelConfig(), sample_rate)
+    with torch.inference_mode():
+        return extractor(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))).numpy()
+
+
+class Normaliser(torch.nn.Module):
+    """``(x - mean) / std`` with the TRAINING features' statistics, kept as buffers.
+
+    Why a module: the statistics belong to the trained model (its inputs were scaled with them),
+    so they are saved in its checkpoint and applied inside its ``forward``; a dataset, the
+    validation and the evaluation then all feed the model plain dB features and cannot forget
+    or repeat the step. ``mean``/``std`` are scalars or per-mel vectors ``[n_mels]``
+    (broadcast over frames). Used by :func:`sed_utils.model.build_detector` (notebook 05).
+    """
+
+    def __init__(self, mean: float | np.ndarray, std: float | np.ndarray):
+        super().__init__()
+        self.register_buffer("mean", self._as_stat(mean))
+        self.register_buffer("std", self._as_stat(std))
+
+    @staticmethod
+    def _as_stat(value: float | np.ndarray | torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(value, dtype=np.float32))
+        return t.reshape(-1, 1) if t.dim() == 1 else t  # per-mel [n_mels] -> [n_mels, 1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 def n_frames(cfg: Config, seconds: float) -> int:
-    """Frames the extractor gives for ``seconds`` of audio (center=True: samples // hop + 1)."""
+    """Frames the extractor gives for ``seconds`` of audio (center=True: samples // hop + 1).
+    Used in notebook 04, and in notebooks 05, 06 through feature_cache."""
     return int(round(seconds * cfg.audio.sample_rate)) // cfg.mel.hop_length + 1
 
 
@@ -98,7 +159,8 @@ def _rel(path: str, root: Path) -> str:
 
 
 def feature_key(cfg: Config, table: pd.DataFrame) -> str:
-    """Cache key: mel parameters + sample rate + the rows (path, start, end) in order."""
+    """Cache key: mel parameters + sample rate + the rows (path, start, end) in order
+    (notebook 04; notebooks 05, 06 through feature_cache)."""
     rows = pd.DataFrame(
         {
             "path": [_rel(p, cfg.data_root) for p in table["path"]],
@@ -119,37 +181,60 @@ def feature_key(cfg: Config, table: pd.DataFrame) -> str:
 
 
 def _load_audio(path: str, cfg: Config, cache_audio: bool) -> np.ndarray:
-    from sed_utils.audio import cached_resampled, read_audio
-
     if cache_audio:
         return cached_resampled(Path(path), cfg.audio.sample_rate, cfg.cache_dir / "resampled")
     return read_audio(Path(path), cfg.audio.sample_rate)
 
 
+def cut_windows(audio: np.ndarray, sample_rate: int, starts: np.ndarray, n_samples: int) -> np.ndarray:
+    """``[len(starts), n_samples]`` float32 windows starting at ``starts`` (s), zero-padded past the end.
+
+    The one window cutter of the series: training chunks, test segments and sliding windows
+    (notebooks 04, 06) are all cut here, so a window at the same place is the same input
+    everywhere. Padding covers a file a few ms short (some DESED clips are 9.98 s).
+    """
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    out = np.zeros((len(starts), int(n_samples)), dtype=np.float32)
+    for i, start in enumerate(np.asarray(starts, dtype=float)):
+        a = int(round(start * sample_rate))
+        piece = audio[a : a + int(n_samples)]
+        out[i, : len(piece)] = piece
+    return out
+
+
 def cut_samples(audio: np.ndarray, sample_rate: int, start: float, n_samples: int) -> np.ndarray:
-    """``n_samples`` from ``start`` s; zero-padded when the file is shorter (e.g. a 9.98 s DESED clip)."""
-    a = int(round(start * sample_rate))
-    piece = audio[a : a + n_samples]
-    if len(piece) < n_samples:
-        piece = np.pad(piece, (0, n_samples - len(piece)))
-    return piece
+    """One window of :func:`cut_windows`: ``n_samples`` from ``start`` s, zero-padded (notebook 04)."""
+    return cut_windows(audio, sample_rate, np.array([start]), n_samples)[0]
+
+
+def window_starts(n_samples: int, sample_rate: int, window_seconds: float, hop_seconds: float) -> np.ndarray:
+    """Start times (s) of the sliding windows over a clip, every ``hop_seconds`` from 0 (notebook 06).
+
+    The last window may run past the clip end by less than half a hop (zero-padded by
+    :func:`cut_windows`), so a clip a few ms short of 10 s (DESED has some) still gets a window
+    that ends at ~10 s instead of losing its last hop. A clip shorter than one window gets one.
+    """
+    length = n_samples / float(sample_rate)
+    n = int(math.floor((length - window_seconds) / hop_seconds + 0.5 - 1e-9)) + 1
+    return np.arange(max(n, 1)) * float(hop_seconds)
 
 
 def chunk_waveforms(audio: np.ndarray, sample_rate: int, rows: pd.DataFrame) -> np.ndarray:
-    """Stack the (start, end) windows of one file into ``[len(rows), samples]`` float32."""
+    """Stack the (start, end) windows of one file into ``[len(rows), samples]`` float32
+    (notebooks 04-06, through feature_cache)."""
     lengths = {int(round((e - s) * sample_rate)) for s, e in zip(rows["start"], rows["end"], strict=True)}
     if len(lengths) != 1:
         raise ValueError(
             f"rows of one feature table must all have the same length, got {sorted(lengths)} samples"
         )
-    n = lengths.pop()
-    return np.stack([cut_samples(audio, sample_rate, float(s), n) for s in rows["start"]]).astype(np.float32)
+    return cut_windows(audio, sample_rate, rows["start"].to_numpy(float), lengths.pop())
 
 
 def feature_cache(
     cfg: Config, table: pd.DataFrame, name: str, *, progress: bool = True, cache_audio: bool = True
 ) -> np.ndarray:
-    """Log-mel of every row (path, start, end) of ``table``, computed once, memory-mapped afterwards.
+    """Log-mel of every row (path, start, end) of ``table``, computed once, memory-mapped afterwards
+    (notebook 04; notebooks 05, 06 through build_datasets and segments_with_features).
 
     Returns ``np.ndarray[len(table), n_mels, frames]`` (float16, read-only memmap), row ``i`` =
     ``table.iloc[i]``. Stored as ``cfg.cache_dir / "features" / f"{name}-{key}.npy"`` with
@@ -179,24 +264,18 @@ def feature_cache(
         target.unlink(missing_ok=True)
 
     frames = n_frames(cfg, float(table["end"].iloc[0] - table["start"].iloc[0]))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-    out = np.lib.format.open_memmap(
-        tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(len(table), cfg.mel.n_mels, frames)
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with atomic.atomic_path(target) as tmp:  # complete or absent: an interrupted run leaves no file
+            out = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(len(table), cfg.mel.n_mels, frames)
+            )
             _extract_into(out, table, cfg, cache_audio, f"log-mel {name}", progress)
-        finally:
-            torch.set_num_threads(threads)
-        out.flush()
-        del out
-        os.replace(tmp, target)
+            out.flush()
+            del out
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        torch.set_num_threads(threads)
     return np.load(target, mmap_mode="r")
 
 
@@ -204,8 +283,6 @@ def _extract_into(
     out: np.ndarray, table: pd.DataFrame, cfg: Config, cache_audio: bool, desc: str, progress: bool
 ) -> None:
     """Fill ``out[i]`` with the log-mel of ``table.iloc[i]``, reading each file once."""
-    from tqdm.auto import tqdm
-
     sr = cfg.audio.sample_rate
     extractor = mel_extractor(cfg)
     paths = table["path"].astype(str).to_numpy()
@@ -222,6 +299,7 @@ def _extract_into(
 
 def normalization_stats(features: np.ndarray, rows: np.ndarray | None = None) -> tuple[float, float]:
     """Global mean and standard deviation (dB) of ``features[rows]`` (all rows when None).
+    Used in notebooks 04, 05, directly and through build_datasets.
 
     Pass the TRAINING rows only: statistics computed on validation or test data would leak
     information about them into training (the model's input scale would depend on the data

@@ -16,36 +16,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic
-from .config import REPO_ROOT, load_config
+from sed_utils import atomic
+from sed_utils.config import REPO_ROOT, load_config
+from sed_utils.data.registry import prepare_datasets
+from sed_utils.errors import NotebookFailed
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 
 
-class NotebookFailed(RuntimeError):
-    """A notebook raised in one of its cells; the message names the notebook and the cell."""
-
-    def __init__(self, notebook: Path, cell_index: int | None, cell_source: str, error: str, output: Path):
-        self.notebook = notebook
-        self.cell_index = cell_index
-        where = f"code cell {cell_index}" if cell_index is not None else "an unknown cell"
-        first_line = cell_source.strip().splitlines()[0] if cell_source.strip() else ""
-        super().__init__(
-            f"{notebook.name} failed in {where} ({first_line!r}):\n{error}\n"
-            f"The executed copy with the traceback is {output}"
-        )
-
-
 @dataclass
 class NotebookRun:
+    """One executed notebook of a run: name, executed copy, seconds taken
+    (no notebook: the runner's result)."""
+
     name: str
     output: Path
     seconds: float
 
 
 def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The numbered notebooks of the series, in order (``01_...`` to ``NN_...``)."""
+    """The numbered notebooks of the series, in order (``01_...`` to ``NN_...``).
+    No notebook: used by the runner."""
     found = sorted(p for p in notebook_dir.glob("*.ipynb") if _NUMBERED.match(p.name))
     if not found:
         raise FileNotFoundError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) found")
@@ -53,7 +45,8 @@ def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def select_notebooks(notebooks: list[Path], start: str | None = None, stop: str | None = None) -> list[Path]:
-    """Keep the notebooks from ``start`` to ``stop`` (inclusive), given as numbers like ``"03"``."""
+    """Keep the notebooks from ``start`` to ``stop`` (inclusive), given as numbers like ``"03"``
+    (no notebook: the runner's --from/--to)."""
 
     def number(p: Path) -> int:
         return int(p.name[:2])
@@ -100,7 +93,8 @@ def run_series(
     cell_timeout: int | None = 1800,
     log=print,
 ) -> list[NotebookRun]:
-    """Execute the notebooks in order; raise :class:`NotebookFailed` at the first failing cell.
+    """Execute the notebooks in order; raise :class:`NotebookFailed` at the first failing cell
+    (no notebook: ``python -m sed_utils run``).
 
     Returns one :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
     copies records how long each took (the README's per-notebook times come from it).
@@ -142,7 +136,8 @@ def run_series(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``."""
+    """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``
+    (no notebook: the runner)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sed_utils", description=__doc__.split("\n\n")[0])
@@ -161,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "download":
-        from .download import prepare_datasets
-
         cfg = load_config(args.profile, args.overrides)
         for name, path in prepare_datasets(cfg).items():
             print(f"{name}: {path}")

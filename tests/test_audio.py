@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sed_utils.audio import AudioError, cached_resampled, read_audio, write_wav
+from sed_utils.io.audio import AudioError, cached_resampled, read_audio, write_wav
 
 
 def _sine(freq: float, sr: int, seconds: float) -> np.ndarray:
@@ -109,3 +109,33 @@ def test_cached_resampled_damaged_entry_is_rebuilt(tmp_path):
 def test_cached_resampled_missing_file(tmp_path):
     with pytest.raises(AudioError, match="nope.wav"):
         cached_resampled(tmp_path / "nope.wav", 16000, tmp_path / "cache")
+
+
+def _interrupt_rename(monkeypatch):
+    """Make the final rename of every atomic write fail, as if the process died just before it."""
+    from sed_utils import atomic
+
+    def interrupted(src, dst):
+        raise OSError("interrupted before the rename")
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+
+
+def test_write_wav_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "a.wav"
+    _interrupt_rename(monkeypatch)
+    with pytest.raises(OSError, match="interrupted"):
+        write_wav(path, _sine(440, 16000, 0.1), 16000)
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary file
+
+
+def test_cached_resampled_writes_its_cache_entry_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "a.wav"
+    write_wav(path, _sine(300, 44100, 0.2), 44100)
+    cache = tmp_path / "cache"
+    _interrupt_rename(monkeypatch)
+    with pytest.raises(OSError, match="interrupted"):
+        cached_resampled(path, 16000, cache)
+    assert list(cache.iterdir()) == []  # no half-written entry that a later call would trust
+    monkeypatch.undo()
+    assert len(cached_resampled(path, 16000, cache)) == 3200 and len(list(cache.iterdir())) == 1

@@ -18,10 +18,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sed_utils import chunking
 from sed_utils.chunking import (
-    build_desed_segments,
     build_esc50_chunks,
+    build_segments,
     chunk_rms_db,
     chunk_starts,
     chunk_statistics,
@@ -29,6 +28,8 @@ from sed_utils.chunking import (
     silent_chunks,
 )
 from sed_utils.config import load_config
+from sed_utils.data.test_sets import load_test_set
+from sed_utils.plots import chunking as chunk_plots
 
 LABELS = ["Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"]
 SR = 16000
@@ -255,7 +256,7 @@ def test_esc50_chunk_cache_hit_and_invalidation(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("audio read on a cache hit")
 
-    monkeypatch.setattr("sed_utils.audio.cached_resampled", boom)
+    monkeypatch.setattr("sed_utils.chunking.cached_resampled", boom)  # the name chunking calls
     pd.testing.assert_frame_equal(build_esc50_chunks(cfg, progress=False), first)
     with pytest.raises(AssertionError, match="cache hit"):  # a changed parameter rebuilds
         build_esc50_chunks(tiny_config(tmp_path, "chunking.silence_db=-20"), progress=False)
@@ -266,7 +267,7 @@ def test_desed_segments_table(tmp_path, monkeypatch):
     monkeypatch.delenv("SED_DATA_ROOT", raising=False)
     make_desed(tmp_path)
     cfg = tiny_config(tmp_path)
-    seg = build_desed_segments(cfg)
+    seg = build_segments(cfg, load_test_set(cfg))
     assert len(seg) == 30 and list(seg.filename.unique()) == ["a.wav", "b.wav", "c.wav"]
     a = seg[seg.filename == "a.wav"]
     np.testing.assert_array_equal(a["Dog"], [1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
@@ -278,7 +279,7 @@ def test_desed_segments_table(tmp_path, monkeypatch):
     assert seg["start"].iloc[3] == 3.0 and seg["end"].iloc[9] == 10.0
     assert Path(seg["path"].iloc[0]).is_file()
     assert len(list((tmp_path / "cache" / "chunks").glob("desed-*.csv"))) == 1
-    pd.testing.assert_frame_equal(build_desed_segments(cfg), seg)
+    pd.testing.assert_frame_equal(build_segments(cfg, load_test_set(cfg)), seg)
 
 
 def test_chunk_statistics_counts():
@@ -302,9 +303,9 @@ def test_chunk_statistics_counts():
     assert st["cooccurrence"].loc["Dog", "Cat"] == 1 and st["cooccurrence"].loc["Cat", "Cat"] == 2
     assert st["n_active_hist"].to_dict() == {0: 1, 1: 1, 2: 1, 3: 1}
     for fig in (
-        chunking.plot_chunks_per_class(st),
-        chunking.plot_segment_activity(st),
-        chunking.plot_cooccurrence(st),
+        chunk_plots.plot_chunks_per_class(st),
+        chunk_plots.plot_segment_activity(st),
+        chunk_plots.plot_cooccurrence(st),
     ):
         assert fig.axes
         plt.close(fig)

@@ -133,7 +133,16 @@ def test_fold_leaks_and_unknown_test_sets_are_refused(override, fragment):
 
 
 def test_scenes_test_set_needs_no_desed_download():
-    from sed_utils.download import needed_datasets
+    from sed_utils.data.registry import needed_datasets
 
     assert needed_datasets(load_config("full")) == ["esc50", "desed"]
     assert needed_datasets(load_config("scenes")) == ["esc50"]
+
+
+def test_config_errors_are_sed_errors_and_value_errors():
+    from sed_utils import config, errors
+
+    assert config.ConfigError is errors.ConfigError  # the old import path still works
+    with pytest.raises(errors.SedError):
+        load_config("demo", ["train.epoch=2"])
+    assert issubclass(errors.ConfigError, ValueError)

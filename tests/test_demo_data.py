@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 
 from sed_utils.config import load_config
-from sed_utils.demo_data import (
-    DESED_DEMO_OTHERS,
-    MIRROR_FILES,
-    SYNTH_CATEGORIES,
-    active_extent,
-    desed_demo_files,
-    make_demo_mirror,
-    synth_event,
-)
-from sed_utils.desed import load_desed
-from sed_utils.esc50 import add_target_labels, load_esc50_meta
+from sed_utils.data.demo_data import DESED_DEMO_OTHERS, MIRROR_FILES, desed_demo_files, make_demo_mirror
+from sed_utils.data.demo_sounds import SYNTH_CATEGORIES, active_extent, synth_event
+from sed_utils.data.desed import load_desed
+from sed_utils.data.esc50 import add_target_labels, load_esc50_meta
 
 SR = 16000
 

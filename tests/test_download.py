@@ -27,19 +27,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sed_utils import download as dl
 from sed_utils.config import load_config
-from sed_utils.download import (
-    DownloadError,
-    download_file,
-    fetch_all,
-    fetch_dataset,
-    folder_stats,
-    folder_tree,
-    read_marker,
-    read_mirror_checksums,
-    safe_extract,
-)
+from sed_utils.data import registry
+from sed_utils.data.registry import fetch_all, fetch_dataset, folder_stats, folder_tree, read_marker
+from sed_utils.errors import DownloadError
+from sed_utils.io import download as dl
+from sed_utils.io.download import download_file, read_mirror_checksums
+from sed_utils.io.extract import safe_extract
 
 ESC_COLUMNS = "filename,fold,target,category,esc10,src_file,take"
 
@@ -208,7 +202,7 @@ def test_fetch_esc50_over_http_verifies_extracts_and_marks(server, tmp_path, esc
     sums = sums_file(**{"ESC-50-master.zip": esc_zip})
     server.state.files = {"/ESC-50-master.zip": esc_zip, "/SHA256SUMS": sums}
     root = tmp_path / "data"
-    with caplog.at_level("INFO", logger="sed_utils.download"):
+    with caplog.at_level("INFO", logger="sed_utils"):
         out = fetch_dataset("esc50", root, mirror=server.base, progress=False)
 
     assert out == root / "ESC-50-master"
@@ -688,12 +682,12 @@ def test_marker_is_json_with_the_archive_hash(tmp_path, desed_tgz):
 def test_prepare_datasets_fetches_the_synthetic_demo_through_file_urls(tmp_path):
     """The demo profile runs the real download path: generated mirror -> file:// -> verified folders."""
     cfg = load_config("demo", [f"data_root={tmp_path / 'demo'}"])
-    paths = dl.prepare_datasets(cfg, progress=False)
+    paths = registry.prepare_datasets(cfg, progress=False)
     mirror = cfg.data_root / "mirror"
     sums = read_mirror_checksums(str(mirror))
     for name, path in paths.items():
         marker = read_marker(path)
-        spec = dl.DATASETS[name]
+        spec = registry.DATASETS[name]
         assert path == cfg.data_root / spec.folder
         assert marker["source"] == (mirror / spec.filename).as_uri()
         assert marker["archive_sha256"] == sums[spec.filename]

@@ -1,4 +1,5 @@
-"""Log-mel extractor shapes, the feature cache (miss, hit without recomputation, invalidation), stats."""
+"""Log-mel extractor shapes, the window cutter, the feature cache (miss, hit without recomputation,
+invalidation), stats, and the normaliser."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ import torch
 from test_chunking import SR, tiny_config
 
 from sed_utils import features
-from sed_utils.features import feature_cache, mel_extractor, normalization_stats
+from sed_utils.config import MelConfig
+from sed_utils.features import (
+    Normaliser,
+    build_logmel,
+    cut_samples,
+    cut_windows,
+    feature_cache,
+    logmel_db,
+    mel_extractor,
+    normalization_stats,
+    window_starts,
+)
 
 
 @pytest.fixture
@@ -86,3 +98,102 @@ def test_normalization_stats_uses_only_given_rows():
     assert mean_all == pytest.approx(104 / 3)
     with pytest.raises(ValueError):
         normalization_stats(x, np.array([], dtype=int))
+
+
+def test_normaliser_with_scalar_statistics():
+    norm = Normaliser(-40.0, 20.0)
+    x = torch.tensor([[[-40.0, -20.0], [0.0, -60.0]]])  # [B, n_mels, frames]
+    torch.testing.assert_close(norm(x), torch.tensor([[[0.0, 1.0], [2.0, -1.0]]]))
+    assert {name for name, _ in norm.named_buffers()} == {"mean", "std"}  # saved in the state dict
+    assert norm.mean.dtype == torch.float32 and norm.mean.dim() == 0
+    again = Normaliser(0.0, 1.0)
+    again.load_state_dict(norm.state_dict())
+    torch.testing.assert_close(again(x), norm(x))
+
+
+def test_normaliser_with_per_mel_statistics_broadcasts_over_frames():
+    mean = np.array([-10.0, -20.0, -30.0], dtype=np.float32)
+    std = np.array([1.0, 2.0, 5.0], dtype=np.float32)
+    norm = Normaliser(mean, std)
+    assert tuple(norm.mean.shape) == (3, 1)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-60, 0, size=(4, 1, 3, 7)).astype(np.float32))
+    want = (x.numpy() - mean[:, None]) / std[:, None]
+    np.testing.assert_allclose(norm(x).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(norm(x[:, 0]).numpy(), want[:, 0], rtol=1e-6)  # [B, n_mels, frames] too
+
+
+def _old_cut(audio: np.ndarray, sample_rate: int, start: float, n_samples: int) -> np.ndarray:
+    """The series' per-window cut before cut_windows existed (kept here as the reference)."""
+    a = int(round(start * sample_rate))
+    piece = audio[a : a + n_samples]
+    if len(piece) < n_samples:
+        piece = np.pad(piece, (0, n_samples - len(piece)))
+    return piece
+
+
+def test_cut_windows_equals_the_old_per_window_cut_and_zero_pads():
+    sr = 1000
+    audio = np.arange(1, 2501, dtype=np.float32)  # 2.5 s, no zero anywhere
+    starts = np.array([0.0, 0.25, 0.0004, 0.0006, 1.5, 2.0, 2.6])
+    out = cut_windows(audio, sr, starts, 1000)
+    assert out.shape == (7, 1000) and out.dtype == np.float32
+    for i, start in enumerate(starts):
+        np.testing.assert_array_equal(out[i], _old_cut(audio, sr, float(start), 1000))
+        np.testing.assert_array_equal(cut_samples(audio, sr, float(start), 1000), out[i])
+    assert out[1, 0] == 251 and out[3, 0] == 2  # start rounded to the nearest sample
+    np.testing.assert_array_equal(out[4], audio[1500:])  # exactly to the end: no padding
+    np.testing.assert_array_equal(out[5, :500], audio[2000:])
+    assert (out[5, 500:] == 0).all()  # past the end: zeros
+    assert (out[6] == 0).all()  # starting past the end: all zeros
+    assert cut_windows(audio, sr, np.array([]), 1000).shape == (0, 1000)
+
+
+def test_window_starts():
+    np.testing.assert_allclose(window_starts(160000, 16000, 1.0, 0.25), np.arange(37) * 0.25)
+    assert window_starts(8000, 16000, 1.0, 0.25).tolist() == [0.0]  # shorter than one window
+    # 9.98 s: the last window (9-10 s) runs 20 ms past the end and is kept; 9.85 s: 150 ms, dropped
+    assert window_starts(int(9.98 * 16000), 16000, 1.0, 0.25)[-1] == 9.0
+    assert window_starts(int(9.85 * 16000), 16000, 1.0, 0.25)[-1] == 8.75
+
+
+def test_logmel_db_is_the_model_front_end_in_db():
+    cfg = tiny_config("/tmp/unused")
+    rng = np.random.default_rng(2)
+    audio = (0.3 * rng.standard_normal(int(2.5 * SR))).astype(np.float32)
+    db = logmel_db(audio, SR, cfg.mel)
+    with torch.inference_mode():
+        want = mel_extractor(cfg)(torch.from_numpy(audio)).numpy()
+    assert db.shape == (cfg.mel.n_mels, int(2.5 * SR) // cfg.mel.hop_length + 1)
+    np.testing.assert_array_equal(db, want)
+    assert float(db.max() - db.min()) <= cfg.mel.top_db + 1e-3  # floored below the clip's loudest bin
+    # dB re 1.0: a full-scale sine's bins are near 0 dB..+40 dB, far above a -60 dBFS one's
+    t = np.arange(SR) / SR
+    loud = logmel_db(np.sin(2 * np.pi * 1000 * t).astype(np.float32), SR)
+    quiet = logmel_db((1e-3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
+    assert float(loud.max() - quiet.max()) == pytest.approx(60.0, abs=0.1)
+    assert logmel_db(audio[:SR], SR).shape == (MelConfig().n_mels, 101)  # default mel settings
+
+
+def test_build_logmel_follows_the_mel_settings():
+    small = MelConfig(n_mels=32, hop_length=320)
+    ext = build_logmel(small, 16000)
+    assert not ext.training
+    with torch.inference_mode():
+        out = ext(torch.zeros(2, 16000) + 0.01)
+    assert out.shape == (2, 32, 16000 // 320 + 1)
+
+
+def test_an_interrupted_feature_cache_write_leaves_no_file(clips, monkeypatch):
+    from sed_utils import atomic
+
+    cfg, table = clips
+
+    def interrupted(src, dst):
+        raise OSError("interrupted before the rename")
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(OSError, match="interrupted"):
+        feature_cache(cfg, table, "t", progress=False)
+    assert list((cfg.cache_dir / "features").iterdir()) == []  # no file a later run would trust
+    monkeypatch.undo()
+    assert feature_cache(cfg, table, "t", progress=False).shape == (4, cfg.mel.n_mels, 101)

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sed_utils.desed import DESED_LABELS, load_desed
-from sed_utils.errors import DatasetError
-from sed_utils.esc50 import add_target_labels, load_esc50_meta
-from sed_utils.explore import (
+from sed_utils.data.desed import DESED_LABELS, StrongLabelSet, load_desed
+from sed_utils.data.esc50 import add_target_labels, load_esc50_meta
+from sed_utils.data.label_stats import (
     cooccurrence_matrix,
     desed_event_counts,
     duration_summary,
@@ -19,6 +18,9 @@ from sed_utils.explore import (
     events_per_clip,
     labels_present,
     overlap_seconds,
+)
+from sed_utils.errors import DatasetError
+from sed_utils.plots.explore import (
     plot_class_counts,
     plot_cooccurrence,
     plot_event_durations,
@@ -136,6 +138,7 @@ GOOD = [
 def test_desed_valid_file(tmp_path):
     tsv, audio_dir = _desed(tmp_path, GOOD, ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"])
     ds = load_desed(tsv, audio_dir, TARGETS)
+    assert isinstance(ds, StrongLabelSet) and ds.labels == TARGETS
     # e.wav is not in the tsv: a clip with no events, still part of the set
     assert ds.files == ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"]
     assert ds.events.to_dict("records") == [
@@ -276,6 +279,7 @@ def test_plots_return_figures_with_the_events_drawn():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    import torch
 
     labels = ["Dog", "Cat"]
     figs = [
@@ -290,6 +294,13 @@ def test_plots_return_figures_with_the_events_drawn():
     assert len(spec_ax.patches) == 3  # one box per event
     assert {t.get_text().strip() for t in spec_ax.texts} == {"Dog", "Cat"}
     assert spec_ax.get_xlim() == (0.0, 1.0)
+    # the figure shows the model's own front end (torchaudio log-mel, dB re 1.0), not another log-mel
+    from sed_utils.config import MelConfig
+    from sed_utils.features import build_logmel
+
+    with torch.inference_mode():
+        want = build_logmel(MelConfig(), 16000)(torch.from_numpy(audio)).numpy()
+    np.testing.assert_array_equal(np.asarray(spec_ax.images[0].get_array()), want)
     for f in [*figs, fig]:
         assert isinstance(f, matplotlib.figure.Figure)
         plt.close(f)
@@ -309,8 +320,8 @@ def test_clip_browser_shows_audio_figure_and_events_and_follows_the_dropdown(tmp
     matplotlib.use("Agg")
     import numpy as np
 
-    from sed_utils.audio import write_wav
-    from sed_utils.explore import clip_browser
+    from sed_utils.io.audio import write_wav
+    from sed_utils.plots.explore import clip_browser
 
     lines = ["a.wav\t0.100\t0.500\tDog", "a.wav\t0.200\t0.900\tSpeech"]
     tsv, audio_dir = _desed(tmp_path, lines, [])

@@ -1,14 +1,28 @@
-"""The ResNet18 adaptation: input channels, output shape, and the offline ImageNet fallback."""
+"""The ResNet18 adaptation (input channels, output shape, the offline ImageNet fallback) and the
+Detector around it (front end + normaliser + ResNet18)."""
 
 from __future__ import annotations
 
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 
 from sed_utils import model as model_mod
-from sed_utils.model import build_resnet18, count_parameters, describe_model, pick_device, set_seed
+from sed_utils.config import MelConfig
+from sed_utils.features import Normaliser, build_logmel
+from sed_utils.model import (
+    Detector,
+    build_detector,
+    build_resnet18,
+    count_parameters,
+    describe_model,
+    pick_device,
+    set_seed,
+)
+
+LABELS = ["Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"]
 
 
 @pytest.mark.parametrize("shape", [(1, 64, 101), (1, 128, 101), (1, 32, 40), (1, 64, 501)])
@@ -119,3 +133,56 @@ def test_weights_already_in_the_torch_hub_cache_are_used_without_network(tmp_pat
     assert m.pretrained_loaded is True
     torch.testing.assert_close(m.conv1.weight, fake["conv1.weight"].mean(dim=1, keepdim=True))
     torch.testing.assert_close(m.layer4[1].bn2.running_var, fake["layer4.1.bn2.running_var"])
+
+
+def _detector(mean=-40.0, std=12.0) -> Detector:
+    torch.manual_seed(0)
+    return build_detector(LABELS, MelConfig(), 16000, 1.0, mean, std).eval()
+
+
+def test_build_detector_holds_its_settings_and_the_classifier():
+    mel = MelConfig(n_mels=32)
+    d = build_detector(LABELS, mel, 16000, 1.0, -40.0, 12.0)
+    assert d.labels == LABELS and d.sample_rate == 16000 and d.mel == mel and d.window_seconds == 1.0
+    assert d.classifier.conv1.in_channels == 1 and d.classifier.fc.out_features == 5
+    assert d.classifier.pretrained_loaded is False
+    assert float(d.normaliser.mean) == -40.0 and float(d.normaliser.std) == 12.0
+    # the front end and the normaliser add buffers, no trainable parameter
+    assert count_parameters(d) == count_parameters(d.classifier)
+    assert {"normaliser.mean", "normaliser.std"} <= set(d.state_dict())
+
+
+def test_detector_forward_on_features_is_classifier_of_normalised_input():
+    d = _detector()
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-80, 0, size=(3, 64, 101)).astype(np.float32))
+    with torch.no_grad():
+        want = d.classifier(((x - -40.0) / 12.0)[:, None])
+        torch.testing.assert_close(d(x), want)  # [B, n_mels, frames]
+        torch.testing.assert_close(d(x[:, None]), want)  # [B, 1, n_mels, frames]
+    assert want.shape == (3, 5)
+
+
+def test_detector_forward_waveform_is_forward_of_its_features():
+    d = _detector()
+    rng = np.random.default_rng(1)
+    waves = torch.from_numpy((0.2 * rng.standard_normal((2, 16000))).astype(np.float32))
+    with torch.no_grad():
+        feats = d.features(waves)
+        assert feats.shape == (2, 64, 101)
+        torch.testing.assert_close(feats, build_logmel(MelConfig(), 16000)(waves))  # the cache's recipe
+        torch.testing.assert_close(d.forward_waveform(waves), d(feats))
+
+
+def test_detector_with_per_mel_statistics_and_any_classifier():
+    mean = np.linspace(-60, -20, 8).astype(np.float32)
+    std = np.linspace(5, 10, 8).astype(np.float32)
+
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)
+
+    d = Detector(build_logmel(MelConfig(n_mels=8), 16000), Normaliser(mean, std), Flat(), labels=["Dog"],
+                 sample_rate=16000, mel=MelConfig(n_mels=8), window_seconds=1.0)
+    x = torch.zeros(1, 8, 3)
+    want = ((0.0 - mean) / std)[:, None].repeat(3, axis=1).reshape(1, -1)
+    np.testing.assert_allclose(d(x).numpy(), want, rtol=1e-6)

@@ -1,4 +1,4 @@
-"""Tests of sed_utils.scenes on a tiny fake ESC-50 (no /work/shared, no internet).
+"""Tests of sed_utils.data.scenes and .scene_mixing on a tiny fake ESC-50 (no /work/shared, no internet).
 
 The fake clips are built so the truth is known by hand: a target clip is silence, a 0.8 s tone at
 [0.4, 1.2) s, silence; ambient clips are steady noise; the distractor is a click train. Scenes are
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from sed_utils import scenes
 from sed_utils.config import load_config
+from sed_utils.data import scene_mixing, scenes
 from sed_utils.errors import DatasetError
+from sed_utils.plots import scenes as scene_plots
 
 SR = 16000
 CLIP_S = 2.0
@@ -84,28 +84,46 @@ def _frame_db(audio: np.ndarray, start: float, stop: float) -> float:
 def test_active_mask_trims_to_frames_touching_the_sound():
     x = np.zeros(1000)
     x[300:500] = 1.0
-    mask = scenes.active_mask(x, 1000, -35.0)
+    mask = scene_mixing.active_mask(x, 1000, -35.0)
     # first frame overlapping sample 300 starts at 280 (frame 28: 280..305); last at 490 (..515)
-    assert scenes.active_spans(mask, 1000) == [(280, 515)]
+    assert scene_mixing.active_spans(mask, 1000) == [(280, 515)]
 
 
 def test_active_spans_split_long_gaps_and_bridge_short_ones():
     x = np.zeros(1000)
     x[100:200] = 1.0
     x[400:500] = 1.0
-    mask = scenes.active_mask(x, 1000, -35.0)
-    assert scenes.active_spans(mask, 1000, split_gap=0.1) == [(80, 215), (380, 515)]  # gap 165 > 100
-    assert scenes.active_spans(mask, 1000, split_gap=0.2) == [(80, 515)]
+    mask = scene_mixing.active_mask(x, 1000, -35.0)
+    assert scene_mixing.active_spans(mask, 1000, split_gap=0.1) == [(80, 215), (380, 515)]  # gap 165 > 100
+    assert scene_mixing.active_spans(mask, 1000, split_gap=0.2) == [(80, 515)]
 
 
 def test_active_mask_ignores_quiet_sound_and_digital_silence():
     x = np.zeros(1000)
     x[100:200] = 1.0
     x[600:700] = 0.01  # -40 dB: below the -35 dB threshold
-    assert scenes.active_spans(scenes.active_mask(x, 1000, -35.0), 1000) == [(80, 215)]
-    assert not scenes.active_mask(np.zeros(1000), 1000, -35.0).any()
+    assert scene_mixing.active_spans(scene_mixing.active_mask(x, 1000, -35.0), 1000) == [(80, 215)]
+    assert not scene_mixing.active_mask(np.zeros(1000), 1000, -35.0).any()
     with pytest.raises(ValueError, match="negative"):
-        scenes.active_mask(x, 1000, 5.0)
+        scene_mixing.active_mask(x, 1000, 5.0)
+
+
+def test_merge_labels_joins_overlapping_events_of_one_class_only():
+    rows = [(1.0, 2.0, "Dog"), (1.5, 3.0, "Dog"), (3.0, 3.5, "Dog"), (5.0, 6.0, "Dog"), (1.2, 1.4, "Cat")]
+    assert scene_mixing._merge_labels(rows) == [(1.0, 3.5, "Dog"), (1.2, 1.4, "Cat"), (5.0, 6.0, "Dog")]
+
+
+def test_select_pools_splits_the_requested_folds_only(fake_cfg):
+    from sed_utils.data.esc50 import esc50_root, load_esc50_meta
+
+    meta = load_esc50_meta(esc50_root(fake_cfg))
+    pools = scene_mixing.select_pools(meta, (5,), ["dog", "cat"], "esc50.csv")
+    assert set(pools["target"]["category"]) == {"dog", "cat"}
+    assert set(pools["ambient"]["category"]) == {"rain", "wind", "engine"}
+    assert set(pools["distractor"]["category"]) == {"door_wood_knock"}
+    assert all(set(p["fold"]) == {5} for p in pools.values())
+    with pytest.raises(DatasetError, match="no clip of the targets"):
+        scene_mixing.select_pools(meta, (5,), ["vacuum_cleaner"], "esc50.csv")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +239,8 @@ def test_cache_skip_and_rebuild(fake_cfg, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("scene mixed again although cached")
 
-    monkeypatch.setattr(scenes, "_make_scene", boom)
+    # make_scene belongs to scene_mixing; scenes imports it by name and calls that name
+    monkeypatch.setattr(scenes, "make_scene", boom)
     assert scenes.build_scenes(fake_cfg, n_scenes=4, folds=(5,), seed=2, progress=False) == out
     # another parameter -> another key -> work to do; a failure leaves no folder behind
     with pytest.raises(AssertionError, match="mixed again"):
@@ -269,7 +288,7 @@ def test_loads_like_desed(built):
 
 
 def test_scenes_without_targets_are_listed_empty(fake_cfg, monkeypatch):
-    monkeypatch.setattr(scenes, "EMPTY_SCENE_PROB", 1.0)
+    monkeypatch.setattr(scene_mixing, "EMPTY_SCENE_PROB", 1.0)  # read by make_scene at mixing time
     out = scenes.build_scenes(fake_cfg, n_scenes=3, folds=(5,), progress=False)
     assert scenes.scene_labels_path(out).read_text().splitlines()[1:] == [
         f"scene_{i:04d}.wav\t\t\t" for i in range(3)
@@ -299,27 +318,30 @@ def test_statistics_example_and_plot(built):
     name = scenes.pick_example_scene(cfg, out)
     most = labels.groupby("filename")["event_label"].nunique().max()
     assert labels[labels["filename"] == name]["event_label"].nunique() == most
-    fig = scenes.plot_scene(cfg, out, name)
+    fig = scene_plots.plot_scene(cfg, out, name)
     lanes = [t.get_text() for t in fig.axes[1].get_yticklabels()]
     mine = set(labels.loc[labels["filename"] == name, "event_label"])
     assert lanes == [lab for lab in cfg.desed_labels if lab in mine] + ["distractor (no label)"]
     plt.close(fig)
-    plt.close(scenes.plot_label_statistics(cfg, out))
+    plt.close(scene_plots.plot_label_statistics(cfg, out))
 
 
 def test_validation_scenes_come_from_the_validation_fold_with_their_own_seed(fake_cfg):
     root = f"data_root={fake_cfg.data_root}"
     cfg = load_config("demo", [root, "test_set=scenes", "eval.valid_scenes=5", "eval.scenes_seed=2"])
-    ds = scenes.validation_scenes(cfg, progress=False)
+    ds = scenes.scene_set(cfg, "valid", progress=False)
     out = Path(ds.audio_dir).parent
+    assert out == scenes.scene_folder(cfg, "valid", progress=False)
     assert set(scenes.load_scene_sources(out)["fold"]) == {4}  # scenes_valid; the test scenes use 5
     params = json.loads((out / "params.json").read_text())
     assert params["seed"] == 3 and params["n_scenes"] == 5 and len(ds.files) == 5
     # with DESED as the test set the validation fold is 5
-    ds5 = scenes.validation_scenes(load_config("demo", [root, "eval.valid_scenes=3"]), progress=False)
+    ds5 = scenes.scene_set(load_config("demo", [root, "eval.valid_scenes=3"]), "valid", progress=False)
     assert set(scenes.load_scene_sources(Path(ds5.audio_dir).parent)["fold"]) == {5}
-    with pytest.raises(ValueError, match="valid_scenes"):
-        scenes.validation_scenes(load_config("demo", [root, "eval.valid_scenes=0"]), progress=False)
+    # no validation scenes asked for (possible when they do not pick the epoch): a clear error
+    none = load_config("demo", [root, "eval.valid_scenes=0", "train.select_on=chunks"])
+    with pytest.raises(ValueError, match="eval.valid_scenes is 0: no valid scenes"):
+        scenes.scene_set(none, "valid", progress=False)
 
 
 class _LevelModel(torch.nn.Module):
@@ -333,20 +355,31 @@ class _LevelModel(torch.nn.Module):
         return (self.scale * (x.mean(dim=(1, 2, 3)) + 40.0))[:, None].repeat(1, 5)
 
 
-def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg):
-    from sed_utils.chunking import build_desed_segments
-    from sed_utils.evaluation import (
-        choose_thresholds,
-        thresholds_from_validation,
-        validation_scene_predictions,
-    )
+def _level_detector(cfg, tmp_path):
+    """A TrainedModel whose Detector has the series' front end around :class:`_LevelModel` (no checkpoint)."""
+    from sed_utils.checkpoint import CheckpointInfo, TrainedModel
+    from sed_utils.features import Normaliser, build_logmel
+    from sed_utils.model import Detector
+
+    detector = Detector(build_logmel(cfg.mel, cfg.audio.sample_rate), Normaliser(0.0, 1.0), _LevelModel(),
+                        labels=cfg.desed_labels, sample_rate=cfg.audio.sample_rate, mel=cfg.mel,
+                        window_seconds=cfg.chunking.chunk_seconds).eval()
+    info = CheckpointInfo(path=tmp_path / "no_checkpoint.pt", labels=cfg.desed_labels, config=cfg.to_dict(),
+                          epoch=0, valid_macro_f1=0.0)
+    return TrainedModel(detector=detector, info=info)
+
+
+def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg, tmp_path):
+    from sed_utils.chunking import build_segments
+    from sed_utils.evaluation import thresholds_from_validation, validation_scene_predictions
+    from sed_utils.metrics import choose_thresholds
 
     root = f"data_root={fake_cfg.data_root}"
     cfg = load_config("demo", [root, "eval.valid_scenes=6"])
     labels = cfg.desed_labels
-    trained = SimpleNamespace(model=_LevelModel(), mean=0.0, std=1.0)
+    trained = _level_detector(cfg, tmp_path)
     y, probs = validation_scene_predictions(cfg, trained)
-    segments = build_desed_segments(cfg, scenes.validation_scenes(cfg, progress=False))
+    segments = build_segments(cfg, scenes.scene_set(cfg, "valid", progress=False))
     np.testing.assert_array_equal(y, segments[labels].to_numpy())  # the validation scenes' own labels
     assert y.shape == probs.shape == (60, 5) and y.sum() > 0 and len(np.unique(probs)) > 10
     thresholds, source = thresholds_from_validation(cfg, labels, trained)
@@ -363,3 +396,45 @@ def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg):
     thresholds, source = thresholds_from_validation(off, labels, trained)
     np.testing.assert_array_equal(thresholds, np.full(5, 0.3))
     assert source.startswith("global")
+
+
+def _params(ds) -> dict:
+    return json.loads((Path(ds.audio_dir).parent / "params.json").read_text())
+
+
+def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
+    root = f"data_root={fake_cfg.data_root}"
+    # scenes test set: test = scenes_test (5); valid = scenes_valid, train = scenes_train (both 4 here)
+    cfg = load_config("demo", [root, "test_set=scenes", "folds.scenes_train=[4]", "folds.scenes_valid=[4]",
+                               "eval.n_scenes=2", "eval.valid_scenes=3", "train.train_scenes=4",
+                               "eval.scenes_seed=10"])
+    want = {"test": ([5], 2, 10), "valid": ([4], 3, 11), "train": ([4], 4, 12)}
+    folders = set()
+    for role, (folds, n, seed) in want.items():
+        ds = scenes.scene_set(cfg, role, progress=False)
+        params = _params(ds)
+        assert (params["folds"], params["n_scenes"], params["seed"]) == (folds, n, seed), role
+        assert len(ds.files) == n and ds.labels == cfg.desed_labels
+        out = Path(ds.audio_dir).parent
+        assert set(scenes.load_scene_sources(out)["fold"]) == set(folds), role
+        assert out == scenes.scene_folder(cfg, role, progress=False)
+        folders.add(out)
+    assert len(folders) == 3  # valid and train share a fold but not a seed: separate folders
+    # the scenes test set is the "test" role
+    from sed_utils.data.test_sets import describe_test_set, load_test_set
+
+    test = load_test_set(cfg, progress=False)
+    assert Path(test.audio_dir).parent == scenes.scene_folder(cfg, "test", progress=False)
+    assert describe_test_set(cfg) == "SYNTHETIC demo data"  # the demo profile is synthetic
+    real = load_config("scenes", [root])
+    assert describe_test_set(real) == "held-out ESC-50 scenes (fold 5)"
+    assert describe_test_set(load_config("full", [root])) == "DESED public eval"
+    # DESED test set: valid = folds.valid, train = folds.train
+    desed = load_config("demo", [root, "folds.train=[4]", "folds.valid=[5]", "eval.valid_scenes=2",
+                                 "train.train_scenes=2"])
+    assert set(scenes.load_scene_sources(scenes.scene_folder(desed, "valid", progress=False))["fold"]) == {5}
+    assert set(scenes.load_scene_sources(scenes.scene_folder(desed, "train", progress=False))["fold"]) == {4}
+    with pytest.raises(ValueError, match="scene role must be one of"):
+        scenes.scene_set(cfg, "holdout", progress=False)
+    with pytest.raises(ValueError, match="train.train_scenes is 0"):
+        scenes.scene_folder(load_config("demo", [root, "train.train_scenes=0"]), "train", progress=False)

@@ -3,6 +3,10 @@
 The synthetic task: 5 classes, each a bright horizontal band at its own mel row of a 1x32x40
 "spectrogram" over noise; an item holds 0-2 bands (multilabel). A ResNet18 learns it in a few
 epochs, so the tests exercise the real loop in seconds on a CPU.
+
+The items are in "dB" (``MEAN + STD * x`` for a unit-scale ``x``) and the bundle carries
+``MEAN``/``STD`` as its training statistics: the Detector's normaliser inside the model maps them
+back to unit scale, so the classifier sees exactly the unit-scale task.
 """
 
 from __future__ import annotations
@@ -16,20 +20,18 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from sed_utils.checkpoint import FORMAT, FORMAT_VERSION, CheckpointInfo, load_trained
 from sed_utils.config import load_config
-from sed_utils.training import (
-    CheckpointError,
-    EarlyStopping,
-    load_trained,
-    macro_f1,
-    plot_class_f1,
-    plot_history,
-    predict_proba,
-    train_model,
-)
+from sed_utils.errors import CheckpointError
+from sed_utils.inference import predict_proba
+from sed_utils.metrics import macro_f1
+from sed_utils.model import Detector
+from sed_utils.plots.training import plot_class_f1, plot_history
+from sed_utils.training import EarlyStopping, train_model
 
 N_MELS, FRAMES = 32, 40
 BAND_ROWS = [3, 9, 15, 21, 27]
+MEAN, STD = -40.0, 12.0  # the bundle's training statistics: the items' dB scale
 
 
 def band_data(n: int, seed: int) -> TensorDataset:
@@ -41,7 +43,8 @@ def band_data(n: int, seed: int) -> TensorDataset:
     x = rng.normal(0.0, 0.5, size=(n, 1, N_MELS, FRAMES)).astype(np.float32)
     for c, row in enumerate(BAND_ROWS):
         x[y[:, c] == 1, 0, row : row + 3, :] += 3.0
-    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    x_db = (MEAN + STD * x).astype(np.float32)
+    return TensorDataset(torch.from_numpy(x_db), torch.from_numpy(y))
 
 
 class NoisyBands(Dataset):
@@ -57,7 +60,7 @@ class NoisyBands(Dataset):
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)
         x, y = self.base[i]
-        return x + torch.from_numpy(self._rng.normal(0, 0.3, x.shape).astype(np.float32)), y
+        return x + torch.from_numpy(self._rng.normal(0, 0.3 * STD, x.shape).astype(np.float32)), y
 
 
 def make_bundle(n_train: int = 120, n_valid: int = 60) -> SimpleNamespace:
@@ -65,9 +68,10 @@ def make_bundle(n_train: int = 120, n_valid: int = 60) -> SimpleNamespace:
     return SimpleNamespace(
         train=band_data(n_train, 1),
         valid=band_data(n_valid, 2),
-        mean=np.float32(-40.0),
-        std=np.float32(12.0),
+        mean=np.float32(MEAN),
+        std=np.float32(STD),
         labels=cfg.desed_labels,
+        valid_scenes=None,  # train.select_on=chunks: no validation scenes needed
     )
 
 
@@ -123,7 +127,8 @@ def test_selection_on_validation_scenes_picks_their_best_epoch(tmp_path, small_b
     # scene labels that disagree with the bands for two classes: the scene F1 then peaks elsewhere
     y = scenes_data.tensors[1].numpy().copy()
     y[:, :2] = y[:, :2][::-1]
-    bundle = SimpleNamespace(**vars(small_bundle), valid_scenes=(scenes_data.tensors[0].numpy(), y))
+    # as DataBundle.valid_scenes: (log-mels in dB [N, n_mels, frames], y [N, C])
+    bundle = SimpleNamespace(**{**vars(small_bundle), "valid_scenes": (scenes_data.tensors[0].numpy()[:, 0], y)})
     cfg = make_cfg(tmp_path, "train.select_on=scenes", "train.patience=0")
     result = train_model(cfg, bundle, progress=False)
     h = result.history
@@ -137,6 +142,9 @@ def test_selection_on_validation_scenes_picks_their_best_epoch(tmp_path, small_b
     assert again.best_score == pytest.approx(result.best_score)
     with pytest.raises(ValueError, match="no validation scenes"):
         train_model(make_cfg(tmp_path / "other", "train.select_on=scenes"), small_bundle, progress=False)
+    no_attribute = SimpleNamespace(**{k: v for k, v in vars(small_bundle).items() if k != "valid_scenes"})
+    with pytest.raises(ValueError, match="no validation scenes"):
+        train_model(make_cfg(tmp_path / "other", "train.select_on=scenes"), no_attribute, progress=False)
 
 
 
@@ -160,19 +168,6 @@ def test_early_stopping_with_zero_patience_never_stops():
     assert not s.should_stop and s.best_epoch == 1
 
 
-def test_macro_f1_hand_computed():
-    targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]])
-    probs = np.array([[0.9, 0.2], [0.4, 0.7], [0.1, 0.5], [0.6, 0.1]])
-    # class 0: predicted rows 0, 3 -> tp 1, fp 1, fn 1 -> F1 0.5
-    # class 1 at >= 0.5: predicted rows 1, 2 -> tp 1, fp 1, fn 0 -> F1 2/3
-    macro, per = macro_f1(targets, probs, 0.5)
-    np.testing.assert_allclose(per, [0.5, 2 / 3])
-    assert macro == pytest.approx((0.5 + 2 / 3) / 2)
-    # a class without positives and without predictions scores 0, not "skipped"
-    macro0, per0 = macro_f1(np.zeros((3, 2)), np.zeros((3, 2)), 0.5)
-    assert macro0 == 0.0 and list(per0) == [0.0, 0.0]
-
-
 # ---- training ------------------------------------------------------------------------------
 
 
@@ -180,6 +175,10 @@ def test_training_learns_the_band_task(trained):
     cfg, result, seconds = trained
     assert result.best_valid_macro_f1 > 0.8, result.history
     assert not result.skipped and result.pretrained_loaded is False
+    assert isinstance(result.info, CheckpointInfo) and result.info.complete
+    assert result.selected_on == "chunks" and result.best_score == pytest.approx(result.best_valid_macro_f1)
+    assert result.seconds > 0 and result.info.path == result.checkpoint
+    assert (result.info.n_mels, result.info.frames) == (N_MELS, FRAMES)
     h = result.history
     assert list(h["epoch"]) == list(range(1, len(h) + 1))
     assert result.best_epoch == int(h.loc[h["valid_macro_f1"].idxmax(), "epoch"])
@@ -198,22 +197,32 @@ def test_outputs_written_where_and_as_documented(trained, bundle):
     assert result.checkpoint == out / "best.pt"
     ckpt = torch.load(result.checkpoint, weights_only=True)
     for key in (
+        "format",
+        "format_version",
         "state_dict",
         "labels",
         "config",
-        "mean",
-        "std",
+        "sample_rate",
+        "mel",
+        "window_seconds",
         "epoch",
         "valid_macro_f1",
         "n_mels",
         "frames",
     ):
         assert key in ckpt, key
+    assert (ckpt["format"], ckpt["format_version"]) == (FORMAT, FORMAT_VERSION) == (FORMAT, 2)
     assert ckpt["complete"] is True
     assert ckpt["labels"] == cfg.desed_labels
     assert (ckpt["n_mels"], ckpt["frames"]) == (N_MELS, FRAMES)
     assert ckpt["epoch"] == result.best_epoch
-    assert float(ckpt["mean"]) == -40.0 and float(ckpt["std"]) == 12.0
+    # the Detector is built from cfg: its front end settings travel with the weights
+    assert ckpt["sample_rate"] == cfg.audio.sample_rate and ckpt["window_seconds"] == cfg.chunking.chunk_seconds
+    assert ckpt["mel"]["n_mels"] == cfg.mel.n_mels and ckpt["mel"]["hop_length"] == cfg.mel.hop_length
+    # the training statistics live in the normaliser, inside the model's weights
+    state = ckpt["state_dict"]
+    assert float(state["normaliser.mean"]) == MEAN and float(state["normaliser.std"]) == STD
+    assert any(k.startswith("classifier.") for k in state) and any(k.startswith("logmel.") for k in state)
     hist = pd.read_csv(out / "history.csv")
     pd.testing.assert_frame_equal(hist, result.history, check_dtype=False)
     preds = np.load(out / "valid_predictions.npz")
@@ -229,12 +238,14 @@ def test_outputs_written_where_and_as_documented(trained, bundle):
 def test_checkpoint_round_trip_gives_identical_predictions(trained, bundle):
     cfg, result, _ = trained
     tm = load_trained(result.checkpoint, device="cpu")
-    assert not tm.model.training
-    assert tm.labels == cfg.desed_labels and tm.valid_macro_f1 == pytest.approx(result.best_valid_macro_f1)
-    assert tm.config == torch.load(result.checkpoint, weights_only=True)["config"]
+    assert isinstance(tm.detector, Detector) and not tm.detector.training
+    assert tm.labels == cfg.desed_labels and tm.info.valid_macro_f1 == pytest.approx(result.best_valid_macro_f1)
+    assert tm.info.config == torch.load(result.checkpoint, weights_only=True)["config"]
+    assert tm.info == result.info  # one conversion from checkpoint to info
+    assert float(tm.detector.normaliser.mean) == MEAN and float(tm.detector.normaliser.std) == STD
     saved = np.load(cfg.run_dir / "model" / "valid_predictions.npz")["probs"]
-    from_dataset = predict_proba(tm.model, bundle.valid, batch_size=7)
-    from_array = predict_proba(tm.model, bundle.valid.tensors[0].numpy()[:, 0])  # [N, mels, frames]
+    from_dataset = predict_proba(tm.detector, bundle.valid, batch_size=7)
+    from_array = predict_proba(tm.detector, bundle.valid.tensors[0].numpy()[:, 0])  # [N, mels, frames]
     np.testing.assert_allclose(from_dataset, saved, atol=1e-5)
     np.testing.assert_allclose(from_array, saved, atol=1e-5)
     assert ((from_dataset >= 0) & (from_dataset <= 1)).all()
@@ -244,8 +255,8 @@ def test_predict_proba_input_checks_and_empty_input(trained):
     _, result, _ = trained
     tm = load_trained(result.checkpoint, device="cpu")
     with pytest.raises(ValueError, match=r"\[N, 1, n_mels, frames\]"):
-        predict_proba(tm.model, np.zeros((2, 3, N_MELS, FRAMES), dtype=np.float32))
-    assert predict_proba(tm.model, np.zeros((0, 1, N_MELS, FRAMES), dtype=np.float32)).shape == (0, 5)
+        predict_proba(tm.detector, np.zeros((2, 3, N_MELS, FRAMES), dtype=np.float32))
+    assert predict_proba(tm.detector, np.zeros((0, 1, N_MELS, FRAMES), dtype=np.float32)).shape == (0, 5)
 
 
 def test_rerun_with_same_config_skips_and_changed_config_retrains(tmp_path, small_bundle):
@@ -277,6 +288,24 @@ def test_incomplete_checkpoint_is_retrained(tmp_path, small_bundle):
     ckpt["complete"] = False  # as if the run had been interrupted
     torch.save(ckpt, first.checkpoint)
     assert not train_model(cfg, small_bundle, progress=False).skipped
+
+
+def test_a_folder_with_an_old_format_checkpoint_is_retrained_with_a_note(tmp_path, small_bundle, capsys):
+    cfg = make_cfg(tmp_path, "train.epochs=1")
+    first = train_model(cfg, small_bundle, progress=False)
+    old = torch.load(first.checkpoint, weights_only=True)
+    # what an older sed_utils wrote: a bare ResNet18 and its statistics, no "format" key, same config
+    classifier = {k[len("classifier."):]: v for k, v in old["state_dict"].items() if k.startswith("classifier.")}
+    torch.save({"state_dict": classifier, "labels": old["labels"], "config": old["config"], "mean": MEAN,
+                "std": STD, "epoch": 1, "valid_macro_f1": old["valid_macro_f1"], "complete": True},
+               first.checkpoint)
+    capsys.readouterr()
+    again = train_model(cfg, small_bundle, progress=False)
+    out = capsys.readouterr().out
+    assert not again.skipped
+    assert "Not reusing the saved model" in out and "format 1" in out and "training again" in out
+    assert torch.load(again.checkpoint, weights_only=True)["format_version"] == FORMAT_VERSION
+    assert load_trained(again.checkpoint, device="cpu").labels == cfg.desed_labels
 
 
 def test_early_stopping_stops_when_validation_f1_does_not_improve(tmp_path, small_bundle, capsys):
@@ -327,9 +356,13 @@ def test_load_trained_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="corrupt.pt"):
         load_trained(corrupt)
     partial = tmp_path / "partial.pt"
-    torch.save({"state_dict": {}}, partial)
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "state_dict": {}}, partial)
     with pytest.raises(CheckpointError, match=r"partial\.pt.*lacks"):
         load_trained(partial)
+    not_a_dict = tmp_path / "list.pt"
+    torch.save([1, 2], not_a_dict)
+    with pytest.raises(CheckpointError, match=r"list\.pt.*expected a dict"):
+        load_trained(not_a_dict)
 
 
 def test_plots_mark_the_best_epoch(trained):

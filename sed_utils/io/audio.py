@@ -8,19 +8,20 @@ mono at ``cfg.audio.sample_rate``, so that conversion happens here, once.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from sed_utils import atomic
 from sed_utils.errors import AudioError
 
 __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample"]
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample mono float audio (soxr_hq: fast and accurate); a no-op when the rates match."""
+    """Resample mono float audio (soxr_hq: fast and accurate); a no-op when the rates match
+    (notebooks 02-07, through read_audio)."""
     if orig_sr == target_sr:
         return audio.astype(np.float32, copy=False)
     import librosa  # imported lazily: librosa's import costs ~1 s and most reads do not need it
@@ -45,26 +46,21 @@ def _read_native(path: Path) -> tuple[np.ndarray, int]:
 
 
 def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Read ``path`` as float32 mono at ``sample_rate`` (channels averaged, resampled if needed)."""
+    """Read ``path`` as float32 mono at ``sample_rate`` (channels averaged, resampled if needed).
+    Used in notebook 02, and in notebooks 03-07 through cached_resampled."""
     audio, sr = _read_native(path)
     return resample(audio, sr, sample_rate)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono (or [n, channels]) float audio in [-1, 1] as 16-bit PCM WAV, atomically.
+    """Write mono (or [n, channels]) float audio in [-1, 1] as 16-bit PCM WAV, atomically
+    (notebooks 04-07: the scenes, through build_scenes).
 
     Values outside [-1, 1] are clipped rather than wrapped around.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    try:
-        sf.write(str(tmp), data, int(sample_rate), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic.write_with(Path(path),
+                      lambda fh: sf.write(fh, data, int(sample_rate), subtype="PCM_16", format="WAV"))
 
 
 def _cache_name(path: Path, sample_rate: int) -> str:
@@ -95,11 +91,7 @@ def cached_resampled(path: Path, sample_rate: int, cache_dir: Path) -> np.ndarra
         except (OSError, ValueError):
             target.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, not trusted
     audio = read_audio(path, sample_rate)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, audio)
-    os.replace(tmp, target)
+    atomic.save_npy(target, audio)
     return audio
 
 

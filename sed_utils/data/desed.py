@@ -25,13 +25,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DESED_LABELS",
     "DatasetError",
-    "DesedSet",
+    "StrongLabelSet",
     "desed_root",
     "desed_audio_dir",
     "desed_tsv",
     "load_desed",
     "load_desed_eval",
-    "load_test_set",
 ]
 
 DESED_LABELS = [
@@ -54,8 +53,13 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 @dataclass
-class DesedSet:
-    """A DESED subset, ready for segmenting and evaluation.
+class StrongLabelSet:
+    """Clips with strong labels (who sounds when), in DESED's layout: ready for segmenting and evaluation
+    (notebooks 02-07: the test set and the scenes).
+
+    DESED public eval is one; the scenes mixed from ESC-50 (:mod:`sed_utils.data.scenes`) are
+    written in the same layout and load into the same class, so everything downstream runs the
+    same code on both.
 
     Attributes:
         events: events of the target ``labels`` only (filename, onset, offset, event_label).
@@ -94,17 +98,20 @@ class DesedSet:
 
 
 def desed_root(cfg: Config) -> Path:
-    """Root of the extracted DESED public eval archive (``.../DESEDpublic_eval/dataset``)."""
+    """Root of the extracted DESED public eval archive (``.../DESEDpublic_eval/dataset``).
+    Used in notebook 02, and in notebooks 03, 06 through load_desed_eval."""
     return cfg.data_root / "DESEDpublic_eval" / "dataset"
 
 
 def desed_audio_dir(root: Path) -> Path:
-    """Audio folder inside :func:`desed_root`."""
+    """Audio folder inside :func:`desed_root`
+    (notebook 01's content check; notebooks 02, 03, 06 through load_desed_eval)."""
     return Path(root) / "audio" / "eval" / "public"
 
 
 def desed_tsv(root: Path) -> Path:
-    """Strong-label file inside :func:`desed_root`."""
+    """Strong-label file inside :func:`desed_root`
+    (notebook 01's content check; notebooks 02, 03, 06 through load_desed_eval)."""
     return Path(root) / "metadata" / "eval" / "public.tsv"
 
 
@@ -147,35 +154,10 @@ def _check_row(
     return None, onset, offset
 
 
-def load_desed(
-    tsv: Path,
-    audio_dir: Path,
-    labels: list[str],
-    *,
-    clip_seconds: float = 10.0,
-    strict: bool = True,
-) -> DesedSet:
-    """Read and validate a DESED strong-label tsv against its audio folder.
-
-    Bad rows (empty or unknown label... see below) raise one :class:`DatasetError` naming the tsv
-    and every bad line when ``strict``; otherwise they are excluded AND listed in
-    ``DesedSet.problems`` (reported, never silently dropped). Bad rows: offset <= onset, onset < 0,
-    onset at/after the clip end, offset far past it, non-numeric/NaN times, a label outside
-    :data:`DESED_LABELS`, a file named in the tsv but missing from ``audio_dir``.
-
-    Not errors: a row with an empty ``event_label`` (DESED's way to list a clip without events),
-    audio files absent from the tsv (clips without events), offsets up to
-    ``OFFSET_TOLERANCE_SECONDS`` past ``clip_seconds`` (clipped to it).
-    """
-    tsv, audio_dir = Path(tsv), Path(audio_dir)
-    bad_labels = [lab for lab in labels if lab not in DESED_LABELS]
-    if bad_labels:
-        raise DatasetError(f"target labels {bad_labels} are not DESED labels ({', '.join(DESED_LABELS)})")
-    raw = _read_tsv(tsv)
-    if not audio_dir.is_dir():
-        raise DatasetError(f"{audio_dir}: DESED audio folder not found (labels: {tsv})")
-    on_disk = {p.name for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
-
+def _read_rows(
+    raw: pd.DataFrame, on_disk: set[str], audio_dir: Path, clip_seconds: float
+) -> tuple[list[tuple[str, float, float, str]], set[str], list[str], int]:
+    """Check every row: (good events, files the tsv lists, problems by line, offsets clipped)."""
     problems: list[str] = []
     rows: list[tuple[str, float, float, str]] = []
     listed: set[str] = set()
@@ -209,6 +191,41 @@ def load_desed(
         problems.append(f"line(s) {_fmt_lines(lines)}: {name}: audio file missing from {audio_dir}")
     problems.sort(key=_line_key)
 
+    return rows, listed, problems, n_clipped
+
+
+def load_desed(
+    tsv: Path,
+    audio_dir: Path,
+    labels: list[str],
+    *,
+    clip_seconds: float = 10.0,
+    strict: bool = True,
+) -> StrongLabelSet:
+    """Read and validate a DESED strong-label tsv against its audio folder (notebook 01's content check,
+    notebooks 02, 03, 06 for DESED, notebooks 04-07 for the scenes through load_scenes).
+
+    Bad rows (empty or unknown label... see below) raise one :class:`DatasetError` naming the tsv
+    and every bad line when ``strict``; otherwise they are excluded AND listed in
+    ``StrongLabelSet.problems`` (reported, never silently dropped). Bad rows: offset <= onset,
+    onset < 0, onset at/after the clip end, offset far past it, non-numeric/NaN times, a label outside
+    :data:`DESED_LABELS`, a file named in the tsv but missing from ``audio_dir``.
+
+    Not errors: a row with an empty ``event_label`` (DESED's way to list a clip without events),
+    audio files absent from the tsv (clips without events), offsets up to
+    ``OFFSET_TOLERANCE_SECONDS`` past ``clip_seconds`` (clipped to it).
+    """
+    tsv, audio_dir = Path(tsv), Path(audio_dir)
+    bad_labels = [lab for lab in labels if lab not in DESED_LABELS]
+    if bad_labels:
+        raise DatasetError(f"target labels {bad_labels} are not DESED labels ({', '.join(DESED_LABELS)})")
+    raw = _read_tsv(tsv)
+    if not audio_dir.is_dir():
+        raise DatasetError(f"{audio_dir}: DESED audio folder not found (labels: {tsv})")
+    on_disk = {p.name for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
+
+    rows, listed, problems, n_clipped = _read_rows(raw, on_disk, audio_dir, clip_seconds)
+
     if problems and strict:
         shown = "\n  ".join(problems[:20]) + ("\n  ..." if len(problems) > 20 else "")
         raise DatasetError(f"{tsv}: {len(problems)} bad row(s):\n  {shown}")
@@ -218,7 +235,7 @@ def load_desed(
     all_events = all_events.reset_index(drop=True)
     events = all_events[all_events["event_label"].isin(labels)].reset_index(drop=True)
     files = sorted(listed | on_disk)
-    return DesedSet(
+    return StrongLabelSet(
         events=events,
         all_events=all_events,
         files=files,
@@ -239,22 +256,8 @@ def _line_key(problem: str) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def load_desed_eval(cfg: Config, strict: bool = True) -> DesedSet:
-    """The DESED public eval set of ``cfg`` with ``cfg.desed_labels`` as targets."""
+def load_desed_eval(cfg: Config, strict: bool = True) -> StrongLabelSet:
+    """The DESED public eval set of ``cfg`` with ``cfg.desed_labels`` as targets
+    (notebooks 02, 03, 06, through load_test_set)."""
     root = desed_root(cfg)
     return load_desed(desed_tsv(root), desed_audio_dir(root), cfg.desed_labels, strict=strict)
-
-
-def load_test_set(cfg: Config, strict: bool = True, *, progress: bool = True) -> DesedSet:
-    """The evaluation set ``cfg.test_set`` names, as a :class:`DesedSet` either way.
-
-    ``"desed"``: DESED public eval. ``"scenes"``: ``cfg.eval.n_scenes`` 10 s scenes mixed from the
-    held-out ESC-50 fold(s) ``cfg.folds.scenes_test`` (built on first use, then cached), for users
-    without DESED. Both load through :func:`load_desed`, so everything downstream is the same code.
-    """
-    if cfg.test_set == "scenes":
-        from sed_utils.scenes import build_scenes, load_scenes
-
-        out_dir = build_scenes(cfg, n_scenes=cfg.eval.n_scenes, seed=cfg.eval.scenes_seed, progress=progress)
-        return load_scenes(cfg, out_dir)
-    return load_desed_eval(cfg, strict=strict)

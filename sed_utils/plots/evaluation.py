@@ -18,7 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .evaluation import NONE_LABEL, scores_to_events
+from sed_utils.metrics import NONE_LABEL
+from sed_utils.postprocess import scores_to_events
 
 
 def _colours(labels: Sequence[str]) -> dict[str, Any]:
@@ -35,7 +36,8 @@ def _num(x: Any) -> float:
 # Headline: the three views side by side
 # --------------------------------------------------------------------------------------------
 def plot_views(results: Mapping[str, Any]) -> Figure:
-    """Bars of the three views (macro and micro where defined), with the published numbers marked.
+    """Bars of the three views (macro and micro where defined), with the published numbers marked
+    (notebook 06).
 
     The published values (hatched) are NOT measured here: the original's 0.497 and the DCASE 2019
     baseline (other training data, 10 classes). They are drawn next to the matching view only.
@@ -87,6 +89,7 @@ def plot_views(results: Mapping[str, Any]) -> Figure:
 # --------------------------------------------------------------------------------------------
 def plot_multilabel_confusion(table: pd.DataFrame, title: str = "") -> Figure:
     """One annotated 2x2 matrix per class (rows: reference yes/no, columns: predicted yes/no).
+    Used in notebook 06.
 
     ``table`` is :func:`~sed_utils.evaluation.multilabel_confusion` (TP/FP/FN/TN per class). The
     colour is the share of the class's segments, so classes of different sizes are comparable.
@@ -113,6 +116,7 @@ def plot_class_confusion(
     normalised: pd.DataFrame, counts: pd.DataFrame | None = None, title: str = ""
 ) -> Figure:
     """Heatmap: reference class (rows, incl. "none") vs predicted class (columns, incl. "none").
+    Used in notebook 06.
 
     Cells are the share of the row's segments (0-1, one fixed colour scale so rows compare), with the
     raw count underneath when ``counts`` is given. The diagonal is what we want; the "none" column
@@ -147,6 +151,7 @@ def plot_precision_recall(
     segment: Mapping[str, Any], event: Mapping[str, Any], labels: Sequence[str]
 ) -> Figure:
     """Per-class precision, recall and F1 bars, segment-based (left) and event-based (right).
+    Used in notebook 06.
 
     Low precision = false alarms, low recall = misses: the F1 alone does not say which.
     """
@@ -180,7 +185,8 @@ def plot_f1_vs_threshold(
     labels: Sequence[str],
     title: str = "",
 ) -> Figure:
-    """F1 against threshold, one panel per class, one line per data set; the chosen threshold marked.
+    """F1 against threshold, one panel per class, one line per data set; the chosen threshold marked
+    (notebook 06).
 
     ``curves`` maps a name (e.g. "ESC-50 validation (chooses)", "DESED (analysis only)") to a
     :func:`~sed_utils.evaluation.f1_vs_threshold` table. The vertical line is the threshold that was
@@ -253,6 +259,7 @@ def plot_timelines(
     clip_seconds: float = 10.0,
 ) -> Figure:
     """For a few clips: reference events as bars, sliding-window score curves and thresholds (dashed).
+    Used in notebook 06.
 
     ``windows`` maps a file to (window centres, scores [n_windows, C]); ``predicted`` (optional) are
     the detected events, drawn hatched under the reference bars.
@@ -284,7 +291,7 @@ def threshold_slider(
     median_filter_frames: int,
     clip_seconds: float = 10.0,
 ) -> Any:
-    """A clip picker and threshold sliders that redraw one clip's scores and detections.
+    """A clip picker and threshold sliders that redraw one clip's scores and detections (notebook 06).
 
     "global" mode moves one threshold for every class; "per class" gives one slider per class,
     starting at the validation-chosen thresholds. Detections are recomputed with
@@ -350,7 +357,7 @@ def plot_segment_scores(
     labels: Sequence[str],
     threshold: float | None = None,
 ) -> Figure:
-    """One clip, one class: the two ways to score a 1 s segment, against the reference events.
+    """One clip, one class: the two ways to score a 1 s segment, against the reference events (notebook 06).
 
     Grey bars: the reference events of ``label``. Dots: the sliding-window scores (at window
     centres). Steps: the segment scores, "grid" (the model on exactly that second) and "windows"
@@ -382,7 +389,8 @@ def plot_segment_scores(
 
 
 def plot_ablation(summary: dict[str, Any]) -> Figure:
-    """Bars of the ablation (``benchmarks/results/ablation.json``): scene segment macro F1 per recipe.
+    """Bars of the ablation (``benchmarks/results/ablation.json``): scene segment macro F1 per recipe
+    (notebook 06).
 
     Each bar is the mean over seeds with the standard deviation as an error bar; rows that could
     not run (e.g. ImageNet weights offline) are listed in the title instead of drawn as zero.

@@ -31,7 +31,7 @@ __all__ = [
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 
 #: ESC-50 categories that sound like a steady background (rain, wind, engines, ...). They are the
-#: backgrounds of the held-out scenes (:mod:`sed_utils.scenes`) and, from the TRAINING folds only,
+#: backgrounds of the held-out scenes (:mod:`sed_utils.data.scenes`) and, from the TRAINING folds only,
 #: what the background augmentation lays under training chunks (:mod:`sed_utils.augment`).
 AMBIENT_CATEGORIES = (
     "rain",
@@ -48,7 +48,8 @@ AMBIENT_CATEGORIES = (
 
 
 def ambient_categories(targets: list[str] | tuple[str, ...]) -> list[str]:
-    """:data:`AMBIENT_CATEGORIES` minus the target categories (a target is never a background)."""
+    """:data:`AMBIENT_CATEGORIES` minus the target categories (a target is never a background;
+    notebooks 04-07: scene backgrounds, the background augmentation)."""
     return [c for c in AMBIENT_CATEGORIES if c not in set(targets)]
 
 
@@ -59,6 +60,7 @@ def esc50_root(cfg: Config) -> Path:
 
 def load_esc50_meta(root: Path) -> pd.DataFrame:
     """Read ``root/meta/esc50.csv``, check it, and add ``path`` (absolute path of each clip).
+    Used in notebook 02; in notebooks 01, 03-07 through check_esc50, build_esc50_chunks and build_scenes.
 
     Checks: the csv exists and has the 7 upstream columns; ``fold`` and ``target`` are integers;
     every listed clip exists in ``root/audio`` (a half-extracted archive would otherwise surface
@@ -110,7 +112,8 @@ def load_esc50_meta(root: Path) -> pd.DataFrame:
 
 
 def add_target_labels(meta: pd.DataFrame, classes: dict[str, str]) -> pd.DataFrame:
-    """Return a copy with ``is_target`` and one 0/1 column per DESED label (``classes`` order).
+    """Return a copy with ``is_target`` and one 0/1 column per DESED label (``classes`` order; notebook 02,
+    and notebooks 03-05 through build_esc50_chunks).
 
     ``classes`` maps DESED label -> ESC-50 category (``cfg.classes``). A clip of a target category
     gets a 1 in its label's column; clips of the other categories are the negatives: all zeros,

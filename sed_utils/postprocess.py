@@ -1,0 +1,182 @@
+"""Post-processing: model scores -> events and segment decisions (numpy, pandas, scipy; no torch).
+
+Why apart from the model and the metrics: how scores become events (a median filter, per-class
+thresholds, merging runs of active windows) is a choice of its own, made on validation data and
+shown in notebook 06; DESED_task keeps it in ``utils/postprocess.py`` for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import median_filter
+
+from sed_utils.metrics import EVENT_COLUMNS
+
+__all__ = [
+    "event_frame",
+    "segments_to_events",
+    "scores_to_events",
+    "pool_windows_to_segments",
+    "segment_scores_from_windows",
+]
+
+# 4. Predictions -> events
+# --------------------------------------------------------------------------------------------
+def segments_to_events(
+    filenames: Iterable[str],
+    starts: Iterable[float],
+    ends: Iterable[float],
+    binary: np.ndarray,
+    labels: list[str],
+) -> pd.DataFrame:
+    """Turn per-segment 0/1 decisions into events: consecutive active segments of a class merge
+    (notebook 06, through evaluate_run).
+
+    Two segments are consecutive when the next starts where the previous ended (within 1 us), so
+    a gap (a missing segment) splits the event. For the segment-based metric merging changes
+    nothing (an event covering segments 2-4 activates the same segments as three 1 s events), but
+    it gives the event list a reader would expect and that the event-based metric needs.
+    """
+    frame = pd.DataFrame({"filename": list(filenames), "start": np.asarray(starts, float),
+                          "end": np.asarray(ends, float)})
+    binary = np.asarray(binary)
+    if binary.shape != (len(frame), len(labels)):
+        raise ValueError(f"segments_to_events: binary has shape {binary.shape}, expected "
+                         f"({len(frame)}, {len(labels)}) = (segments, labels)")
+    rows: list[tuple[str, float, float, str]] = []
+    order = np.lexsort((frame["start"].to_numpy(), frame["filename"].to_numpy()))
+    names = frame["filename"].to_numpy()[order]
+    st = frame["start"].to_numpy()[order]
+    en = frame["end"].to_numpy()[order]
+    active = binary[order] > 0
+    for c, label in enumerate(labels):
+        current: list[Any] | None = None  # [filename, onset, offset]
+        for i in np.flatnonzero(active[:, c]):
+            if current is not None and current[0] == names[i] and abs(st[i] - current[2]) < 1e-6:
+                current[2] = max(current[2], en[i])
+                continue
+            if current is not None:
+                rows.append((current[0], current[1], current[2], label))
+            current = [names[i], st[i], en[i]]
+        if current is not None:
+            rows.append((current[0], current[1], current[2], label))
+    return event_frame(rows)
+
+
+def event_frame(rows: list[tuple[str, float, float, str]]) -> pd.DataFrame:
+    """Rows ``(filename, onset, offset, event_label)`` as a sorted event table (notebook 06)."""
+    out = pd.DataFrame(rows, columns=EVENT_COLUMNS).astype(
+        {"filename": str, "onset": float, "offset": float, "event_label": str})
+    return out.sort_values(["filename", "onset", "event_label"], kind="stable").reset_index(drop=True)
+
+
+def scores_to_events(
+    times: np.ndarray,
+    scores: np.ndarray,
+    thresholds: float | np.ndarray,
+    hop: float,
+    window: float,
+    labels: list[str],
+    median_filter_frames: int = 1,
+    *,
+    filename: str = "",
+    clip_seconds: float | None = None,
+) -> pd.DataFrame:
+    """Sliding-window scores of one clip -> events (median filter, threshold per class, merge).
+    Used in notebook 06.
+
+    The choice, in plain words: each window's score is attributed to the ``hop``-wide slice around
+    the window's centre (centre +- hop/2), the finest time resolution the sliding windows have; the
+    first window also covers the clip start and the last the clip end (from its start / to its end),
+    since no other window is centred there. A run of active windows i..j becomes one event from
+    ``times[i] - hop/2`` to ``times[j] + hop/2``, clipped to [0, clip_seconds].
+    A median filter of ``median_filter_frames`` windows (odd; 1 = off) first removes one-window
+    blips and one-window gaps, which otherwise split or invent events and cost event-based F1.
+
+    Args:
+        times: window centres (s) [n_windows], evenly spaced by ``hop``.
+        scores: probabilities [n_windows, C].
+        thresholds: one value or one per class.
+        hop, window: sliding hop and window length (s).
+        filename: written into the event table.
+        clip_seconds: clip length for clipping (default: end of the last window).
+    """
+    times = np.asarray(times, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 2 or scores.shape != (len(times), len(labels)):
+        raise ValueError(f"scores_to_events({filename!r}): scores shape {scores.shape}, expected "
+                         f"({len(times)}, {len(labels)}) = (windows, labels)")
+    thr = np.broadcast_to(np.asarray(thresholds, dtype=float), (len(labels),))
+    if median_filter_frames < 1:
+        raise ValueError(f"scores_to_events({filename!r}): median_filter_frames must be >= 1, "
+                         f"got {median_filter_frames}")
+    if len(times) == 0:
+        return event_frame([])
+    smooth = scores
+    if median_filter_frames > 1:
+        smooth = median_filter(scores, size=(int(median_filter_frames), 1), mode="nearest")
+    active = smooth >= thr[None, :]
+    lo = times - hop / 2.0
+    hi = times + hop / 2.0
+    lo[0] = min(lo[0], times[0] - window / 2.0)
+    hi[-1] = max(hi[-1], times[-1] + window / 2.0)
+    end = float(clip_seconds) if clip_seconds is not None else float(times[-1] + window / 2.0)
+    rows: list[tuple[str, float, float, str]] = []
+    for c, label in enumerate(labels):
+        col = active[:, c].astype(np.int8)
+        edges = np.diff(np.concatenate([[0], col, [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
+            onset, offset = max(0.0, float(lo[a])), min(end, float(hi[b]))
+            if offset > onset:
+                rows.append((filename, onset, offset, label))
+    return event_frame(rows)
+
+
+def pool_windows_to_segments(
+    times: np.ndarray, scores: np.ndarray, starts: np.ndarray, ends: np.ndarray, window: float
+) -> np.ndarray:
+    """Segment scores from sliding-window scores: per class, the max over the windows that lie
+    mostly (at least 75 %) inside the segment (notebook 06, through segment_scores_from_windows).
+
+    Why: the segment grid hands the model each 1 s segment once, exactly aligned; an event that
+    only touches a segment's edge is then heard for a fraction of a second. Windows slid every
+    250 ms also hear it centred, and the max keeps the best view. With 1 s windows and segments
+    the rule keeps the windows centred within 0.25 s of the segment's centre (symmetric, so no
+    side is favoured). Thresholds for these scores must be chosen on the same kind of scores.
+
+    Args:
+        times: window centres (s) of one clip; scores: [n_windows, C].
+        starts, ends: the clip's segment boundaries (s).
+        window: window length (s).
+    """
+    times = np.asarray(times, dtype=float)
+    scores = np.asarray(scores, dtype=float)
+    out = np.zeros((len(starts), scores.shape[1]))
+    lo, hi = times - window / 2.0, times + window / 2.0
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        overlap = np.minimum(hi, b) - np.maximum(lo, a)
+        inside = overlap >= 0.75 * min(window, b - a) - 1e-9
+        if not inside.any():  # a segment shorter than any window fit: take the nearest window
+            inside = np.abs(times - (a + b) / 2.0) == np.abs(times - (a + b) / 2.0).min()
+        out[k] = scores[inside].max(axis=0)
+    return out
+
+
+def segment_scores_from_windows(
+    table: pd.DataFrame, windows: dict[str, tuple[np.ndarray, np.ndarray]], window: float
+) -> np.ndarray:
+    """:func:`pool_windows_to_segments` for every row (filename, start, end) of a segment table
+    (notebook 06)."""
+    out = np.zeros((len(table), next(iter(windows.values()))[1].shape[1]) if windows else (len(table), 0))
+    for name, idx in table.groupby("filename", sort=False).indices.items():
+        if name not in windows:
+            raise KeyError(f"no sliding-window scores for {name}")
+        rows = table.iloc[idx]
+        t, sc = windows[name]
+        out[idx] = pool_windows_to_segments(t, sc, rows["start"].to_numpy(float), rows["end"].to_numpy(float),
+                                            window)
+    return out
