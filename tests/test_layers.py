@@ -190,6 +190,22 @@ def test_every_layer_module_exists():
     assert stale == [], f"LAYERS names modules that do not exist: {stale}"
 
 
+def test_no_package_file_is_ignored_by_git():
+    """A module that .gitignore hides works here and is missing from every clone (a ``data/``
+    pattern once swallowed ``sed_utils/data/``). Skipped outside a git checkout."""
+    import subprocess
+
+    root = PACKAGE_DIR.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--",
+                          "sed_utils", "tests", "notebooks", "benchmarks"],
+                         cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    hidden = [p for p in out if p.endswith((".py", ".ipynb", ".yml", ".md"))
+              and "__pycache__" not in p and ".ipynb_checkpoints" not in p]
+    assert hidden == [], f"ignored by .gitignore, so absent from a clone: {hidden}"
+
+
 def test_modules_and_functions_are_short():
     assert size_problems(PACKAGE_DIR) == []
 

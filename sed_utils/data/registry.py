@@ -1,0 +1,413 @@
+"""Which datasets the series needs, where they come from, and how to tell that one arrived whole.
+
+Notebook 01's dataset layer, on top of :mod:`sed_utils.io.download` (bytes) and
+:mod:`sed_utils.io.extract` (unpacking). Why so much care for "download a zip": the complaints about
+tutorial downloads are always the same (downloads that hang, stop half-way without a word, or leave
+a half-extracted folder that fails much later with a confusing error). So here:
+
+* a size / sha256 / md5 is checked whenever one is known (from :data:`DATASETS` or from a mirror's
+  ``SHA256SUMS``), and the extracted CONTENT is always checked (every listed clip exists), with the
+  same loaders the notebooks use;
+* a completion marker (``.sed_complete.json``) records what was verified, so the next run skips the
+  work as long as the content still passes its check;
+* every failure raises :class:`~sed_utils.errors.DownloadError` naming the URL or folder, the problem
+  and what to do.
+
+On the demo profile the archives come from the synthetic mirror of :mod:`sed_utils.data.demo_data`,
+"downloaded" through ``file://`` with the same code as a real download.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sed_utils import atomic
+from sed_utils.data.demo_data import make_demo_mirror
+from sed_utils.data.desed import DESED_LABELS, desed_audio_dir, desed_tsv, load_desed
+from sed_utils.data.esc50 import load_esc50_meta
+from sed_utils.errors import DatasetError, DownloadError
+from sed_utils.io.download import CHECKSUM_FILE, _download, _mirror_base, mirror_url, read_mirror_checksums
+from sed_utils.io.extract import safe_extract
+from sed_utils.keys import file_digests
+
+if TYPE_CHECKING:
+    from sed_utils.config import Config
+
+__all__ = [
+    "DATASETS",
+    "DESED_UPSTREAM_CLIPS",
+    "ESC50_UPSTREAM_CLIPS",
+    "DatasetSpec",
+    "check_desed_eval",
+    "check_esc50",
+    "fetch_all",
+    "fetch_dataset",
+    "folder_stats",
+    "folder_tree",
+    "needed_datasets",
+    "prepare_datasets",
+    "read_marker",
+]
+
+log = logging.getLogger(__name__)
+
+MARKER_NAME = ".sed_complete.json"
+
+# --------------------------------------------------------------------------------------------------
+# Content checks (run after every extraction, and before trusting a completion marker)
+# --------------------------------------------------------------------------------------------------
+
+
+ESC50_UPSTREAM_CSV_SHA256 = "ca660da60191a97de289983a05821c9382d852a38a2ba8428980816b68cf6246"
+ESC50_UPSTREAM_CLIPS = 2000
+DESED_UPSTREAM_CLIPS = 692
+
+
+def _content_error(folder: Path, problem: Exception | str) -> DownloadError:
+    return DownloadError(
+        f"{folder}: the extracted dataset is incomplete or damaged: {problem}. Delete {folder} and run "
+        f"again to extract it afresh; if that fails again, delete the archive in "
+        f"{folder.parent / 'downloads'} too (or rebuild your mirror).",
+        reason="content",
+    )
+
+
+def check_esc50(folder: Path) -> dict[str, Any]:
+    """Check an extracted ``ESC-50-master`` folder; return a summary for the completion marker
+    (notebook 01, through :func:`fetch_dataset`).
+
+    GitHub's archive has no stable checksum (see :data:`DATASETS`), so the content is what is verified:
+    ``meta/esc50.csv`` parses with the upstream columns and every clip it lists exists (the rules of
+    :func:`sed_utils.data.esc50.load_esc50_meta`, the loader notebook 02 uses). A csv whose sha256 is not
+    upstream's (a mirror with a subset of classes, the synthetic demo) is accepted: the summary says so
+    and :func:`fetch_dataset` logs a warning, because results on such data are not ESC-50 results.
+    """
+    try:
+        meta = load_esc50_meta(folder)
+    except DatasetError as e:
+        raise _content_error(folder, e) from e
+    csv_sha = file_digests(folder / "meta" / "esc50.csv")["sha256"]
+    upstream = csv_sha == ESC50_UPSTREAM_CSV_SHA256
+    if upstream:
+        note = f"complete upstream ESC-50: {len(meta)} clips, metadata identical to upstream"
+    else:
+        note = (
+            f"NOT the upstream ESC-50 metadata (esc50.csv sha256 {csv_sha[:12]}... differs; upstream lists "
+            f"{ESC50_UPSTREAM_CLIPS} clips, this one {len(meta)}): a subset mirror or the synthetic demo. "
+            f"All {len(meta)} listed clips are present; results on it are not comparable to ESC-50 results"
+        )
+    return {"clips": len(meta), "upstream": upstream, "metadata_sha256": csv_sha, "note": note}
+
+
+def check_desed_eval(folder: Path) -> dict[str, Any]:
+    """Check an extracted ``DESEDpublic_eval`` folder; return a summary for the completion marker
+    (notebook 01, through :func:`fetch_dataset`).
+
+    ``dataset/metadata/eval/public.tsv`` must parse (filename, onset, offset, event_label, validated by
+    :func:`sed_utils.data.desed.load_desed`, the loader notebook 02 uses) and every clip it names must exist
+    in ``dataset/audio/eval/public``. Upstream has 692 clips; another count is accepted with a warning.
+    """
+    root = folder / "dataset"
+    try:
+        desed = load_desed(desed_tsv(root), desed_audio_dir(root), DESED_LABELS)
+    except DatasetError as e:
+        raise _content_error(folder, e) from e
+    n = len(desed.files)
+    upstream = n == DESED_UPSTREAM_CLIPS
+    if upstream:
+        note = f"DESED public eval: {n} clips and {len(desed.all_events)} labelled events, as upstream"
+    else:
+        note = (
+            f"NOT the upstream DESED public eval ({n} clips; upstream has {DESED_UPSTREAM_CLIPS}): a subset "
+            f"mirror or the synthetic demo. All clips named in public.tsv are present; results on it are "
+            f"not comparable to DESED results"
+        )
+    return {"clips": n, "events": len(desed.all_events), "upstream": upstream, "note": note}
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where one dataset comes from and how to tell that it arrived whole (notebook 01 lists them).
+
+    Attributes:
+        name: registry key (``fetch_dataset(name, ...)``).
+        title: human name.
+        url: upstream download URL.
+        filename: archive file name; also the name looked up under a mirror.
+        folder: the folder the archive becomes under ``data_root``.
+        sha256, md5, size: of the upstream archive, when they are stable and known (else None). Both are
+            None as shipped, for different reasons: GitHub builds the ESC-50 zip on demand, so its bytes
+            and size are not stable and upstream publishes no checksum (the content is verified
+            instead); Zenodo does publish DESED's md5 and size, but they could not be read from the
+            offline machine this was written on (the comment in :data:`DATASETS` says how to fill them).
+        check: content check of the extracted folder; returns a summary, raises DownloadError.
+        page: where a human can read about the dataset (licence, citation).
+    """
+
+    name: str
+    title: str
+    url: str
+    filename: str
+    folder: str
+    sha256: str | None
+    md5: str | None
+    size: int | None
+    check: Callable[[Path], dict[str, Any]]
+    page: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    # GitHub builds branch archives on demand: the zip's bytes (timestamps, compression, even the
+    # size) change whenever the repository or GitHub's zip writer changes, and upstream publishes no
+    # checksum. A pinned size or hash would break the download for no real problem, so none is kept
+    # and the extracted content is verified instead (check_esc50: csv hash + every clip present).
+    "esc50": DatasetSpec(
+        name="esc50",
+        title="ESC-50 (Piczak 2015)",
+        url="https://github.com/karolpiczak/ESC-50/archive/master.zip",
+        filename="ESC-50-master.zip",
+        folder="ESC-50-master",
+        sha256=None,
+        md5=None,
+        size=None,
+        check=check_esc50,
+        page="https://github.com/karolpiczak/ESC-50",
+    ),
+    # Zenodo record 3588172 publishes an md5 and a size per file; they could not be read from the
+    # offline machine this was written on. To pin them: open https://zenodo.org/api/records/3588172,
+    # take the entry of DESEDpublic_eval.tar.gz and copy "checksum" (after "md5:") into md5 and "size"
+    # into size. download_file verifies whatever is filled in.
+    "desed": DatasetSpec(
+        name="desed",
+        title="DESED public evaluation set (DCASE 2019 task 4)",
+        url="https://zenodo.org/records/3588172/files/DESEDpublic_eval.tar.gz?download=1",
+        filename="DESEDpublic_eval.tar.gz",
+        folder="DESEDpublic_eval",
+        sha256=None,
+        md5=None,
+        size=None,
+        check=check_desed_eval,
+        page="https://zenodo.org/records/3588172",
+    ),
+}
+
+
+def _spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DownloadError(
+            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}", reason="usage"
+        ) from None
+
+
+
+# --------------------------------------------------------------------------------------------------
+# Fetching
+# --------------------------------------------------------------------------------------------------
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The completion marker of an extracted dataset folder (what was verified, when), or None.
+    Notebook 01 shows it."""
+    try:
+        data = json.loads((Path(folder) / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_marker(folder: Path, data: dict[str, Any]) -> None:
+    atomic.write_json(folder / MARKER_NAME, data)
+
+
+def _already_complete(spec: DatasetSpec, folder: Path, archive_sha256: str | None) -> bool:
+    """True when ``folder`` carries our marker, still passes the content check, and (when the source's
+    archive checksum is known without a request) was extracted from that very archive."""
+    marker = read_marker(folder)
+    if marker is None or marker.get("dataset") != spec.name:
+        return False
+    if archive_sha256 is not None and marker.get("archive_sha256") != archive_sha256:
+        log.info("%s: the source archive changed (sha256 %s, extracted from %s); fetching it again",
+                 folder, archive_sha256[:12], str(marker.get("archive_sha256"))[:12])
+        return False
+    try:
+        spec.check(folder)  # cheap (a csv and a few thousand stat calls) and catches deleted files
+    except DownloadError as e:
+        log.warning("%s: marked complete but %s; extracting again", folder, e)
+        return False
+    log.info("%s: already complete (%s clips, %s), skipped", folder, marker.get("clips"),
+             "upstream" if marker.get("upstream") else "not upstream")
+    return True
+
+
+def fetch_dataset(
+    name: str,
+    data_root: Path,
+    *,
+    mirror: str | None = None,
+    timeout: float = 60,
+    retries: int = 3,
+    progress: bool = True,
+) -> Path:
+    """Download, extract and verify dataset ``name`` (``"esc50"`` or ``"desed"``) under ``data_root``
+    (notebook 01, through :func:`fetch_all`).
+
+    The archive goes to ``data_root/downloads/`` (kept, so a damaged extraction can be redone offline),
+    the content to ``data_root/<folder>`` (``ESC-50-master`` or ``DESEDpublic_eval``), which is returned.
+    A completion marker (``.sed_complete.json``: archive sha256, source, date, content summary) makes the
+    next call return at once, without any request, as long as the content check still passes (and, for
+    a local mirror, its ``SHA256SUMS`` still names the archive that was extracted).
+
+    ``mirror`` (default: env ``SED_MIRROR``) is a base URL under which the archive's file name is fetched
+    instead of upstream. When it holds a ``SHA256SUMS`` listing the archive, that checksum is enforced;
+    otherwise the registry's (if any).
+    """
+    spec = _spec(name)
+    data_root = Path(data_root)
+    folder = data_root / spec.folder
+    mirror = mirror or os.environ.get("SED_MIRROR") or None
+    url = mirror_url(mirror, spec.filename) if mirror else spec.url
+    # A local mirror's SHA256SUMS costs nothing to read, so a rebuilt mirror (the demo generator with
+    # new parameters) is noticed at once; a remote one is only asked when something must be fetched.
+    local = bool(mirror) and _mirror_base(mirror).startswith("file:")
+    sums = read_mirror_checksums(mirror, timeout=timeout) if local else None
+    if _already_complete(spec, folder, (sums or {}).get(spec.filename, spec.sha256)):
+        return folder
+
+    if mirror and not local:
+        sums = read_mirror_checksums(mirror, timeout=timeout)
+    sha256, md5, size = spec.sha256, spec.md5, spec.size
+    if sums is not None and spec.filename in sums:
+        # The mirror vouches for its own copy (which may be a rebuilt or subset archive).
+        sha256, md5, size = sums[spec.filename], None, None
+    elif sums is not None:
+        log.warning("%s lists no %s; using the registry's checksum (%s)",
+                    mirror_url(mirror, CHECKSUM_FILE), spec.filename,
+                    "none known" if sha256 is None and md5 is None else "known")
+
+    archive = data_root / "downloads" / spec.filename
+    try:
+        digest = _download(url, archive, sha256=sha256, md5=md5, size=size, timeout=timeout,
+                           retries=retries, progress=progress)
+    except DownloadError as e:
+        if mirror and e.reason == "not_found":
+            raise DownloadError(
+                f"mirror file missing: the mirror {_mirror_base(mirror)} has no {spec.filename} ({e}) "
+                f"Put the file there, or unset the mirror (SED_MIRROR / download.mirror) to use upstream.",
+                reason="not_found",
+                url=url,
+            ) from e
+        raise
+    safe_extract(archive, folder, progress=progress)
+    summary = spec.check(folder)
+    (log.info if summary["upstream"] else log.warning)("%s: %s", spec.title, summary["note"])
+    _write_marker(folder, {
+        "dataset": spec.name,
+        "title": spec.title,
+        "archive": spec.filename,
+        "archive_sha256": digest,
+        "source": url,
+        "completed_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        **summary,
+    })
+    return folder
+
+
+def needed_datasets(cfg: Config) -> list[str]:
+    """The datasets ``cfg`` needs: ESC-50 always, DESED only when it is the test set (notebook 01)."""
+    return [name for name in DATASETS if name != "desed" or cfg.test_set == "desed"]
+
+
+def fetch_all(cfg: Config, *, mirror: str | None = None, progress: bool = True) -> dict[str, Path]:
+    """:func:`fetch_dataset` for every dataset ``cfg`` needs, with ``cfg.data_root`` and ``cfg.download``
+    (notebook 01).
+
+    ``mirror`` overrides ``cfg.download.mirror`` (the demo profile passes its generated mirror).
+    With ``test_set: scenes`` DESED is not needed and not downloaded (see :func:`needed_datasets`).
+    """
+    return {
+        name: fetch_dataset(
+            name,
+            cfg.data_root,
+            mirror=mirror or cfg.download.mirror,
+            timeout=cfg.download.timeout_seconds,
+            retries=cfg.download.retries,
+            progress=progress,
+        )
+        for name in needed_datasets(cfg)
+    }
+
+
+def prepare_datasets(cfg: Config, *, progress: bool = True) -> dict[str, Path]:
+    """What notebook 01 does, headless (``python -m sed_utils download``).
+
+    Demo profile (``cfg.synthetic``): build the SYNTHETIC mirror, then download from it through
+    ``file://`` with the real code. Otherwise: download from ``cfg.download.mirror`` or upstream.
+    """
+    mirror = make_demo_mirror(cfg).as_uri() if cfg.synthetic else None
+    return fetch_all(cfg, mirror=mirror, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# Showing what arrived
+# --------------------------------------------------------------------------------------------------
+
+
+def folder_tree(path: Path, max_entries_per_dir: int = 5, max_depth: int = 6) -> str:
+    """A short text tree of ``path``: folders first, at most ``max_entries_per_dir`` entries each
+    (notebook 01).
+
+    Folders show how many entries they hold, so "audio/ (2000 entries)" says more than 2000 lines would.
+    """
+    path = Path(path)
+    lines = [f"{path.name}/"]
+
+    def walk(folder: Path, prefix: str, depth: int) -> None:
+        entries = sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name))
+        shown = entries[:max_entries_per_dir]
+        hidden = len(entries) - len(shown)
+        for i, entry in enumerate(shown):
+            last = i == len(shown) - 1 and hidden == 0
+            branch, indent = ("└── ", "    ") if last else ("├── ", "│   ")
+            if entry.is_dir():
+                n = sum(1 for _ in entry.iterdir())
+                lines.append(f"{prefix}{branch}{entry.name}/  ({n} {'entry' if n == 1 else 'entries'})")
+                if depth < max_depth:
+                    walk(entry, prefix + indent, depth + 1)
+            else:
+                lines.append(f"{prefix}{branch}{entry.name}")
+        if hidden:
+            lines.append(f"{prefix}└── ... {hidden} more")
+
+    walk(path, "", 1)
+    return "\n".join(lines)
+
+
+def folder_stats(path: Path) -> dict[str, Any]:
+    """Files and bytes under ``path``: ``{"files": n, "bytes": n, "by_type": {".wav": n, ...}}``.
+
+    For the "what arrived, and how much disk does it take" table of notebook 01 (the archives are kept
+    next to the extracted folders, so a dataset costs roughly twice its archive).
+    """
+    by_type: dict[str, int] = {}
+    total = 0
+    for p in Path(path).rglob("*"):
+        if p.is_file():
+            kind = p.suffix.lower() or p.name
+            by_type[kind] = by_type.get(kind, 0) + 1
+            total += p.stat().st_size
+    by_type = dict(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0])))
+    return {"files": sum(by_type.values()), "bytes": total, "by_type": by_type}

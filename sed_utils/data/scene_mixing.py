@@ -1,0 +1,341 @@
+"""How one scene is mixed from ESC-50 clips, and why its labels can be trusted (notebook 07).
+
+:mod:`sed_utils.data.scenes` decides which clips, how many scenes and where they are cached; this
+module holds the recipe itself: pure numpy on clips already in memory, no files read or written.
+
+What a scene holds (all at ``cfg.audio.sample_rate``, 10 s):
+
+* a background of 1-2 ambient clips (rain, wind, engine, ...; see
+  :data:`sed_utils.data.esc50.AMBIENT_CATEGORIES`), looped to 10 s; it is never labelled, like
+  DESED's backgrounds;
+* 0-3 target events (the categories of ``cfg.classes``, labelled with their DESED names), each a
+  random crop of a clip's sounding part, at a random onset and a random SNR over the background;
+  about 10 % of the scenes have none, so "nothing to detect" is tested too;
+* 0-2 distractor events from the other categories, NOT labelled: the model must ignore them.
+
+How the labels stay honest. An ESC-50 clip is 5 s, but the sound in it is often shorter (a bark
+then silence, padded to 5 s). Labelling the whole inserted clip would mark seconds of silence as
+"Dog", and a model that is right would be scored wrong. So each clip is analysed with an energy
+threshold first: 25 ms frames every 10 ms, a frame is *active* when its RMS is within
+``cfg.chunking.silence_db`` dB (the series' single notion of silence, -35 dB by default) of the
+clip's loudest frame. Leading and trailing inactive frames are cut off before the clip is
+inserted, the random crop starts on an active frame and is trimmed again, and the label is where
+the inserted sound's active part lies in the scene: ``onset = insert position + first active
+sample``, to the end of the last active frame. Silences inside an event longer than
+:data:`SPLIT_GAP_SECONDS` split it into two labelled events (two barks 2 s apart are two events,
+as a human annotator would mark them). Overlapping events of one class are merged into one label
+(DESED never lists one class twice at the same time). The scene is peak-normalised at the end,
+which scales everything together and so moves no label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sed_utils.data.esc50 import ambient_categories
+from sed_utils.errors import DatasetError
+
+__all__ = [
+    "SCENE_SECONDS",
+    "SPLIT_GAP_SECONDS",
+    "MIN_EVENT_SECONDS",
+    "EMPTY_SCENE_PROB",
+    "PEAK",
+    "BG_RMS",
+    "RECIPE_VERSION",
+    "Clip",
+    "active_mask",
+    "active_spans",
+    "make_scene",
+    "select_pools",
+]
+
+#: Length of a scene, as DESED's clips.
+SCENE_SECONDS = 10.0
+#: A silence inside an event longer than this splits it into two labelled events.
+SPLIT_GAP_SECONDS = 0.5
+#: Shortest crop of an event (or the whole sounding part when it is shorter).
+MIN_EVENT_SECONDS = 0.5
+#: Share of scenes with no target event at all.
+EMPTY_SCENE_PROB = 0.1
+#: Peak of the written scene (headroom below full scale, so 16-bit writing never clips).
+PEAK = 0.9
+#: Background loudness relative to the peak before the final normalisation (the SNRs set the rest).
+BG_RMS = 0.02
+_FRAME_SECONDS = 0.025
+_HOP_SECONDS = 0.010
+_FADE_SECONDS = 0.005
+#: Bump when the mixing recipe changes: the cache key then changes and old scenes are not reused.
+RECIPE_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Energy analysis: where the sound in a clip actually is
+# --------------------------------------------------------------------------------------------
+def _frame_rms_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int, int]:
+    """RMS in dB of 25 ms frames every 10 ms (the last frame is zero-padded)."""
+    win = max(1, int(round(_FRAME_SECONDS * sample_rate)))
+    hop = max(1, int(round(_HOP_SECONDS * sample_rate)))
+    n_frames = max(1, int(np.ceil(max(len(audio) - win, 0) / hop)) + 1)
+    padded = np.zeros((n_frames - 1) * hop + win, dtype=np.float64)
+    padded[: len(audio)] = audio
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop][:n_frames]
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-10)), win, hop
+
+
+def active_mask(audio: np.ndarray, sample_rate: int, silence_db: float) -> np.ndarray:
+    """Per-sample boolean: True where a frame within ``silence_db`` dB of the loudest frame covers it.
+
+    Notebook 07 labels events with it. ``silence_db`` is negative (e.g. -35: frames more than 35 dB
+    below the loudest are silence).
+    Digital silence (below -100 dBFS) is never active, so an all-zero clip has no active sample.
+    """
+    if silence_db >= 0:
+        raise ValueError(f"silence_db must be negative (dB below the loudest frame), got {silence_db}")
+    audio = np.asarray(audio, dtype=np.float64)
+    mask = np.zeros(len(audio), dtype=bool)
+    if len(audio) == 0:
+        return mask
+    db, win, hop = _frame_rms_db(audio, sample_rate)
+    threshold = max(float(db.max()) + silence_db, -100.0)
+    for i in np.flatnonzero(db > threshold):
+        mask[i * hop : i * hop + win] = True
+    return mask
+
+
+def active_spans(
+    mask: np.ndarray, sample_rate: int, split_gap: float = SPLIT_GAP_SECONDS
+) -> list[tuple[int, int]]:
+    """Runs of True in ``mask`` as ``(start, stop)`` sample indices, gaps <= ``split_gap`` s bridged.
+
+    Each run becomes one labelled event of a scene (notebook 07)."""
+    if not mask.any():
+        return []
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+    max_gap = int(round(split_gap * sample_rate))
+    merged = [runs[0]]
+    for start, stop in runs[1:]:
+        if start - merged[-1][1] <= max_gap:
+            merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks of a scene
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clip:
+    """A source clip, loaded once per build: audio, its active mask, and its metadata row (notebook 07)."""
+
+    filename: str
+    fold: int
+    category: str
+    audio: np.ndarray
+    mask: np.ndarray
+
+
+def _fade(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """5 ms linear fade in and out, so a crop does not click (too short to move a label)."""
+    n = min(int(_FADE_SECONDS * sample_rate), len(x) // 2)
+    if n > 0:
+        ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float64)
+        x = x.copy()
+        x[:n] *= ramp
+        x[-n:] *= ramp[::-1]
+    return x
+
+
+def _loop_to(clip: Clip, n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """The clip's sounding part, repeated with 50 ms crossfades and cut to ``n`` samples."""
+    idx = np.flatnonzero(clip.mask)
+    x = clip.audio[idx[0] : idx[-1] + 1].astype(np.float64) if len(idx) else clip.audio.astype(np.float64)
+    xf = min(int(0.05 * sample_rate), len(x) // 4)
+    out = x.copy()
+    while len(out) < n + len(x):  # one spare period so a random start still covers n samples
+        if xf > 0:
+            ramp = np.linspace(0.0, 1.0, xf)
+            joint = out[-xf:] * (1 - ramp) + x[:xf] * ramp
+            out = np.concatenate([out[:-xf], joint, x[xf:]])
+        else:
+            out = np.concatenate([out, x])
+    start = int(rng.integers(0, max(1, len(out) - n)))
+    return out[start : start + n]
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def _crop_event(
+    clip: Clip, rng: np.random.Generator, sample_rate: int, max_samples: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A random-length crop of the clip's sounding part, trimmed to active samples at both ends.
+
+    Returns the crop, its active mask (from the whole clip's analysis, so a quiet tail is not
+    promoted to "sound" by re-normalising the threshold) and its start in the source clip.
+    """
+    idx = np.flatnonzero(clip.mask)
+    first, last = int(idx[0]), int(idx[-1]) + 1
+    length = last - first
+    min_len = min(length, int(MIN_EVENT_SECONDS * sample_rate))
+    dur = min(int(rng.integers(min_len, length + 1)), max_samples)  # a clip longer than a scene is cut
+    # start on an active sample, so the crop holds sound from its first sample
+    candidates = idx[idx <= last - dur] if dur < length else np.array([first])
+    start = int(rng.choice(candidates)) if len(candidates) else first
+    stop = min(start + dur, last)
+    sub_mask = clip.mask[start:stop]
+    sub_idx = np.flatnonzero(sub_mask)
+    start, stop = start + int(sub_idx[0]), start + int(sub_idx[-1]) + 1
+    return clip.audio[start:stop].astype(np.float64), clip.mask[start:stop], start
+
+
+def _merge_labels(rows: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """Merge overlapping or touching events of the same label; sort by onset then label."""
+    out: list[tuple[float, float, str]] = []
+    for label in sorted({r[2] for r in rows}):
+        spans = sorted((r[0], r[1]) for r in rows if r[2] == label)
+        cur = list(spans[0])
+        for on, off in spans[1:]:
+            if on <= cur[1]:
+                cur[1] = max(cur[1], off)
+            else:
+                out.append((cur[0], cur[1], label))
+                cur = [on, off]
+        out.append((cur[0], cur[1], label))
+    return sorted(out, key=lambda r: (r[0], r[2]))
+
+
+def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink (1/f) noise: the fallback background when the folds hold no ambient clip."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spec / np.sqrt(f), n)
+
+
+def make_scene(
+    index: int,
+    pools: dict[str, list[Clip]],
+    desed_of: dict[str, str],
+    seed: int,
+    snr_db: tuple[float, float],
+    sample_rate: int,
+) -> tuple[np.ndarray, list[tuple[float, float, str]], list[dict]]:
+    """Mix scene ``index``: audio, its labels, and the provenance rows of every clip used (notebook 07).
+
+    Each scene draws from its own generator seeded by (seed, index), so a scene does not change
+    when ``n_scenes`` changes, and scenes could be built in any order.
+    """
+    rng = np.random.default_rng([seed, index])
+    n = int(round(SCENE_SECONDS * sample_rate))
+    name = f"scene_{index:04d}.wav"
+    sources: list[dict] = []
+
+    # background: 1-2 ambient clips at a fixed low level
+    bg = np.zeros(n, dtype=np.float64)
+    if pools["ambient"]:
+        n_bg = int(rng.integers(1, 3))
+        picks = rng.choice(len(pools["ambient"]), size=min(n_bg, len(pools["ambient"])), replace=False)
+        for k, p in enumerate(picks):
+            clip = pools["ambient"][int(p)]
+            layer = _loop_to(clip, n, rng, sample_rate)
+            gain_db = 0.0 if k == 0 else float(rng.uniform(-6.0, 0.0))
+            bg += layer / max(_rms(layer), 1e-9) * 10 ** (gain_db / 20)
+            sources.append(_source_row(name, "background", clip, 0.0, SCENE_SECONDS, "", None, None))
+    else:
+        bg = _pink_noise(n, rng)
+        sources.append(
+            {"scene": name, "role": "background", "source": "pink_noise", "fold": -1, "category": "",
+             "event_label": "", "onset": 0.0, "offset": SCENE_SECONDS, "src_start": np.nan,
+             "src_end": np.nan, "snr_db": np.nan}
+        )
+    bg *= BG_RMS / max(_rms(bg), 1e-12)
+    mix = bg.copy()
+
+    n_targets = 0 if rng.random() < EMPTY_SCENE_PROB else int(rng.integers(1, 4))
+    n_distractors = int(rng.integers(0, 3))
+    labels: list[tuple[float, float, str]] = []
+    for role, count in (("target", n_targets), ("distractor", n_distractors)):
+        pool = pools[role]
+        if not pool:
+            continue
+        for _ in range(count):
+            clip = pool[int(rng.integers(len(pool)))]
+            x, mask, src_start = _crop_event(clip, rng, sample_rate, n)
+            snr = float(rng.uniform(*snr_db))
+            gain = 10 ** (snr / 20) * BG_RMS / max(_rms(x[mask]), 1e-12)
+            pos = int(rng.integers(0, n - len(x) + 1))
+            mix[pos : pos + len(x)] += _fade(x, sample_rate) * gain
+            label = desed_of.get(clip.category, "") if role == "target" else ""
+            if label:
+                for s0, s1 in active_spans(mask, sample_rate):
+                    on, off = (pos + s0) / sample_rate, (pos + s1) / sample_rate
+                    labels.append((round(on, 3), round(off, 3), label))
+            sources.append(
+                _source_row(name, role, clip, pos / sample_rate, (pos + len(x)) / sample_rate, label,
+                            (src_start / sample_rate, (src_start + len(x)) / sample_rate), snr)
+            )
+    peak = float(np.max(np.abs(mix)))
+    mix = mix * (PEAK / peak) if peak > 0 else mix
+    return mix.astype(np.float32), _merge_labels(labels) if labels else [], sources
+
+
+def _source_row(
+    scene: str,
+    role: str,
+    clip: Clip,
+    onset: float,
+    offset: float,
+    label: str,
+    src_span: tuple[float, float] | None,
+    snr: float | None,
+) -> dict:
+    return {
+        "scene": scene,
+        "role": role,
+        "source": clip.filename,
+        "fold": clip.fold,
+        "category": clip.category,
+        "event_label": label,
+        "onset": round(onset, 3),
+        "offset": round(offset, 3),
+        "src_start": round(src_span[0], 3) if src_span else np.nan,
+        "src_end": round(src_span[1], 3) if src_span else np.nan,
+        "snr_db": round(snr, 2) if snr is not None else np.nan,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Which clips a scene may draw from
+# --------------------------------------------------------------------------------------------
+def select_pools(
+    meta: pd.DataFrame, folds: tuple[int, ...], targets: list[str], csv_name: str
+) -> dict[str, pd.DataFrame]:
+    """Split the requested folds' clips into target, ambient and distractor pools (notebook 07).
+
+    Why here and checked twice: the scenes are a fair test only if no clip of another fold leaks in."""
+    rows = meta[meta["fold"].isin(folds)]
+    if rows.empty:
+        present = sorted(set(meta["fold"]))
+        raise DatasetError(f"{csv_name}: no clips in fold(s) {list(folds)}; folds present: {present}")
+    ambient = ambient_categories(targets)
+    pools = {
+        "target": rows[rows["category"].isin(targets)],
+        "ambient": rows[rows["category"].isin(ambient)],
+        "distractor": rows[~rows["category"].isin(targets) & ~rows["category"].isin(ambient)],
+    }
+    if pools["target"].empty:
+        raise DatasetError(f"{csv_name}: fold(s) {list(folds)} hold no clip of the targets {targets}")
+    for name, pool in pools.items():  # the guarantee the whole module rests on: nothing else leaks in
+        leaked = sorted(set(pool["fold"]) - set(folds))
+        if leaked:
+            raise DatasetError(f"{csv_name}: {name} pool holds fold(s) {leaked}, asked for {list(folds)}")
+    return pools
