@@ -52,10 +52,12 @@ def test_round_trip_gives_identical_logits_and_metadata(tmp_path):
     waves = torch.randn(2, 8000) * 0.1
     with torch.no_grad():
         torch.testing.assert_close(tm.detector(x), d(x), rtol=0, atol=0)
-        torch.testing.assert_close(tm.detector.forward_waveform(waves), d.forward_waveform(waves), rtol=0, atol=0)
+        torch.testing.assert_close(tm.detector.forward_waveform(waves), d.forward_waveform(waves),
+                                   rtol=0, atol=0)
     assert tm.info == CheckpointInfo(path=path, labels=LABELS, config={"seed": 0, "train": {"lr": 0.001}},
                                      epoch=3, valid_macro_f1=0.75, selected_on="scenes", best_score=0.6,
-                                     seconds=12.5, complete=True, pretrained_loaded=False, n_mels=32, frames=26)
+                                     seconds=12.5, complete=True, pretrained_loaded=False, n_mels=32,
+                                     frames=26)
     ckpt = read_checkpoint(path)
     assert (ckpt["format"], ckpt["format_version"]) == (FORMAT, FORMAT_VERSION)
     assert checkpoint_info(ckpt, path) == tm.info

@@ -261,7 +261,7 @@ def test_class_confusion_empty_row_is_nan():
 
 
 
-# ----------------------------------------------------------------------------- macro F1 (training's validation)
+# ------------------------------------------------------------------------ macro F1 (training's validation)
 def test_macro_f1_hand_computed():
     targets = np.array([[1, 0], [1, 0], [0, 1], [0, 0]])
     probs = np.array([[0.9, 0.2], [0.4, 0.7], [0.1, 0.5], [0.6, 0.1]])

@@ -128,7 +128,8 @@ def test_selection_on_validation_scenes_picks_their_best_epoch(tmp_path, small_b
     y = scenes_data.tensors[1].numpy().copy()
     y[:, :2] = y[:, :2][::-1]
     # as DataBundle.valid_scenes: (log-mels in dB [N, n_mels, frames], y [N, C])
-    bundle = SimpleNamespace(**{**vars(small_bundle), "valid_scenes": (scenes_data.tensors[0].numpy()[:, 0], y)})
+    scenes = (scenes_data.tensors[0].numpy()[:, 0], y)
+    bundle = SimpleNamespace(**{**vars(small_bundle), "valid_scenes": scenes})
     cfg = make_cfg(tmp_path, "train.select_on=scenes", "train.patience=0")
     result = train_model(cfg, bundle, progress=False)
     h = result.history
@@ -217,7 +218,8 @@ def test_outputs_written_where_and_as_documented(trained, bundle):
     assert (ckpt["n_mels"], ckpt["frames"]) == (N_MELS, FRAMES)
     assert ckpt["epoch"] == result.best_epoch
     # the Detector is built from cfg: its front end settings travel with the weights
-    assert ckpt["sample_rate"] == cfg.audio.sample_rate and ckpt["window_seconds"] == cfg.chunking.chunk_seconds
+    assert ckpt["sample_rate"] == cfg.audio.sample_rate
+    assert ckpt["window_seconds"] == cfg.chunking.chunk_seconds
     assert ckpt["mel"]["n_mels"] == cfg.mel.n_mels and ckpt["mel"]["hop_length"] == cfg.mel.hop_length
     # the training statistics live in the normaliser, inside the model's weights
     state = ckpt["state_dict"]
@@ -239,7 +241,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(trained, bundle):
     cfg, result, _ = trained
     tm = load_trained(result.checkpoint, device="cpu")
     assert isinstance(tm.detector, Detector) and not tm.detector.training
-    assert tm.labels == cfg.desed_labels and tm.info.valid_macro_f1 == pytest.approx(result.best_valid_macro_f1)
+    assert tm.labels == cfg.desed_labels
+    assert tm.info.valid_macro_f1 == pytest.approx(result.best_valid_macro_f1)
     assert tm.info.config == torch.load(result.checkpoint, weights_only=True)["config"]
     assert tm.info == result.info  # one conversion from checkpoint to info
     assert float(tm.detector.normaliser.mean) == MEAN and float(tm.detector.normaliser.std) == STD
@@ -295,7 +298,8 @@ def test_a_folder_with_an_old_format_checkpoint_is_retrained_with_a_note(tmp_pat
     first = train_model(cfg, small_bundle, progress=False)
     old = torch.load(first.checkpoint, weights_only=True)
     # what an older sed_utils wrote: a bare ResNet18 and its statistics, no "format" key, same config
-    classifier = {k[len("classifier."):]: v for k, v in old["state_dict"].items() if k.startswith("classifier.")}
+    prefix = "classifier."
+    classifier = {k[len(prefix):]: v for k, v in old["state_dict"].items() if k.startswith(prefix)}
     torch.save({"state_dict": classifier, "labels": old["labels"], "config": old["config"], "mean": MEAN,
                 "std": STD, "epoch": 1, "valid_macro_f1": old["valid_macro_f1"], "complete": True},
                first.checkpoint)
