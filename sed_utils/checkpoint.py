@@ -24,6 +24,7 @@ import torch
 from sed_utils import atomic
 from sed_utils.config import MelConfig
 from sed_utils.errors import CheckpointError
+from sed_utils.frame_model import FrameDetector, build_frame_detector
 from sed_utils.model import Detector, build_detector, pick_device
 
 __all__ = [
@@ -66,15 +67,20 @@ class CheckpointInfo:
 class TrainedModel:
     """A loaded checkpoint: the detector in eval mode and what its checkpoint says (notebooks 05, 06)."""
 
-    detector: Detector
+    detector: Detector | FrameDetector
     info: CheckpointInfo
+
+    @property
+    def kind(self) -> str:
+        """``"chunk"`` (the 1 s window classifier of notebook 05) or ``"frame"`` (notebook 08)."""
+        return getattr(self.detector, "kind", "chunk")
 
     @property
     def labels(self) -> list[str]:
         return self.detector.labels
 
 
-def save_checkpoint(path: Path, detector: Detector, *, config: dict[str, Any], epoch: int,
+def save_checkpoint(path: Path, detector: Detector | FrameDetector, *, config: dict[str, Any], epoch: int,
                     valid_macro_f1: float, **meta: Any) -> None:
     """Write ``detector`` and its metadata to ``path`` atomically (training, notebook 05).
 
@@ -86,6 +92,7 @@ def save_checkpoint(path: Path, detector: Detector, *, config: dict[str, Any], e
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "model": getattr(detector, "kind", "chunk"),
             "state_dict": state,
             "labels": list(detector.labels),
             "sample_rate": detector.sample_rate,
@@ -151,18 +158,25 @@ def checkpoint_info(ckpt: dict[str, Any], path: Path) -> CheckpointInfo:
     )
 
 
-def _detector_from(ckpt: dict[str, Any], path: Path) -> Detector:
-    """Rebuild the Detector a checkpoint was saved from and load its weights."""
+def _detector_from(ckpt: dict[str, Any], path: Path) -> Detector | FrameDetector:
+    """Rebuild the Detector (or FrameDetector) a checkpoint was saved from and load its weights.
+
+    ``model`` names which; a checkpoint written before the frame model existed has no ``model``
+    key and holds a chunk Detector."""
     state = ckpt["state_dict"]
+    kind = ckpt.get("model", "chunk")
+    if kind not in ("chunk", "frame"):
+        raise CheckpointError(f"{path}: unknown model kind {kind!r} (expected 'chunk' or 'frame')")
+    build = build_frame_detector if kind == "frame" else build_detector
     try:
-        detector = build_detector(
+        detector = build(
             [str(x) for x in ckpt["labels"]], MelConfig(**ckpt["mel"]), int(ckpt["sample_rate"]),
             float(ckpt["window_seconds"]), state["normaliser.mean"], state["normaliser.std"],
         )
         detector.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
         n = len(ckpt["labels"])
-        raise CheckpointError(f"{path}: weights do not fit a {n}-class Detector ({e})") from e
+        raise CheckpointError(f"{path}: weights do not fit a {n}-class {kind} Detector ({e})") from e
     return detector
 
 

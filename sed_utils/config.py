@@ -137,6 +137,20 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class FrameConfig:
+    """``frame`` of config.yml: the frame-level model of notebook 08, its training scenes and the
+    post-processing candidates chosen from on the validation scenes."""
+
+    train_scenes: int = 1000
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    weak_weight: float = 0.5
+    median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
+
+
+@dataclass(frozen=True)
 class Config:
     """Every knob of the series. Build it with :func:`load_config`, not by hand (every notebook)."""
 
@@ -155,6 +169,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    frame: FrameConfig = field(default_factory=FrameConfig)
 
     # Convenience views used everywhere -------------------------------------------------------
     @property
@@ -204,6 +219,7 @@ _SECTIONS: dict[str, type] = {
     "augment": AugmentConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "frame": FrameConfig,
 }
 _TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", *_SECTIONS}
 TEST_SETS = ("desed", "scenes")
@@ -309,6 +325,13 @@ def _check_choices(cfg_path: Path, sections: dict[str, Any]) -> None:
             f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
             f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
         )
+    fc = sections["frame"]
+    if fc.train_scenes < 1 or fc.epochs < 1 or fc.batch_size < 1:
+        raise ConfigError(f"{cfg_path}: frame.train_scenes, frame.epochs and frame.batch_size must be >= 1, "
+                          f"got {fc.train_scenes}, {fc.epochs}, {fc.batch_size}")
+    if not fc.median_filters or any(m < 1 or m % 2 == 0 for m in fc.median_filters):
+        raise ConfigError(f"{cfg_path}: frame.median_filters must be odd lengths >= 1, "
+                          f"got {fc.median_filters}")
     folds = sections["folds"]
     if set(folds.train) & set(folds.valid):
         raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")

@@ -18,10 +18,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from sed_utils.features import cut_windows, window_starts
+from sed_utils.frame_model import TIME_STRIDE, FrameDetector
 from sed_utils.io.audio import resample
 from sed_utils.model import Detector
 
-__all__ = ["predict_logits", "predict_proba", "sigmoid", "sliding_window_scores", "model_device", "to_device"]
+__all__ = ["predict_logits", "predict_proba", "sigmoid", "sliding_window_scores", "frame_scores",
+           "model_device", "to_device"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -88,6 +90,8 @@ def predict_logits(
     progress: bool = False,
 ) -> np.ndarray:
     """Logits ``[N, n_classes]`` of log-mel inputs, in eval mode, without gradients (notebooks 05, 06).
+    For a :class:`~sed_utils.frame_model.FrameDetector` the frame logits ``[N, frames, n_classes]``
+    (notebook 08).
 
     Args:
         model: a :class:`~sed_utils.model.Detector` (or any module mapping a batch to logits).
@@ -110,7 +114,9 @@ def predict_logits(
         with torch.inference_mode():
             total = (n + batch_size - 1) // batch_size
             for x in tqdm(batches, total=total, desc="predict", disable=not progress, leave=False):
-                out.append(model(to_device(x, dev, channels_last)).float().cpu().numpy())
+                y = model(to_device(x, dev, channels_last))
+                y = y[0] if isinstance(y, tuple) else y  # a frame model: (frame logits, clip probs)
+                out.append(y.float().cpu().numpy())
     finally:
         model.train(was_training)
     if not out:
@@ -157,3 +163,48 @@ def sliding_window_scores(
     with torch.inference_mode():
         feats = front_end(waves.to(model_device(detector))).cpu()
     return starts + window / 2.0, predict_proba(detector, feats, batch_size=batch_size)
+
+
+def frame_scores(
+    detector: FrameDetector,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    block_seconds: float = 60.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame probabilities of a whole recording from the frame model (notebook 08).
+
+    The recording is processed in blocks of about ``block_seconds`` (a whole 10 s clip is one
+    block), so an hour of audio never sits in memory as one spectrogram. Each block starts on an
+    output-frame boundary, so the frames of consecutive blocks tile the recording without gaps;
+    only the frames next to a block border lose some context.
+
+    Returns:
+        (boundaries, probs): frame ``j`` spans ``boundaries[j]`` to ``boundaries[j + 1]`` seconds
+        (``[T + 1]``, the last one clipped to the recording's end); probabilities ``[T, C]``.
+    """
+    sr = detector.sample_rate
+    audio = resample(np.asarray(audio, dtype=np.float32).reshape(-1), int(sample_rate), sr)
+    frame_samples = TIME_STRIDE * detector.mel.hop_length
+    n_frames = max(1, -(-len(audio) // frame_samples))  # ceil: a partial last frame still gets a score
+    block = max(1, int(block_seconds * sr) // frame_samples) * frame_samples
+    device = model_device(detector)
+    out: list[np.ndarray] = []
+    was_training = detector.training
+    detector.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, max(len(audio), 1), block):
+                piece = audio[start:start + block]
+                if len(piece) < frame_samples:  # a sliver (or a tiny clip): pad to one frame
+                    piece = np.pad(piece, (0, frame_samples - len(piece)))
+                logits, _ = detector.forward_waveform(torch.from_numpy(piece)[None].to(device))
+                wanted = -(-len(audio[start:start + block]) // frame_samples) or 1
+                out.append(torch.sigmoid(logits[0, :wanted]).float().cpu().numpy())
+    finally:
+        detector.train(was_training)
+    probs = np.concatenate(out)[:n_frames]
+    bounds = np.arange(len(probs) + 1) * frame_samples / sr
+    if len(audio) > (len(probs) - 1) * frame_samples:  # the last frame ends with the recording
+        bounds[-1] = len(audio) / sr
+    return bounds, probs

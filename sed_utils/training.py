@@ -131,7 +131,7 @@ class EarlyStopping:
 # Config parts that cannot change a trained model: a re-run that changes only these (say an
 # evaluation collar in notebook 06, or the download mirror) reuses the checkpoint instead of
 # retraining for minutes. ``eval.threshold`` stays in: validation F1, hence early stopping, uses it.
-_NOT_TRAINING = ("profile", "runs_root", "download")
+_NOT_TRAINING = ("profile", "runs_root", "download", "frame")  # frame: the other model's knobs
 
 
 def _normalised_config(d: dict[str, Any]) -> str:

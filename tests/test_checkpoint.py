@@ -88,5 +88,5 @@ def test_weights_that_do_not_fit_the_labels_are_refused(tmp_path):
     ckpt = read_checkpoint(path)
     bad = tmp_path / "bad.pt"
     torch.save({**ckpt, "labels": ["Dog", "Cat"]}, bad)  # a 3-class head under 2 labels
-    with pytest.raises(CheckpointError, match=r"bad\.pt: weights do not fit a 2-class Detector"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt: weights do not fit a 2-class chunk Detector"):
         load_trained(bad)

@@ -246,15 +246,23 @@ def _role_recipe(cfg: Config, role: str) -> tuple[int, tuple[int, ...], int, str
     raise ValueError(f"scene role must be one of {SCENE_ROLES}, got {role!r}")
 
 
-def scene_folder(cfg: Config, role: str, *, progress: bool = True) -> Path:
-    """The folder of the ``role`` scenes of :func:`scene_set`, built on first use (notebook 07)."""
+def scene_folder(cfg: Config, role: str, *, n_scenes: int | None = None, progress: bool = True) -> Path:
+    """The folder of the ``role`` scenes of :func:`scene_set`, built on first use (notebook 07).
+
+    ``n_scenes`` replaces the role's configured count (the frame model of notebook 08 trains on
+    ``frame.train_scenes``); scene ``i`` is the same scene whatever the count, since each scene has
+    its own random generator.
+    """
     n, folds, offset, key = _role_recipe(cfg, role)
+    if n_scenes is not None:
+        n, key = int(n_scenes), "n_scenes"
     if n < 1:
         raise ValueError(f"{key} is {n}: no {role} scenes requested")
     return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.eval.scenes_seed + offset, progress=progress)
 
 
-def scene_set(cfg: Config, role: str, *, progress: bool = True) -> StrongLabelSet:
+def scene_set(cfg: Config, role: str, *, n_scenes: int | None = None,
+              progress: bool = True) -> StrongLabelSet:
     """The scenes of one role, mixed on first use and cached (notebooks 04-07).
 
     ============  =====================  ====================  ==========================================
@@ -269,10 +277,11 @@ def scene_set(cfg: Config, role: str, *, progress: bool = True) -> StrongLabelSe
     for a sound over rain, and clean training chunks are not what the model meets in a recording.
     Scenes from the validation fold look like the test recordings while holding only clips that
     training and the test never see; scenes from the training folds are the DCASE baseline's
-    synthetic-soundscape recipe. Each role has its own seed (``eval.scenes_seed`` + 0, 1, 2), so
+    synthetic-soundscape recipe (``n_scenes`` overrides the count, see :func:`scene_folder`).
+    Each role has its own seed (``eval.scenes_seed`` + 0, 1, 2), so
     no role's layout (event counts, positions, SNRs) copies another's.
     """
-    return load_scenes(cfg, scene_folder(cfg, role, progress=progress))
+    return load_scenes(cfg, scene_folder(cfg, role, n_scenes=n_scenes, progress=progress))
 
 
 def label_statistics(cfg: Config, out_dir: Path) -> pd.DataFrame:
