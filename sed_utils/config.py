@@ -161,6 +161,7 @@ class Config:
     synthetic: bool
     classes: dict[str, str]
     test_set: str = "desed"
+    scene_recipe: str = "uniform"
     audio: AudioConfig = field(default_factory=AudioConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -221,7 +222,10 @@ _SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "frame": FrameConfig,
 }
-_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", *_SECTIONS}
+_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", "scene_recipe",
+              *_SECTIONS}
+#: How the scenes' target events are laid out: see ``scene_recipe`` in config.yml.
+SCENE_RECIPES = ("uniform", "desed_like")
 TEST_SETS = ("desed", "scenes")
 #: What picks the checkpoint (and stops training early): see ``train.select_on`` in config.yml.
 SELECT_ON = ("chunks", "scenes")
@@ -394,6 +398,9 @@ def load_config(
     if test_set not in TEST_SETS:
         raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
     _check_choices(cfg_path, sections)
+    scene_recipe = str(merged.get("scene_recipe", "uniform"))
+    if scene_recipe not in SCENE_RECIPES:
+        raise ConfigError(f"{cfg_path}: scene_recipe must be one of {SCENE_RECIPES}, got {scene_recipe!r}")
     return Config(
         profile=profile,
         data_root=_path(str(data_root)),
@@ -402,5 +409,6 @@ def load_config(
         synthetic=bool(merged.get("synthetic", False)),
         classes={str(k): str(v) for k, v in classes.items()},
         test_set=test_set,
+        scene_recipe=scene_recipe,
         **sections,
     )

@@ -48,7 +48,10 @@ from sed_utils.postprocess import (
     scores_to_events,
     segment_scores_from_windows,
     segments_to_events,
+    smooth_curves,
+    window_bounds,
 )
+from sed_utils.psds import psds
 
 __all__ = [
     "checkpoint_path",
@@ -258,6 +261,23 @@ def _window_events(cfg: Config, ds: StrongLabelSet, windows: Windows, thresholds
     return pd.concat(est, ignore_index=True) if est else event_frame([])
 
 
+def _window_psds(cfg: Config, ds: StrongLabelSet, windows: Windows) -> dict[str, Any]:
+    """PSDS1 and PSDS2 of the sliding-window scores, each window standing for the slice around its
+    centre (the same reading as the events); ``{}`` when the test set has no target event."""
+    hop = cfg.eval.event_hop_seconds
+    curves = {f: (window_bounds(t, hop, ds.clip_seconds), s) for f, (t, s) in windows.items()}
+    curves = smooth_curves(curves, cfg.eval.median_filter_frames)
+    durations = {f: float(b[-1]) for f, (b, _) in curves.items()}
+    if ds.events.empty:
+        return {}
+    out = {}
+    for name in ("psds1", "psds2"):
+        value = psds(curves, ds.events, durations, cfg.desed_labels, name)
+        value["roc"] = {k: v[:: max(1, len(v) // 400)] for k, v in value["roc"].items()}
+        out[name] = value
+    return out
+
+
 def _metric_views(cfg: Config, ds: StrongLabelSet, table: pd.DataFrame, probs: np.ndarray,
                   grid_probs: np.ndarray, windows: Windows, thresholds: np.ndarray) -> dict[str, Any]:
     """The three views (original chunk F1, sed_eval segment-based, sed_eval event-based) and extras."""
@@ -280,6 +300,8 @@ def _metric_views(cfg: Config, ds: StrongLabelSet, table: pd.DataFrame, probs: n
             y_true, grid_probs, ref, labels=labels, event_segments_only=False),
         "segment_based_from_sliding_windows": segment_metrics(ds.events, win_events, ds.files, labels,
                                                               **seg_kw),
+        # threshold-free: PSDS of the (median-filtered) sliding-window scores read as curves
+        **_window_psds(cfg, ds, windows),
         "multilabel_confusion": multilabel_confusion(y_true, binary, labels).to_dict(orient="index"),
         "class_confusion": class_confusion(y_true, binary, labels).to_dict(orient="index"),
     }

@@ -64,9 +64,9 @@ def model_checkpoint(cfg: Config, model: str) -> Path:
     raise ValueError(f"model must be 'chunk' or 'frame', got {model!r}")
 
 
-def events_results_path(cfg: Config, model: str) -> Path:
+def events_results_path(cfg: Config, model: str, tag: str = "") -> Path:
     """Where :func:`evaluate_event_model` writes its results (notebook 08)."""
-    return cfg.run_dir / f"events_{model}.json"
+    return cfg.run_dir / f"events_{model}{tag}.json"
 
 
 def _curve_of(trained: TrainedModel, audio: np.ndarray, sr: int, hop: float, clip_seconds: float
@@ -161,7 +161,8 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, An
     per_category = neg.assign(hit=neg["filename"].isin(hit)).groupby("category")["hit"].mean()
     return {"clips": len(neg), "with_false_alarm": len(hit), "share": len(hit) / len(neg),
             "folds": list(folds),
-            "worst_categories": per_category.sort_values(ascending=False).head(5).round(3).to_dict(),
+            "worst_categories": per_category[per_category > 0].sort_values(ascending=False).head(5)
+                                .round(3).to_dict(),
             "events_per_label": events["event_label"].value_counts().to_dict()}
 
 
@@ -174,10 +175,12 @@ def _thin(values: list[float], n: int = 400) -> list[float]:
     return values if len(values) <= n else [values[int(i)] for i in np.linspace(0, len(values) - 1, n)]
 
 
-def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = True) -> dict[str, Any]:
+def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = True,
+                         tag: str = "") -> dict[str, Any]:
     """Tune on validation, evaluate on ``cfg.test_set``, count false alarms on negatives; write
     :func:`events_results_path` and return the results (notebook 08). ``model``: ``"frame"`` or
-    ``"chunk"`` (the chunk model read as a score curve)."""
+    ``"chunk"`` (the chunk model read as a score curve); ``tag`` names a variant's files (the
+    benchmarks compare post-processing candidates on one model)."""
     t0 = time.perf_counter()
     labels = cfg.desed_labels
     path = model_checkpoint(cfg, model)
@@ -200,14 +203,16 @@ def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = 
             "median_filters": dict(zip(labels, map(int, post["median_filters"]), strict=True)),
             "segment_thresholds": dict(zip(labels, map(float, post["segment_thresholds"]), strict=True)),
             "chosen_on": post["chosen_on"],
+            "grid": post["grid"].to_dict(orient="records"),
         },
         **metrics,
         "negatives": negative_false_alarms(cfg, trained, post, _negative_folds(cfg), progress=progress),
         "n_files": len(test.files), "n_reference_events": len(test.events),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    atomic.write_json(events_results_path(cfg, model), json_clean(results), allow_nan=False)
-    events_path = cfg.run_dir / f"events_{model}.tsv"
+    out = events_results_path(cfg, model, tag)
+    events_path = out.with_suffix(".tsv")
+    results["paths"] = {"results": str(out), "events": str(events_path)}
     atomic.write_text(events_path, events.to_csv(sep="\t", index=False, float_format="%.3f"))
-    results["paths"] = {"results": str(events_results_path(cfg, model)), "events": str(events_path)}
+    atomic.write_json(out, json_clean(results), allow_nan=False)
     return json_clean(results)

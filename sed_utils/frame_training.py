@@ -71,8 +71,9 @@ class FrameTrainResult:
 
 def frame_key(cfg: Config) -> str:
     """The config keys that decide the frame model: the chunk model's training keys plus ``frame``
-    (notebook 08 re-runs skip training when it is unchanged)."""
-    view = {"base": training_key(cfg), "frame": cfg.to_dict()["frame"]}
+    but its post-processing candidates (notebook 08 re-runs skip training when it is unchanged)."""
+    frame = {k: v for k, v in cfg.to_dict()["frame"].items() if k != "median_filters"}
+    view = {"base": training_key(cfg), "frame": frame}
     return json.dumps(view, sort_keys=True, default=str)
 
 

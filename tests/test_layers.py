@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("evaluation", ["sed_utils.evaluation", "sed_utils.frame_evaluation"]),
     ("plots", ["sed_utils.plots", "sed_utils.plots.explore", "sed_utils.plots.chunking",
                "sed_utils.plots.pipeline", "sed_utils.plots.training", "sed_utils.plots.evaluation",
-               "sed_utils.plots.scenes"]),
+               "sed_utils.plots.scenes", "sed_utils.plots.events"]),
     ("runner", ["sed_utils.runner", "sed_utils.__main__"]),
 ]
 

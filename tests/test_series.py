@@ -37,3 +37,12 @@ def test_demo_series_runs_and_learns(tmp_path):
     assert seg["macro"]["f1"] >= MIN_SEGMENT_MACRO_F1
     assert 0.0 <= results["event_based"]["macro"]["f1"] <= 1.0
     assert set(seg["class_wise"]) == {"Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"}
+    assert 0.0 <= results["psds1"]["value"] <= 1.0  # notebook 06 reports PSDS of the sliding windows too
+
+    # notebook 08: both models read as score curves, post-processing chosen on validation scenes
+    for model in ("chunk", "frame"):
+        events = json.loads((out / f"events_{model}.json").read_text())
+        assert events["model"] == model and events["synthetic_data"] is True
+        for key in ("psds1", "psds2"):
+            assert 0.0 <= events[key]["value"] <= 1.0
+        assert events["negatives"]["clips"] > 0

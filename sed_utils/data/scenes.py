@@ -42,6 +42,7 @@ from sed_utils.data.scene_mixing import (
     SPLIT_GAP_SECONDS,
     Clip,
     active_mask,
+    load_desed_stats,
     make_scene,
     select_pools,
 )
@@ -92,8 +93,10 @@ def load_scene_sources(out_dir: Path) -> pd.DataFrame:
 
 def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,
                   snr_db: tuple[float, float], pools_meta: dict[str, pd.DataFrame]) -> dict:
-    """Everything that decides the scenes' bytes: the cache key is its hash."""
-    return {
+    """Everything that decides the scenes' bytes: the cache key is its hash. The ``desed_like``
+    recipe adds the statistics it follows (the ``uniform`` scenes keep the keys they always had)."""
+    extra = {"desed_stats": load_desed_stats()} if cfg.scene_recipe == "desed_like" else {}
+    return {**extra,
         "recipe": RECIPE_VERSION,
         "n_scenes": int(n_scenes),
         "folds": list(folds),
@@ -161,7 +164,7 @@ def _write_scenes(tmp: Path, pools: dict[str, list[Clip]], params: dict, desed_o
     label_rows: list[tuple[str, str, str, str]] = []
     source_rows: list[dict] = []
     for i in tqdm(range(n_scenes), desc="mixing scenes", disable=not progress):
-        audio, labels, sources = make_scene(i, pools, desed_of, seed, snr, sr)
+        audio, labels, sources = make_scene(i, pools, desed_of, seed, snr, sr, params.get("desed_stats"))
         name = f"scene_{i:04d}.wav"
         write_wav(tmp / "audio" / name, audio, sr)
         if labels:

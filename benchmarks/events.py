@@ -1,0 +1,149 @@
+"""Event detection: the chunk model against the frame model, each post-processing step, 3 seeds.
+
+Profile ``scenes`` on the real ESC-50: both models train on folds 1-3 (the chunk model on chunks
+and training-fold scene segments, the frame model on ``frame.train_scenes`` training-fold scenes),
+everything is chosen on fold 4 (validation scenes), and the test is 200 scenes mixed from the
+held-out fold 5 (fixed ``eval.scenes_seed``) plus the fold's real negative clips (false alarms).
+Rows (the same trained model where it says so):
+
+    chunk, notebook 06      the chunk model as notebook 06 evaluates it (segment thresholds, sliding
+                            windows every 250 ms, median filter eval.median_filter_frames)
+    chunk, event-tuned      the same model read as a score curve, with a per-class threshold and
+                            median filter chosen for event F1 on the validation scenes (notebook 08)
+    frame, thresholds only  the frame model, per-class event thresholds, no median filter
+    frame                   + a class-wise median filter chosen on validation (config defaults)
+
+Usage (from the repository root; needs the real ESC-50 under the scenes profile's data root)::
+
+    .venv/bin/python benchmarks/events.py --seeds 0 1 2
+
+Each seed's models live in runs/events/seed<k>/ (re-running reuses them). Writes
+benchmarks/results/events.json and events.md: mean ± standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sed_utils import atomic  # noqa: E402
+from sed_utils.config import load_config  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROWS = [
+    ("chunk_nb06", "chunk model, notebook 06 post-processing"),
+    ("chunk_tuned", "chunk model, event post-processing chosen on validation"),
+    ("frame_thresholds", "frame model, per-class thresholds only"),
+    ("frame", "frame model, + class-wise median filter (defaults)"),
+]
+METRICS = [("event_f1", "event macro F1"), ("psds1", "PSDS1"), ("psds2", "PSDS2"),
+           ("segment_f1", "segment macro F1"), ("intersection_f1", "intersection F1"),
+           ("negatives_share", "negatives with a false alarm"), ("train_min", "train min")]
+
+
+def _numbers(res: dict, train_min: float | None) -> dict:
+    return {"event_f1": res["event_based"]["macro"]["f1"],
+            "segment_f1": res["segment_based"]["macro"]["f1"],
+            "psds1": res.get("psds1", {}).get("value"), "psds2": res.get("psds2", {}).get("value"),
+            "intersection_f1": res.get("intersection_f1", {}).get("macro"),
+            "negatives_share": res.get("negatives", {}).get("share"), "train_min": train_min}
+
+
+def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
+    """Train (or reuse) both models of one seed (the chunk model only when ``chunk``) and evaluate
+    every row."""
+    from sed_utils.dataset import build_datasets
+    from sed_utils.evaluation import evaluate_run
+    from sed_utils.frame_evaluation import evaluate_event_model
+    from sed_utils.frame_training import train_frame_model
+    from sed_utils.training import train_model
+
+    runs_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
+    cfg = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}"])
+    out = []
+    if chunk:
+        chunk_result = train_model(cfg, build_datasets(cfg, progress=False), progress=False)
+        nb06 = evaluate_run(cfg, progress=False)
+        out.append({"row": "chunk_nb06", "seed": seed, **_numbers(nb06, chunk_result.seconds / 60)})
+        tuned = evaluate_event_model(cfg, "chunk", progress=False)
+        out.append({"row": "chunk_tuned", "seed": seed, **_numbers(tuned, None)})
+    frame = train_frame_model(cfg, progress=False)
+    no_filter = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}",
+                                       "frame.median_filters=[1]"])
+    plain = evaluate_event_model(no_filter, "frame", progress=False, tag="_thresholds")
+    out.append({"row": "frame_thresholds", "seed": seed, **_numbers(plain, None)})
+    full = evaluate_event_model(cfg, "frame", progress=False)
+    out.append({"row": "frame", "seed": seed, **_numbers(full, frame.info.seconds / 60)})
+    return out
+
+
+def _fmt(values: list[float], key: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "(same model)" if key == "train_min" else "n/a"
+    if key == "train_min":
+        return f"{statistics.mean(values):.1f}"
+    if key == "negatives_share":
+        return f"{100 * statistics.mean(values):.0f} %" + (
+            f" ± {100 * statistics.stdev(values):.0f}" if len(values) > 1 else "")
+    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.3f}{spread}"
+
+
+def markdown(runs: list[dict], seeds: list[int], command: str) -> str:
+    """The table of notebook 08's README section: one row per ``ROWS`` entry, mean ± spread."""
+    head = "| row | " + " | ".join(title for _, title in METRICS) + " |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 1)]
+    for row, title in ROWS:
+        mine = [r for r in runs if r["row"] == row]
+        if mine:
+            if len(mine) < len(seeds):
+                title = f"{title} (seeds {', '.join(str(r['seed']) for r in mine)})"
+            cells = " | ".join(_fmt([r[k] for r in mine], k) for k, _ in METRICS)
+            lines.append(f"| {title} | {cells} |")
+    lines.append("")
+    lines.append(f"Mean ± standard deviation over seeds {seeds}; 200 held-out scenes (ESC-50 fold 5) and the "
+                 f"fold's 360 negative clips, real ESC-50, 2 CPU cores. Measured {date.today()}. "
+                 f"Command: `{command}`")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--chunk-seeds", type=int, nargs="*", default=None,
+                   help="seeds for which the chunk model is trained too (default: all of --seeds)")
+    p.add_argument("-p", "--override", action="append", default=[],
+                   help="extra config override for every run")
+    args = p.parse_args(argv)
+    cfg = load_config("scenes", args.override)
+    if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
+        p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile scenes (or full) first")
+    t0, runs = time.time(), []
+    chunk_seeds = args.seeds if args.chunk_seeds is None else args.chunk_seeds
+    for seed in args.seeds:
+        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds)
+        print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
+    command = "python benchmarks/events.py --seeds " + " ".join(map(str, args.seeds))
+    if args.chunk_seeds is not None:
+        command += " --chunk-seeds " + " ".join(map(str, args.chunk_seeds))
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(RESULTS_DIR / "events.json", json.dumps({"runs": runs, "seeds": args.seeds,
+                                                               "command": command}, indent=2) + "\n")
+    table = markdown(runs, args.seeds, command)
+    atomic.write_text(RESULTS_DIR / "events.md", table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
