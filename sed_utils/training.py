@@ -142,6 +142,8 @@ def _normalised_config(d: dict[str, Any]) -> str:
     when the validation scenes select the epoch (``train.select_on: scenes``).
     """
     view = {k: v for k, v in d.items() if k not in _NOT_TRAINING}
+    if view.get("scene_recipe", "uniform") == "uniform":  # the default: older keys still match
+        view.pop("scene_recipe", None)
     if isinstance(view.get("eval"), dict):
         kept = {"threshold": view["eval"].get("threshold")}
         if (view.get("train") or {}).get("select_on") == "scenes":  # the validation scenes pick the epoch
