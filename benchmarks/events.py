@@ -12,6 +12,11 @@ Rows (the same trained model where it says so):
                             median filter chosen for event F1 on the validation scenes (notebook 08)
     frame, thresholds only  the frame model, per-class event thresholds, no median filter
     frame                   + a class-wise median filter chosen on validation (config defaults)
+    frame, negatives-aware  the same, with the validation fold's clips of the other 45 classes
+                            joining the validation scenes in that choice (eval.tune_with_negatives)
+
+The chunk model's notebook-06 row counts its false alarms on the negatives with notebook 06's own
+thresholds and median filter (the value before notebook 08).
 
 Usage (from the repository root; needs the real ESC-50 under the scenes profile's data root)::
 
@@ -31,6 +36,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -44,6 +51,7 @@ ROWS = [
     ("chunk_tuned", "chunk model, event post-processing chosen on validation"),
     ("frame_thresholds", "frame model, per-class thresholds only"),
     ("frame", "frame model, + class-wise median filter (defaults)"),
+    ("frame_negatives", "frame model, + negatives in the choice (eval.tune_with_negatives)"),
 ]
 METRICS = [("event_f1", "event macro F1"), ("psds1", "PSDS1"), ("psds2", "PSDS2"),
            ("segment_f1", "segment macro F1"), ("intersection_f1", "intersection F1"),
@@ -61,9 +69,10 @@ def _numbers(res: dict, train_min: float | None) -> dict:
 def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
     """Train (or reuse) both models of one seed (the chunk model only when ``chunk``) and evaluate
     every row."""
+    from sed_utils.checkpoint import load_trained
     from sed_utils.dataset import build_datasets
     from sed_utils.evaluation import evaluate_run
-    from sed_utils.frame_evaluation import evaluate_event_model
+    from sed_utils.frame_evaluation import evaluate_event_model, model_checkpoint, negative_false_alarms
     from sed_utils.frame_training import train_frame_model
     from sed_utils.training import train_model
 
@@ -73,6 +82,11 @@ def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
     if chunk:
         chunk_result = train_model(cfg, build_datasets(cfg, progress=False), progress=False)
         nb06 = evaluate_run(cfg, progress=False)
+        nb06["negatives"] = negative_false_alarms(
+            cfg, load_trained(model_checkpoint(cfg, "chunk")),
+            {"median_filters": cfg.eval.median_filter_frames,
+             "event_thresholds": np.array([nb06["thresholds"][lab] for lab in cfg.desed_labels])},
+            tuple(cfg.folds.scenes_test), progress=False)
         out.append({"row": "chunk_nb06", "seed": seed, **_numbers(nb06, chunk_result.seconds / 60)})
         tuned = evaluate_event_model(cfg, "chunk", progress=False)
         out.append({"row": "chunk_tuned", "seed": seed, **_numbers(tuned, None)})
@@ -83,6 +97,10 @@ def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
     out.append({"row": "frame_thresholds", "seed": seed, **_numbers(plain, None)})
     full = evaluate_event_model(cfg, "frame", progress=False)
     out.append({"row": "frame", "seed": seed, **_numbers(full, frame.info.seconds / 60)})
+    neg_cfg = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}",
+                                     "eval.tune_with_negatives=true"])
+    aware = evaluate_event_model(neg_cfg, "frame", progress=False, tag="_negatives")
+    out.append({"row": "frame_negatives", "seed": seed, **_numbers(aware, None)})
     return out
 
 
@@ -130,17 +148,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile scenes (or full) first")
     t0, runs = time.time(), []
     chunk_seeds = args.seeds if args.chunk_seeds is None else args.chunk_seeds
-    for seed in args.seeds:
-        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds)
-        print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
     command = "python benchmarks/events.py --seeds " + " ".join(map(str, args.seeds))
     if args.chunk_seeds is not None:
         command += " --chunk-seeds " + " ".join(map(str, args.chunk_seeds))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(RESULTS_DIR / "events.json", json.dumps({"runs": runs, "seeds": args.seeds,
-                                                               "command": command}, indent=2) + "\n")
-    table = markdown(runs, args.seeds, command)
-    atomic.write_text(RESULTS_DIR / "events.md", table)
+    for seed in args.seeds:
+        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds)
+        print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
+        done = sorted({r["seed"] for r in runs})  # written after each seed: an interrupted run keeps them
+        atomic.write_text(RESULTS_DIR / "events.json", json.dumps(
+            {"runs": runs, "seeds": done, "command": command}, indent=2) + "\n")
+        table = markdown(runs, done, command)
+        atomic.write_text(RESULTS_DIR / "events.md", table)
     print(table)
     return 0
 

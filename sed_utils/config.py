@@ -134,6 +134,7 @@ class EvalConfig:
     scenes_seed: int = 0
     valid_scenes: int = 200
     segment_scores: str = "windows"
+    tune_with_negatives: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,16 @@ models, not between two evaluation codes. The steps of :func:`evaluate_event_mod
 
 1. curves of the VALIDATION scenes (ESC-50 validation fold) -> per class, the median filter and
    the threshold with the best event-based F1 (:func:`sed_utils.postprocess.choose_event_postprocessing`),
-   and per class the segment threshold with the best 1 s segment F1;
+   and per class the segment threshold with the best 1 s segment F1. With
+   ``eval.tune_with_negatives`` the validation fold's clips of the other 45 classes join the
+   scenes in that choice: they hold no reference event, so every event on them is a false alarm
+   the choice weighs against recall;
 2. curves of the test set -> events -> sed_eval event- and segment-based metrics (segment scores
    from frames: the max over the segment), PSDS1 / PSDS2 and intersection-based F1
    (:mod:`sed_utils.psds`) on the median-filtered curves the events come from;
 3. false alarms on real negatives: the share of ESC-50 clips of the other 45 classes, from the
-   test set's folds, on which the detector reports any event.
+   test set's folds, on which the detector reports any event (``held_out`` is false where those
+   folds also took part in the tuning: the full profile, whose negatives are the validation fold's).
 
 Nothing is chosen on the test set. Results go to ``cfg.run_dir / "events_<model>.json"``.
 """
@@ -52,7 +56,9 @@ from sed_utils.postprocess import (
 from sed_utils.psds import ScoreCurves, intersection_f1, psds
 
 __all__ = ["model_checkpoint", "model_curves", "tune_on_validation", "evaluate_curves",
-           "negative_false_alarms", "evaluate_event_model", "events_results_path"]
+           "negative_clip_paths", "negative_false_alarms", "evaluate_event_model", "events_results_path"]
+
+NEGATIVE_CLIP_SECONDS = 5.0  # every ESC-50 clip is 5 s
 
 
 def model_checkpoint(cfg: Config, model: str) -> Path:
@@ -110,14 +116,21 @@ def tune_on_validation(cfg: Config, trained: TrainedModel, *, progress: bool = T
     labels = cfg.desed_labels
     valid = scene_set(cfg, "valid", progress=progress)
     curves = _set_curves(cfg, trained, valid, progress, "validation curves")
+    chosen_on = (f"{len(valid.files)} validation scenes (ESC-50 fold(s) "
+                 f"{', '.join(map(str, cfg.valid_folds))})")
+    tuning = dict(curves)
+    if cfg.eval.tune_with_negatives:  # files without reference events: every event there is a false alarm
+        paths = negative_clip_paths(cfg, tuple(cfg.valid_folds))
+        tuning.update(model_curves(cfg, trained, paths, NEGATIVE_CLIP_SECONDS, progress=progress,
+                                   desc="validation negatives"))
+        chosen_on += f" + {len(paths)} clips of the other classes of the same fold(s)"
     thr, filters, grid = choose_event_postprocessing(
-        curves, valid.events, labels, cfg.frame.median_filters,
+        tuning, valid.events, labels, cfg.frame.median_filters,
         t_collar=cfg.eval.onset_collar, percentage_of_length=cfg.eval.offset_collar_ratio)
     table = build_segments(cfg, valid)
     seg_thr = choose_thresholds(table[labels].to_numpy().astype(int), curve_segment_scores(curves, table))
     return {"event_thresholds": thr, "median_filters": filters, "segment_thresholds": seg_thr, "grid": grid,
-            "chosen_on": f"{len(valid.files)} validation scenes (ESC-50 fold(s) "
-                         f"{', '.join(map(str, cfg.valid_folds))})"}
+            "chosen_on": chosen_on}
 
 
 def evaluate_curves(cfg: Config, ds: StrongLabelSet, curves: ScoreCurves,
@@ -144,23 +157,36 @@ def evaluate_curves(cfg: Config, ds: StrongLabelSet, curves: ScoreCurves,
     }, events
 
 
+def _negative_clips(cfg: Config, folds: tuple[int, ...]) -> Any:
+    meta = load_esc50_meta(esc50_root(cfg))
+    return meta[meta["fold"].isin(folds) & ~meta["category"].isin(cfg.esc50_categories)]
+
+
+def negative_clip_paths(cfg: Config, folds: tuple[int, ...]) -> dict[str, Path]:
+    """The ESC-50 clips of the NON-target classes in ``folds``, name -> audio file (notebook 08)."""
+    return {str(r.filename): Path(r.path) for r in _negative_clips(cfg, folds).itertuples()}
+
+
 def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, Any], folds: tuple[int, ...],
                           *, progress: bool = True) -> dict[str, Any]:
     """Share of real ESC-50 clips of the NON-target classes in ``folds`` on which the detector reports
     any event (notebook 08). A clip of rain or a door knock holds none of the five classes, so any
-    event there is a false alarm a user would see."""
-    meta = load_esc50_meta(esc50_root(cfg))
-    neg = meta[meta["fold"].isin(folds) & ~meta["category"].isin(cfg.esc50_categories)]
+    event there is a false alarm a user would see. ``post`` needs ``median_filters`` and
+    ``event_thresholds`` (one per class, or one for all)."""
+    neg = _negative_clips(cfg, folds)
+    held_out = not (cfg.eval.tune_with_negatives and set(folds) & set(cfg.valid_folds))
     if neg.empty:
-        return {"clips": 0, "with_false_alarm": 0, "share": float("nan"), "folds": list(folds)}
-    paths = {str(r.filename): Path(r.path) for r in neg.itertuples()}
-    curves = model_curves(cfg, trained, paths, 5.0, progress=progress, desc="negative clips")
+        return {"clips": 0, "with_false_alarm": 0, "share": float("nan"), "folds": list(folds),
+                "held_out": held_out}
+    paths = negative_clip_paths(cfg, folds)
+    curves = model_curves(cfg, trained, paths, NEGATIVE_CLIP_SECONDS, progress=progress,
+                          desc="negative clips")
     events = events_of_curves(smooth_curves(curves, post["median_filters"]), post["event_thresholds"],
                               cfg.desed_labels)
     hit = set(events["filename"])
     per_category = neg.assign(hit=neg["filename"].isin(hit)).groupby("category")["hit"].mean()
     return {"clips": len(neg), "with_false_alarm": len(hit), "share": len(hit) / len(neg),
-            "folds": list(folds),
+            "folds": list(folds), "held_out": held_out,
             "worst_categories": per_category[per_category > 0].sort_values(ascending=False).head(5)
                                 .round(3).to_dict(),
             "events_per_label": events["event_label"].value_counts().to_dict()}

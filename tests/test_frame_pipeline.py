@@ -8,6 +8,7 @@ work on a re-run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -73,3 +74,13 @@ def test_frame_model_end_to_end(cfg, capsys):
     assert res["negatives"]["clips"] == 8 and res["negatives"]["folds"] == [5]
     events = pd.read_csv(cfg.run_dir / "events_frame.tsv", sep="\t")
     assert list(events.columns) == ["filename", "onset", "offset", "event_label"]
+    assert res["negatives"]["held_out"]
+
+    # negatives-aware tuning: fold 4's 8 negative clips join the 4 validation scenes in the choice,
+    # and the reported negatives (fold 5) stay held out
+    aware = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, tune_with_negatives=True))
+    res_aware = evaluate_event_model(aware, "frame", progress=False, tag="_negatives")
+    chosen_on = res_aware["post_processing"]["chosen_on"]
+    assert chosen_on.endswith("+ 8 clips of the other classes of the same fold(s)")
+    assert res_aware["negatives"]["held_out"] and res_aware["negatives"]["folds"] == [5]
+    assert events_results_path(cfg, "frame", "_negatives").is_file()
