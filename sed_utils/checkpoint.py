@@ -15,6 +15,8 @@ normalised outside it) and is refused with a message saying what to delete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ __all__ = [
     "read_checkpoint",
     "checkpoint_info",
     "load_trained",
+    "weights_digest",
+    "store_post_processing",
 ]
 
 FORMAT = "sed-tutorial-detector"
@@ -61,6 +65,12 @@ class CheckpointInfo:
     pretrained_loaded: bool = False
     n_mels: int | None = None
     frames: int | None = None
+    #: digest of the weights only: names the score caches, which must survive
+    #: :func:`store_post_processing` rewriting the file
+    weights_digest: str = ""
+    #: name -> post-processing chosen on validation data (thresholds, median filters): ``"segments"``
+    #: from notebook 06, ``"events"`` from notebook 08; :func:`sed_utils.detection.detect` reads it
+    post_processing: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +89,12 @@ class TrainedModel:
     def labels(self) -> list[str]:
         return self.detector.labels
 
+    @property
+    def weights_key(self) -> str:
+        """What names this model's score caches (notebooks 06, 08): the stored weights digest, or
+        for a model never saved, the digest of its weights now."""
+        return self.info.weights_digest or weights_digest(self.detector.state_dict())
+
 
 def save_checkpoint(path: Path, detector: Detector | FrameDetector, *, config: dict[str, Any], epoch: int,
                     valid_macro_f1: float, **meta: Any) -> None:
@@ -94,6 +110,7 @@ def save_checkpoint(path: Path, detector: Detector | FrameDetector, *, config: d
             "format_version": FORMAT_VERSION,
             "model": getattr(detector, "kind", "chunk"),
             "state_dict": state,
+            "weights_digest": weights_digest(state),
             "labels": list(detector.labels),
             "sample_rate": detector.sample_rate,
             "mel": dataclasses.asdict(detector.mel),
@@ -105,6 +122,32 @@ def save_checkpoint(path: Path, detector: Detector | FrameDetector, *, config: d
         },
         Path(path),
     )
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """16-hex digest of a state dict's names, shapes, dtypes and values (notebooks 05-09: it names
+    the score caches). The weights, not the file: the file also holds the post-processing, which
+    :func:`store_post_processing` rewrites without changing what the model computes."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def store_post_processing(path: Path, name: str, post: dict[str, Any]) -> None:
+    """Add (or replace) the post-processing ``name`` in the checkpoint ``path``, atomically
+    (notebooks 06 and 08 store what they chose on validation; notebook 09 and ``detect`` use it).
+
+    Why inside the checkpoint: a model file a user copies elsewhere must carry the thresholds it
+    was tuned with, or every user would have to know where ``results.json`` lives. ``post`` holds
+    json-able values only (lists, numbers, strings), so ``weights_only`` loading still works."""
+    ckpt = read_checkpoint(Path(path))
+    stored = dict(ckpt.get("post_processing") or {})
+    stored[name] = json.loads(json.dumps(post))  # plain lists and numbers, or a clear TypeError here
+    ckpt["post_processing"] = stored
+    atomic.torch_save(ckpt, Path(path))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -155,6 +198,8 @@ def checkpoint_info(ckpt: dict[str, Any], path: Path) -> CheckpointInfo:
         pretrained_loaded=bool(ckpt.get("pretrained_loaded", False)),
         n_mels=ckpt.get("n_mels"),
         frames=ckpt.get("frames"),
+        weights_digest=str(ckpt.get("weights_digest") or weights_digest(ckpt["state_dict"])),
+        post_processing=dict(ckpt.get("post_processing") or {}),
     )
 
 

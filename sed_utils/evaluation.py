@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sed_utils import atomic
-from sed_utils.checkpoint import TrainedModel, load_trained
+from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
 from sed_utils.chunking import build_segments
 from sed_utils.config import Config
 from sed_utils.data.desed import StrongLabelSet
@@ -142,8 +142,9 @@ def _thresholds_and_data(
 
 
 def _checkpoint_key(trained: TrainedModel) -> str:
-    """What names the score caches of a model: its checkpoint file's digest."""
-    return digest(trained.info.path) if trained.info.path.is_file() else ""
+    """What names the score caches of a model: the digest of its weights (not of the file, which
+    also holds the post-processing that evaluation stores in it)."""
+    return trained.weights_key
 
 
 def validation_scene_predictions(
@@ -377,6 +378,11 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 2),
     }
     _save_predictions(cfg, table, probs, grid_probs, thresholds, y_valid, probs_valid, windows)
+    store_post_processing(info.path, "segments", {  # what detect() falls back on (notebook 09)
+        "event_thresholds": [float(t) for t in thresholds],
+        "median_filters": [int(m) for m in np.broadcast_to(cfg.eval.median_filter_frames, (len(labels),))],
+        "hop_seconds": float(cfg.eval.event_hop_seconds), "chosen_on": threshold_source,
+        "by": "notebook 06 (evaluate_run): per-class thresholds for 1 s segments"})
     results["paths"] = {"results": str(results_path(cfg)), "predictions": str(predictions_path(cfg))}
     write_json_atomic(results_path(cfg), results)
     return json_clean(results)

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sed_utils import atomic
-from sed_utils.checkpoint import TrainedModel, load_trained
+from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
 from sed_utils.chunking import build_segments
 from sed_utils.config import Config
 from sed_utils.data.desed import StrongLabelSet
@@ -86,10 +86,10 @@ def _curve_of(trained: TrainedModel, audio: np.ndarray, sr: int, hop: float, cli
 
 def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], clip_seconds: float, *,
                  progress: bool = True, desc: str = "score curves") -> ScoreCurves:
-    """Score curves of the files ``paths`` (name -> audio file), cached under a key of the checkpoint's
-    bytes, the files and their sizes (notebook 08)."""
+    """Score curves of the files ``paths`` (name -> audio file), cached under a key of the model's
+    weights, the files and their sizes (notebook 08)."""
     names = list(paths)
-    key = digest("curves-v1", digest(trained.info.path), names, [str(paths[n]) for n in names],
+    key = digest("curves-v1", trained.weights_key, names, [str(paths[n]) for n in names],
                  [paths[n].stat().st_size for n in names], cfg.eval.event_hop_seconds, clip_seconds)
     cache = cfg.run_dir / "eval_cache" / f"curves_{trained.kind}_{key}.npz"
     if cache.is_file():
@@ -241,4 +241,11 @@ def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = 
     results["paths"] = {"results": str(out), "events": str(events_path)}
     atomic.write_text(events_path, events.to_csv(sep="\t", index=False, float_format="%.3f"))
     atomic.write_json(out, json_clean(results), allow_nan=False)
+    if not tag:  # the default choice travels with the model; a benchmark variant does not replace it
+        pp = results["post_processing"]
+        store_post_processing(path, "events", {
+            "event_thresholds": [pp["event_thresholds"][lab] for lab in labels],
+            "median_filters": [pp["median_filters"][lab] for lab in labels],
+            "hop_seconds": float(cfg.eval.event_hop_seconds), "chosen_on": pp["chosen_on"],
+            "by": "notebook 08 (evaluate_event_model): per-class thresholds and median filters for events"})
     return json_clean(results)

@@ -158,11 +158,17 @@ def sliding_window_scores(
     audio = resample(np.asarray(audio, dtype=np.float32).reshape(-1), int(sample_rate), sr)
     window = detector.window_seconds
     starts = window_starts(len(audio), sr, window, hop_seconds)
-    waves = torch.from_numpy(cut_windows(audio, sr, starts, int(round(window * sr))))
-    front_end = detector.logmel.to(model_device(detector))
-    with torch.inference_mode():
-        feats = front_end(waves.to(model_device(detector))).cpu()
-    return starts + window / 2.0, predict_proba(detector, feats, batch_size=batch_size)
+    device = model_device(detector)
+    front_end = detector.logmel.to(device)
+    parts = []
+    # ``batch_size`` windows at a time: an hour slid every 250 ms is 14400 windows, 0.9 GB as one
+    # array of waveforms; per batch it is a few MB, and each window's score is the same
+    for i in range(0, len(starts), batch_size):
+        waves = torch.from_numpy(cut_windows(audio, sr, starts[i:i + batch_size], int(round(window * sr))))
+        with torch.inference_mode():
+            feats = front_end(waves.to(device)).cpu()
+        parts.append(predict_proba(detector, feats, batch_size=batch_size))
+    return starts + window / 2.0, np.concatenate(parts, axis=0)
 
 
 def frame_scores(

@@ -19,6 +19,7 @@ from pathlib import Path
 from sed_utils import atomic
 from sed_utils.config import REPO_ROOT, load_config
 from sed_utils.data.registry import prepare_datasets
+from sed_utils.detect_cli import add_detect_parser, run_detect
 from sed_utils.errors import NotebookFailed
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -136,8 +137,8 @@ def run_series(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``
-    (no notebook: the runner)."""
+    """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``,
+    ``download`` and ``detect PATH...`` (:mod:`sed_utils.detect_cli`) (no notebook: the runner)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sed_utils", description=__doc__.split("\n\n")[0])
@@ -153,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     dl = sub.add_parser("download", help="download (or, on the demo profile, generate) the datasets")
     dl.add_argument("--profile", default="full")
     dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_detect_parser(sub)
     args = parser.parse_args(argv)
+
+    if args.command == "detect":
+        return run_detect(args)
 
     if args.command == "download":
         cfg = load_config(args.profile, args.overrides)

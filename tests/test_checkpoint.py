@@ -14,6 +14,8 @@ from sed_utils.checkpoint import (
     load_trained,
     read_checkpoint,
     save_checkpoint,
+    store_post_processing,
+    weights_digest,
 )
 from sed_utils.config import MelConfig
 from sed_utils.errors import CheckpointError
@@ -57,7 +59,7 @@ def test_round_trip_gives_identical_logits_and_metadata(tmp_path):
     assert tm.info == CheckpointInfo(path=path, labels=LABELS, config={"seed": 0, "train": {"lr": 0.001}},
                                      epoch=3, valid_macro_f1=0.75, selected_on="scenes", best_score=0.6,
                                      seconds=12.5, complete=True, pretrained_loaded=False, n_mels=32,
-                                     frames=26)
+                                     frames=26, weights_digest=weights_digest(d.state_dict()))
     ckpt = read_checkpoint(path)
     assert (ckpt["format"], ckpt["format_version"]) == (FORMAT, FORMAT_VERSION)
     assert checkpoint_info(ckpt, path) == tm.info
@@ -90,3 +92,20 @@ def test_weights_that_do_not_fit_the_labels_are_refused(tmp_path):
     torch.save({**ckpt, "labels": ["Dog", "Cat"]}, bad)  # a 3-class head under 2 labels
     with pytest.raises(CheckpointError, match=r"bad\.pt: weights do not fit a 2-class chunk Detector"):
         load_trained(bad)
+
+
+def test_post_processing_is_stored_inside_and_the_weights_key_stays(tmp_path):
+    d, path = _saved(tmp_path)
+    before = load_trained(path, device="cpu")
+    assert before.info.post_processing == {} and before.weights_key == weights_digest(d.state_dict())
+    post = {"event_thresholds": [0.3, 0.4, 0.5], "median_filters": [1, 3, 5], "chosen_on": "valid"}
+    store_post_processing(path, "events", post)
+    store_post_processing(path, "segments", {"event_thresholds": [0.5, 0.5, 0.5]})
+    after = load_trained(path, device="cpu")
+    assert after.info.post_processing == {"events": post, "segments": {"event_thresholds": [0.5, 0.5, 0.5]}}
+    assert after.weights_key == before.weights_key  # the score caches survive the rewrite
+    assert not list(path.parent.glob("*.tmp"))
+    with pytest.raises(TypeError):  # only json-able values go in (weights_only loading must still work)
+        store_post_processing(path, "bad", {"x": object()})
+    assert load_trained(path, device="cpu").info.post_processing == after.info.post_processing
+    assert weights_digest(_detector(seed=1).state_dict()) != before.weights_key

@@ -39,10 +39,11 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("training", ["sed_utils.training", "sed_utils.frame_training"]),
     ("post-processing", ["sed_utils.postprocess"]),
     ("evaluation", ["sed_utils.evaluation", "sed_utils.frame_evaluation"]),
+    ("detection", ["sed_utils.detection"]),
     ("plots", ["sed_utils.plots", "sed_utils.plots.explore", "sed_utils.plots.chunking",
                "sed_utils.plots.pipeline", "sed_utils.plots.training", "sed_utils.plots.evaluation",
-               "sed_utils.plots.scenes", "sed_utils.plots.events"]),
-    ("runner", ["sed_utils.runner", "sed_utils.__main__"]),
+               "sed_utils.plots.scenes", "sed_utils.plots.events", "sed_utils.plots.detection"]),
+    ("runner", ["sed_utils.detect_cli", "sed_utils.runner", "sed_utils.__main__"]),
 ]
 
 MAX_MODULE_LINES = 500

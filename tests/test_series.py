@@ -8,8 +8,10 @@ feature or threshold step drops these numbers far below the bars).
 
 import json
 
+import pandas as pd
 import pytest
 
+from sed_utils.checkpoint import load_trained
 from sed_utils.runner import list_notebooks, run_series
 
 # Bars a working pipeline clears on the synthetic demo data and a broken one misses: chance level for
@@ -46,3 +48,15 @@ def test_demo_series_runs_and_learns(tmp_path):
         for key in ("psds1", "psds2"):
             assert 0.0 <= events[key]["value"] <= 1.0
         assert events["negatives"]["clips"] > 0
+    assert (out / "events_frame_negatives.json").is_file()  # notebook 08's negatives-aware choice
+
+    # notebook 09: the frame model on a generated stereo 44.1 kHz recording, API and CLI agreeing
+    own = out / "own_recordings"
+    api = pd.read_csv(own / "demo_recording_events.tsv", sep="\t")
+    cli = pd.read_csv(own / "demo_recording_events_cli.tsv", sep="\t")
+    assert list(api.columns) == ["filename", "onset", "offset", "event_label", "score"]
+    timing = ["onset", "offset", "event_label", "score"]  # the CLI names files by their full path
+    assert api[timing].round(3).equals(cli[timing].round(3))
+    stored = load_trained(out / "frame_model" / "best.pt").info.post_processing
+    assert set(stored) == {"events"} and len(stored["events"]["event_thresholds"]) == 5
+    assert set(load_trained(out / "model" / "best.pt").info.post_processing) == {"segments", "events"}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 from sed_utils import atomic
@@ -39,6 +40,8 @@ __all__ = [
     "desed_demo_files",
     "make_demo_mirror",
     "mirror_dir",
+    "DEMO_RECORDING_EVENTS",
+    "write_demo_recording",
 ]
 
 GENERATOR_VERSION = 3  # bump when a recipe changes, so existing mirrors are rebuilt
@@ -325,3 +328,39 @@ def make_demo_mirror(cfg: Config) -> Path:
     atomic.write_bytes(out / "GENERATOR.json", (json.dumps(params, indent=1, sort_keys=True) + "\n").encode())
     atomic.write_bytes(out / "SHA256SUMS", ("\n".join(lines) + "\n").encode())
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# A "recording of your own" for notebook 09 on the demo profile
+# --------------------------------------------------------------------------------------------
+#: (synthetic category, onset s, duration s) of :func:`write_demo_recording`; Speech is not a target
+DEMO_RECORDING_EVENTS = (("dog", 2.0, 1.5), ("Speech", 5.0, 2.0), ("clock_alarm", 8.0, 2.5),
+                         ("pouring_water", 12.5, 3.0), ("dog", 17.0, 1.0))
+
+
+def write_demo_recording(path: Path, classes: dict[str, str], *, seconds: float = 20.0,
+                         sample_rate: int = 44100, seed: int = 0) -> pd.DataFrame:
+    """Write a 20 s STEREO 44.1 kHz FLAC of synthetic sounds over a faint background and return its
+    reference events in DESED labels (``classes``: DESED label -> ESC-50 category) (notebook 09).
+
+    Why this shape: a user's recording is rarely 16 kHz mono WAV, so the demo's stand-in is not
+    either; the detector must resample and down-mix it. Speech is placed too, unlabelled: a sound
+    the model should ignore. Same seed, same bytes.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sample_rate))
+    mix = 0.01 * _band_noise(n, sample_rate, 60.0, 6000.0, rng)
+    desed_of = {esc: desed for desed, esc in classes.items()}
+    rows = []
+    for category, onset, length in DEMO_RECORDING_EVENTS:
+        sound = synth_event(category, length, sample_rate, rng)
+        a = int(round(onset * sample_rate))
+        mix[a:a + len(sound)] += 0.8 * sound[: n - a]
+        if category in desed_of:
+            start, end = active_extent(sound, sample_rate)
+            rows.append((Path(path).name, round(onset + start, 3), round(onset + end, 3), desed_of[category]))
+    stereo = np.stack([mix, 0.9 * mix + 0.005 * rng.standard_normal(n)], axis=1)
+    stereo = (stereo * (0.9 / np.abs(stereo).max())).astype(np.float32)
+    atomic.write_with(Path(path),
+                      lambda fh: sf.write(fh, stereo, sample_rate, format="FLAC", subtype="PCM_16"))
+    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])

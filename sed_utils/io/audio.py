@@ -8,6 +8,8 @@ mono at ``cfg.audio.sample_rate``, so that conversion happens here, once.
 from __future__ import annotations
 
 import hashlib
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ import soundfile as sf
 from sed_utils import atomic
 from sed_utils.errors import AudioError
 
-__all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample"]
+__all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
+           "read_recording"]
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -101,3 +104,98 @@ def _native_rate(path: Path) -> int:
         return int(sf.info(str(path)).samplerate)
     except Exception as e:
         raise AudioError(f"{path}: cannot read audio ({e})") from e
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a user's recording: any format libsndfile reads, checked, in blocks
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recording:
+    """A user's recording as the detector needs it: float32 mono at ``sample_rate``, and what it
+    was on disk (notebook 09, ``python -m sed_utils detect``)."""
+
+    path: Path
+    audio: np.ndarray
+    sample_rate: int
+    native_rate: int
+    channels: int
+    format: str  # libsndfile's format and subtype, e.g. "WAV PCM_24", "MP3 MPEG_LAYER_III"
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / float(self.sample_rate)
+
+
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """(declared, present) bytes of a WAV's data chunk when the file holds fewer than its header
+    says, else None. libsndfile reads a cut-off WAV without complaint (it just returns fewer
+    frames), so a truncated download would pass as a shorter recording without this check."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # RF64, W64 and others: libsndfile's own checks apply
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"data":
+                present = size - (pos + 8)
+                ok = chunk_size in (0, 0xFFFFFFFF) or present >= chunk_size  # 0 / -1: streamed, unknown
+                return None if ok else (chunk_size, present)
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19) -> Recording:
+    """Read any recording libsndfile decodes (WAV, FLAC, OGG/Vorbis, MP3; 8/16/24/32-bit PCM or
+    float; any rate; any channel count) as float32 mono at ``sample_rate`` (notebook 09).
+
+    Why in blocks: a one-hour 48 kHz stereo file is 1.3 GB as float64; decoding ``block_frames``
+    at a time, averaging the channels and resampling each block through one soxr stream keeps only
+    the 16 kHz mono result (64 kB per second of audio, 230 MB for an hour) in memory.
+
+    Raises :class:`AudioError` naming the file for: a missing or empty file, a file libsndfile
+    does not recognise, no samples, a WAV cut off before the end its header declares, a decoding
+    error part-way (a damaged FLAC/MP3), and NaN or infinite samples (float files can hold them;
+    the model would turn them into NaN scores silently).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+    try:
+        fh = sf.SoundFile(str(path))
+    except Exception as e:  # LibsndfileError: "Format not recognised" and kin
+        raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
+    with fh:
+        native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
+        if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
+            raise AudioError(f"{path}: truncated WAV: its header declares {short[0]} bytes of samples, "
+                             f"the file holds {short[1]} (an interrupted copy or download?)")
+        stream = None
+        if native != sample_rate:
+            import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
+
+            stream = soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality="HQ")
+        parts, done = [], 0
+        while True:
+            try:
+                block = fh.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as e:  # a damaged FLAC/MP3 fails part-way ("decoder lost sync")
+                raise AudioError(f"{path}: decoding failed after {done / native:.2f} s ({e})") from e
+            if block.size and not np.isfinite(block).all():
+                bad = done + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                raise AudioError(f"{path}: sample {bad} ({bad / native:.2f} s) is NaN or infinite; "
+                                 "a recording holds finite values")
+            last = len(block) < block_frames
+            mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
+            parts.append(stream.resample_chunk(mono, last=last) if stream is not None else mono)
+            done += len(block)
+            if last:
+                break
+    if done == 0:
+        raise AudioError(f"{path}: the audio file holds no samples ({fmt})")
+    audio = np.concatenate(parts).astype(np.float32, copy=False)
+    return Recording(path, audio, int(sample_rate), native, channels, fmt)

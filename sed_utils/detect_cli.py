@@ -1,0 +1,164 @@
+"""``python -m sed_utils detect PATH...``: a trained model on your own recordings (notebook 09).
+
+    python -m sed_utils detect my_recordings/ --run runs/scenes --out events.tsv
+    python -m sed_utils detect kitchen.mp3 "field/*.flac" --checkpoint model.pt --plot figures/
+    python -m sed_utils detect a.wav --threshold Dog=0.4 --threshold 0.6 --format json
+
+Decisions, so that a batch behaves predictably:
+
+* The model: ``--checkpoint FILE``, or ``--run DIR`` (its frame model if trained, else its chunk
+  model; ``--model`` picks one); with neither, the first of ``runs/full``, ``runs/scenes`` and
+  ``runs/demo`` that holds a model (real data first), named on stderr.
+* ``--threshold VALUE`` sets every class, ``--threshold CLASS=VALUE`` one class (applied after,
+  so ``--threshold 0.6 --threshold Dog=0.4`` works); likewise ``--median-filter``.
+* Output: the DCASE tsv (``filename onset offset event_label score``) to ``--out``, written
+  atomically once all files are done, or to stdout; ``--format json`` writes records instead.
+* A file that cannot be read does not stop the others. The failures are listed at the end with
+  their reasons and the exit status is 1; the output then holds the files that worked. When no
+  file worked, no output file is written at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from sed_utils import atomic
+from sed_utils.config import REPO_ROOT
+from sed_utils.errors import SedError
+
+# sed_utils.detection (torch) is imported inside the functions that need it
+
+__all__ = ["add_detect_parser", "run_detect", "parse_overrides"]
+
+DEFAULT_RUNS = ("full", "scenes", "demo")
+
+
+def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``detect`` sub-command's arguments (no notebook: the CLI; notebook 09 shows it)."""
+    p = sub.add_parser("detect", help="detect events in your own audio files with a trained model",
+                       description="Detect sound events in audio files with a trained model (notebook 09).")
+    p.add_argument("paths", nargs="+", help="audio files, folders (searched recursively) or glob patterns")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", type=Path, help="a run folder, e.g. runs/scenes")
+    src.add_argument("--checkpoint", type=Path, help="a checkpoint file (best.pt)")
+    p.add_argument("--model", choices=("frame", "chunk"),
+                   help="which model of a run folder (default: the frame model if trained)")
+    p.add_argument("--out", type=Path, help="write the events here (default: stdout)")
+    p.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    p.add_argument("--plot", type=Path, metavar="DIR",
+                   help="save one figure per file here (log-mel, events, scores)")
+    p.add_argument("--threshold", action="append", default=[], metavar="[CLASS=]VALUE",
+                   help="threshold override (repeatable)")
+    p.add_argument("--median-filter", action="append", default=[], metavar="[CLASS=]FRAMES",
+                   help="median filter override, in the model's frames (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_overrides(items: list[str], labels: list[str], cast: type, what: str) -> dict[str, Any] | None:
+    """``["0.6", "Dog=0.4"]`` -> ``{every label: 0.6, "Dog": 0.4}`` (no notebook: the CLI)."""
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        name, _, value = item.rpartition("=")
+        try:
+            number = cast(value)
+        except ValueError:
+            raise ValueError(f"--{what} {item!r}: {value!r} is not a number") from None
+        if not name:
+            out.update({lab: number for lab in labels})
+        elif name in labels:
+            out[name] = number
+        else:
+            raise ValueError(f"--{what} {item!r}: unknown class {name!r}; the model's classes are {labels}")
+    return out
+
+
+def _model_source(args: argparse.Namespace) -> Path:
+    if args.checkpoint is not None:
+        return args.checkpoint
+    if args.run is not None:
+        return args.run
+    for name in DEFAULT_RUNS:
+        folder = REPO_ROOT / "runs" / name
+        if (folder / "frame_model" / "best.pt").is_file() or (folder / "model" / "best.pt").is_file():
+            print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)",
+                  file=sys.stderr)
+            return folder
+    raise FileNotFoundError("no trained model under runs/full, runs/scenes or runs/demo: train one "
+                            "(make demo, or notebook 05 / 08), or give --run DIR or --checkpoint FILE")
+
+
+def _plotter(out_dir: Path, trained: Any) -> Any:
+    """A callback saving each file's figure as ``<out_dir>/<name>.png`` (numbered on a name clash)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the CLI never opens a window
+    import matplotlib.pyplot as plt
+
+    from sed_utils.detection import detection_logmel
+    from sed_utils.plots.detection import plot_detection
+
+    used: set[str] = set()
+    hop = trained.detector.mel.hop_length / trained.detector.sample_rate
+
+    def save(det: Any) -> None:
+        stem = Path(det.filename).stem
+        name, k = f"{stem}.png", 1
+        while name in used:
+            k += 1
+            name = f"{stem}-{k}.png"
+        used.add(name)
+        fig = plot_detection(det, detection_logmel(trained, det.audio), hop)
+        atomic.write_with(out_dir / name, lambda fh: fig.savefig(fh, format="png", dpi=110))
+        plt.close(fig)
+
+    return save
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """Run ``detect`` for parsed arguments; returns the exit status (no notebook: the CLI).
+    torch and the model code load here, not when ``python -m sed_utils run`` starts."""
+    from sed_utils.detection import detect_files, events_text, load_model, write_events
+
+    try:
+        trained = load_model(_model_source(args), args.model)
+        labels = list(trained.labels)
+        thresholds = parse_overrides(args.threshold, labels, float, "threshold")
+        filters = parse_overrides(args.median_filter, labels, int, "median-filter")
+    except (SedError, OSError, ValueError) as e:
+        print(f"[detect] error: {e}", file=sys.stderr)
+        return 2
+    print(f"[detect] {trained.kind} model {trained.info.path}", file=sys.stderr)
+    on_detection = None
+    if args.plot is not None:
+        args.plot.mkdir(parents=True, exist_ok=True)
+        on_detection = _plotter(args.plot, trained)
+    batch = detect_files(args.paths, trained, progress=not args.quiet, thresholds=thresholds,
+                         median_filters=filters, on_detection=on_detection)
+    if batch.detections:
+        notes = dict.fromkeys(n for d in batch.detections for n in d.notes if n.startswith("thresholds"))
+        for note in notes:
+            print(f"[detect] {note}", file=sys.stderr)
+        for det in batch.detections:
+            for note in det.notes:
+                if not note.startswith("thresholds"):
+                    print(f"[detect] {det.filename}: {note}", file=sys.stderr)
+        if args.out is not None:
+            write_events(args.out, batch.events, args.format)
+            print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",
+                  file=sys.stderr)
+        else:
+            sys.stdout.write(events_text(batch.events, args.format))
+    if batch.failures:
+        print(f"[detect] {len(batch.failures)} file(s) failed:", file=sys.stderr)
+        for path, reason in batch.failures:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        if not batch.detections and args.out is not None:
+            print(f"[detect] nothing written to {args.out}", file=sys.stderr)
+        return 1
+    return 0

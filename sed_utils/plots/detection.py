@@ -1,0 +1,63 @@
+"""Figures of notebook 09 "Your own recordings": the log-mel with the detected events over it, and
+the score curves with the thresholds that made them.
+
+Draws what :func:`sed_utils.detection.detect` returned; nothing here computes a score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from sed_utils.plots.explore import label_colors
+
+__all__ = ["plot_detection"]
+
+
+def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: float = 0.01,
+                   title: str = "", reference: pd.DataFrame | None = None) -> Figure:
+    """Top: the recording's log-mel (if given) with one coloured bar per detected event along its
+    top edge; below: each class's score curve (as the model gave it, before the median filter),
+    its threshold dashed, its detected events shaded, and the ``reference`` events (when known)
+    as black bars along the top (notebook 09, ``detect --plot``).
+
+    ``det`` is a :class:`sed_utils.detection.Detection`; ``hop_seconds`` the log-mel's frame hop.
+    """
+    labels, colors = det.labels, label_colors(det.labels)
+    n_top = 1 if logmel_db is not None else 0
+    heights = [2.2] * n_top + [0.9] * len(labels)
+    fig, axes = plt.subplots(n_top + len(labels), 1, figsize=(11, sum(heights) + 0.8), sharex=True,
+                             gridspec_kw={"height_ratios": heights})
+    axes = np.atleast_1d(axes)
+    seconds = max(det.seconds, float(det.bounds[-1]) if len(det.bounds) else 0.0)
+    if logmel_db is not None:
+        ax = axes[0]
+        shown, top = logmel_db.shape[1] * hop_seconds, logmel_db.shape[0]
+        ax.imshow(logmel_db, origin="lower", aspect="auto", cmap="magma", extent=(0, shown, 0, top))
+        for k, label in enumerate(labels):
+            ev = det.events[det.events["event_label"] == label]
+            ax.broken_barh([(a, b - a) for a, b in zip(ev["onset"], ev["offset"], strict=True)],
+                           (top - (k + 1) * top * 0.06, top * 0.05), color=colors[label], label=label)
+        ax.set_ylabel("mel bin")
+        ax.legend(loc="upper right", fontsize=7, ncol=len(labels), framealpha=0.8)
+    centres = (det.bounds[:-1] + det.bounds[1:]) / 2
+    for c, (ax, label) in enumerate(zip(axes[n_top:], labels, strict=True)):
+        for ev in det.events[det.events["event_label"] == label].itertuples():
+            ax.axvspan(ev.onset, ev.offset, color=colors[label], alpha=0.25, lw=0)
+        ax.plot(centres, det.scores[:, c], color=colors[label], lw=1)
+        if reference is not None:
+            ref = reference[reference["event_label"] == label]
+            spans = [(a, b - a) for a, b in zip(ref["onset"], ref["offset"], strict=True)]
+            ax.broken_barh(spans, (0.9, 0.08), color="k")
+        ax.axhline(det.post.thresholds[c], color="k", ls="--", lw=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1].set_xlim(0, seconds)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title or f"{det.filename}: {len(det.events)} events")
+    fig.tight_layout()
+    return fig
