@@ -179,7 +179,10 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
             import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
 
             stream = soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality="HQ")
-        parts, done = [], 0
+        # one preallocated buffer for the result (the header's frame count says how long it will be):
+        # a list of blocks joined at the end would hold the hour twice at the moment of joining
+        out = np.empty(int(np.ceil(max(fh.frames, 0) * sample_rate / native)) + 256, dtype=np.float32)
+        filled, done = 0, 0
         while True:
             try:
                 block = fh.read(block_frames, dtype="float32", always_2d=True)
@@ -191,11 +194,14 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
                                  "a recording holds finite values")
             last = len(block) < block_frames
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
-            parts.append(stream.resample_chunk(mono, last=last) if stream is not None else mono)
+            piece = stream.resample_chunk(mono, last=last) if stream is not None else mono
+            if filled + len(piece) > len(out):  # the header under-counted (some MP3s): grow by half
+                out = np.concatenate([out[:filled], np.empty(max(len(piece), len(out) // 2), np.float32)])
+            out[filled:filled + len(piece)] = piece
+            filled += len(piece)
             done += len(block)
             if last:
                 break
     if done == 0:
         raise AudioError(f"{path}: the audio file holds no samples ({fmt})")
-    audio = np.concatenate(parts).astype(np.float32, copy=False)
-    return Recording(path, audio, int(sample_rate), native, channels, fmt)
+    return Recording(path, out[:filled], int(sample_rate), native, channels, fmt)
