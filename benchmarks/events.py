@@ -125,7 +125,8 @@ def markdown(runs: list[dict], seeds: list[int], command: str) -> str:
         mine = [r for r in runs if r["row"] == row]
         if mine:
             if len(mine) < len(seeds):
-                title = f"{title} (seeds {', '.join(str(r['seed']) for r in mine)})"
+                which = [str(r["seed"]) for r in mine]
+                title = f"{title} ({'seed' if len(which) == 1 else 'seeds'} {', '.join(which)})"
             cells = " | ".join(_fmt([r[k] for r in mine], k) for k, _ in METRICS)
             lines.append(f"| {title} | {cells} |")
     lines.append("")

@@ -14,7 +14,7 @@ from test_scenes import fake_cfg  # noqa: F401  (the fixture)
 from sed_utils.config import load_config
 from sed_utils.data import scenes
 from sed_utils.data.scene_mixing import load_desed_stats
-from sed_utils.errors import ConfigError
+from sed_utils.errors import ConfigError, DatasetError
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "desed_stats.py"
 
@@ -60,6 +60,7 @@ def test_desed_like_scenes_follow_the_statistics(fake_cfg):  # noqa: F811
     per_scene = ds.events.groupby(["filename", "event_label"]).size()
     assert per_scene.get("Dog", per_scene).mean() > 1.5  # a dog barks several times per clip
     assert (ds.events["offset"] <= 10.0).all() and (ds.events["onset"] >= 0).all()
+    assert (ds.events["offset"] - ds.events["onset"] >= 0.02).all()  # no sliver of a mask is an event
     # one class per clip most of the time, as in DESED (706 of 731 non-empty clips)
     assert (ds.events.groupby("filename")["event_label"].nunique() == 1).mean() > 0.8
     params = json.loads((like / "params.json").read_text())
@@ -69,3 +70,16 @@ def test_desed_like_scenes_follow_the_statistics(fake_cfg):  # noqa: F811
 def test_an_unknown_recipe_is_refused():
     with pytest.raises(ConfigError, match="scene_recipe"):
         load_config("demo", ["scene_recipe=random"])
+
+
+def test_a_scene_folder_whose_labels_do_not_load_is_not_left_behind(fake_cfg, monkeypatch):  # noqa: F811
+    real = scenes.make_scene
+
+    def bad_scene(*args, **kwargs):
+        audio, labels, sources = real(*args, **kwargs)
+        return audio, [(6.908, 6.908, "Dog")], sources  # onset == offset: the loader refuses it
+
+    monkeypatch.setattr(scenes, "make_scene", bad_scene)
+    with pytest.raises(DatasetError, match="offset 6.908 is not after onset 6.908"):
+        scenes.build_scenes(fake_cfg, n_scenes=3, folds=(5,), progress=False)
+    assert not list((fake_cfg.cache_dir / "scenes").glob("fold5-*"))  # no folder that would be reused

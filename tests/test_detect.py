@@ -247,14 +247,25 @@ def test_an_hour_long_file_runs_in_bounded_memory(models, tmp_path):
             block += 0.001 * rng.standard_normal(len(block)).astype(np.float32)
             fh.write(block)
     out = tmp_path / "hour.tsv"
-    script = ("import resource, sys; from sed_utils.runner import main; code = main(sys.argv[1:]); "
-              "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    # the child notes its memory once torch and the model are loaded (~0.85 GB with PyPI's torch),
+    # then detects: what the hour adds on top is what the block-wise reading and scoring bound
+    script = ("import resource, sys\n"
+              "from sed_utils.detection import load_model\n"
+              "load_model(sys.argv[4])\n"
+              "loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "from sed_utils.runner import main\n"
+              "code = main(sys.argv[1:])\n"
+              "print('KB', loaded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+              "sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", script, "detect", str(path), "--checkpoint",
                            str(models["frame"]), "--out", str(out), "--quiet"],
                           capture_output=True, text=True, cwd=REPO, timeout=900)
     assert done.returncode == 0, done.stderr
-    peak_mb = int(done.stdout.split("PEAK_KB")[1]) / 1024
-    assert peak_mb < 1024, f"peak memory {peak_mb:.0f} MB on an hour of audio"
+    loaded_kb, peak_kb = map(int, done.stdout.split("KB")[1].split())
+    added_mb = (peak_kb - loaded_kb) / 1024
+    # the hour at 16 kHz mono is 230 MB; holding it at the file's rate, as float64 or as one
+    # spectrogram or window array (0.9 GB) would break this bound
+    assert added_mb < 512, f"an hour of audio added {added_mb:.0f} MB over the loaded model"
     events = pd.read_csv(out, sep="\t")
     assert events["offset"].max() <= minutes * 60 + 1e-6
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 4096  # this process stayed small too

@@ -48,6 +48,7 @@ __all__ = [
     "PEAK",
     "BG_RMS",
     "RECIPE_VERSION",
+    "DESED_LIKE_VERSION",
     "Clip",
     "active_mask",
     "active_spans",
@@ -73,6 +74,10 @@ _HOP_SECONDS = 0.010
 _FADE_SECONDS = 0.005
 #: Bump when the mixing recipe changes: the cache key then changes and old scenes are not reused.
 RECIPE_VERSION = 1
+#: the desed_like recipe's own version (2: spans under DESED_LIKE_MIN_SPAN_SECONDS are not labelled);
+#: in its cache key only, so the uniform scenes keep theirs
+DESED_LIKE_VERSION = 2
+DESED_LIKE_MIN_SPAN_SECONDS = 0.02
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,7 +304,10 @@ def _desed_like_targets(name: str, mix: np.ndarray, pool: list[Clip], desed_of: 
                 continue
             taken.append((pos, pos + len(x)))
             spans = _insert(mix, x, mask, pos, snr, sample_rate)
-            labels += [(round(a / sample_rate, 3), round(b / sample_rate, 3), str(label)) for a, b in spans]
+            # a crop can end on a sliver of the clip's active mask (a few samples): no event to label,
+            # and rounded to ms its onset would equal its offset
+            labels += [(round(a / sample_rate, 3), round(b / sample_rate, 3), str(label)) for a, b in spans
+                       if b - a >= DESED_LIKE_MIN_SPAN_SECONDS * sample_rate]
             sources.append(_source_row(name, "target", clip, pos / sample_rate, (pos + len(x)) / sample_rate,
                                        str(label), (src / sample_rate, (src + len(x)) / sample_rate), snr))
     return labels

@@ -34,6 +34,7 @@ from sed_utils.data.desed import StrongLabelSet, load_desed
 from sed_utils.data.esc50 import AMBIENT_CATEGORIES, esc50_root, load_esc50_meta
 from sed_utils.data.scene_mixing import (
     BG_RMS,
+    DESED_LIKE_VERSION,
     EMPTY_SCENE_PROB,
     MIN_EVENT_SECONDS,
     PEAK,
@@ -95,7 +96,8 @@ def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,
                   snr_db: tuple[float, float], pools_meta: dict[str, pd.DataFrame]) -> dict:
     """Everything that decides the scenes' bytes: the cache key is its hash. The ``desed_like``
     recipe adds the statistics it follows (the ``uniform`` scenes keep the keys they always had)."""
-    extra = {"desed_stats": load_desed_stats()} if cfg.scene_recipe == "desed_like" else {}
+    extra = ({"desed_stats": load_desed_stats(), "desed_like_version": DESED_LIKE_VERSION}
+             if cfg.scene_recipe == "desed_like" else {})
     return {**extra,
         "recipe": RECIPE_VERSION,
         "n_scenes": int(n_scenes),
@@ -225,6 +227,9 @@ def build_scenes(
         used = {int(f) for f in pd.DataFrame(source_rows)["fold"] if int(f) >= 0}
         if not used <= set(folds):  # belt and braces: the pools were checked, so were the results
             raise DatasetError(f"{out_dir}: scenes used clips of fold(s) {sorted(used - set(folds))}")
+        # the labels pass the loader's checks before the folder exists under its name: a folder
+        # that is there is one that loads (it is never rebuilt, so a bad one would stay)
+        load_desed(scene_labels_path(tmp), tmp / "audio", cfg.desed_labels, clip_seconds=SCENE_SECONDS)
         summary = {k: v for k, v in params.items() if k != "clips"}
         summary.update(key=key, n_clips=len(params["clips"]))
         (tmp / "params.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
