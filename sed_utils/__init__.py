@@ -6,7 +6,8 @@ list (``tests/test_layers.py`` enforces it; ``docs/architecture.md`` draws it):
 ``errors``, ``atomic``, ``keys`` -> ``config`` -> ``io`` (audio, download, extract) -> ``data``
 (ESC-50, DESED, scenes, test sets, registry, demo data, label statistics) -> ``chunking``,
 ``features``, ``augment``, ``dataset`` -> ``model`` -> ``metrics`` -> ``checkpoint`` ->
-``inference`` -> ``training`` -> ``postprocess`` -> ``evaluation`` -> ``plots`` -> ``runner``.
+``inference`` -> ``training`` -> ``postprocess`` -> ``detection`` -> ``evaluation`` -> ``plots`` ->
+``runner``.
 
 Everything reads its knobs from :func:`sed_utils.config.load_config`. ``sed_utils.detect`` (events in
 your own recordings, notebook 09) is :func:`sed_utils.detection.detect`, loaded on first use so that

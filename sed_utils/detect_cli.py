@@ -83,12 +83,17 @@ def _model_source(args: argparse.Namespace) -> Path:
         return args.checkpoint
     if args.run is not None:
         return args.run
+    from sed_utils.detection import find_checkpoint
+
     for name in DEFAULT_RUNS:
         folder = REPO_ROOT / "runs" / name
-        if (folder / "frame_model" / "best.pt").is_file() or (folder / "model" / "best.pt").is_file():
-            print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)",
-                  file=sys.stderr)
-            return folder
+        try:
+            find_checkpoint(folder, args.model)
+        except FileNotFoundError:
+            continue
+        print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)",
+              file=sys.stderr)
+        return folder
     raise FileNotFoundError("no trained model under runs/full, runs/scenes or runs/demo: train one "
                             "(make demo, or notebook 05 / 08), or give --run DIR or --checkpoint FILE")
 

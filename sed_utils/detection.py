@@ -155,7 +155,8 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_fil
     choice (see the module docstring for the order) (notebook 09)."""
     labels = list(trained.labels)
     stored = trained.info.post_processing
-    chosen = stored.get("events") or stored.get("segments")
+    name = next((k for k in ("events", "segments") if stored.get(k)), "")
+    chosen = stored[name] if name else None
     if chosen is None and thresholds is None:
         raise CheckpointError(
             f"{trained.info.path}: the checkpoint holds no thresholds. Evaluate it once (notebook 08's "
@@ -165,10 +166,10 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_fil
         base_thr = np.asarray(chosen["event_thresholds"], dtype=float)
         base_filters = np.asarray(chosen["median_filters"], dtype=int)
         source = f"{chosen.get('by', 'stored in the checkpoint')}; chosen on {chosen.get('chosen_on', '?')}"
-        name, hop = ("events" if "events" in stored else "segments"), float(chosen.get("hop_seconds", 0.25))
+        hop = float(chosen.get("hop_seconds", 0.25))
     else:
         base_thr, base_filters, source = np.full(len(labels), 0.5), np.ones(len(labels), dtype=int), "given"
-        name, hop = "", 0.25
+        hop = 0.25
     thr = _per_class(thresholds, labels, base_thr, "thresholds")
     filters = _per_class(median_filters, labels, base_filters.astype(float), "median_filters").astype(int)
     if ((thr < 0) | (thr > 1)).any():
@@ -183,15 +184,19 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_fil
 # --------------------------------------------------------------------------------------------
 # One recording
 # --------------------------------------------------------------------------------------------
-def score_curve(trained: TrainedModel, audio: np.ndarray, sample_rate: int, *, hop_seconds: float = 0.25
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(boundaries [T + 1] s, probabilities [T, C]) of a recording (notebook 09): the frame model's
-    frames, or the chunk model's sliding windows (every ``hop_seconds``), each standing for the
-    slice around its centre. Both run in bounded memory on long recordings."""
+def score_curve(trained: TrainedModel, audio: np.ndarray, sample_rate: int, *, hop_seconds: float = 0.25,
+                clip_seconds: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(boundaries [T + 1] s, probabilities [T, C], float32) of a recording (notebooks 08, 09): the
+    frame model's frames, or the chunk model's sliding windows (every ``hop_seconds``), each
+    standing for the slice around its centre, the last to the end of the recording (or to
+    ``clip_seconds`` when that is longer: a test clip a few ms short). Both run in bounded memory
+    on long recordings. The one way both notebook 08's evaluation and ``detect`` read a model."""
     if trained.kind == "frame":
-        return frame_scores(trained.detector, audio, sample_rate)
+        bounds, probs = frame_scores(trained.detector, audio, sample_rate)
+        return bounds, probs.astype(np.float32, copy=False)
     times, probs = sliding_window_scores(trained.detector, audio, sample_rate, hop_seconds)
-    return window_bounds(times, hop_seconds, len(audio) / float(sample_rate)), probs
+    end = max(clip_seconds, len(audio) / float(sample_rate))
+    return window_bounds(times, hop_seconds, end), probs.astype(np.float32, copy=False)
 
 
 def _events_with_scores(bounds: np.ndarray, scores: np.ndarray, smooth: np.ndarray, post: PostProcessing,
@@ -334,8 +339,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
 
 def events_text(events: pd.DataFrame, fmt: str = "tsv") -> str:
     """An events table as text (notebook 09, the CLI): ``tsv`` in the DCASE layout (``filename onset
-    offset event_label``, then ``score``), which sed_eval and sed_scores_eval read back, or ``json``
-    (a list of records)."""
+    offset event_label``, then ``score``), which sed_eval (dcase_util) reads back, or ``json`` (a
+    list of records)."""
     if fmt == "tsv":
         return events[EVENT_COLUMNS].to_csv(sep="\t", index=False, float_format="%.3f")
     if fmt == "json":

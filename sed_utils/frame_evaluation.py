@@ -4,8 +4,10 @@ segments, PSDS and false alarms on the test set (notebook 08).
 Both models are read the same way, as *score curves* (one score per class per time slice): the
 frame model's 80 ms frames (:func:`sed_utils.inference.frame_scores`), or the chunk model's
 sliding windows, each standing for the slice around its centre
-(:func:`sed_utils.postprocess.window_bounds`). So the comparison in notebook 08 is between
-models, not between two evaluation codes. The steps of :func:`evaluate_event_model`:
+(:func:`sed_utils.postprocess.window_bounds`), both through :func:`sed_utils.detection.score_curve`,
+the function ``detect`` uses on a user's recording. So the comparison in notebook 08 is between
+models, not between two evaluation codes, and what is measured here is what ``detect`` does.
+The steps of :func:`evaluate_event_model`:
 
 1. curves of the VALIDATION scenes (ESC-50 validation fold) -> per class, the median filter and
    the threshold with the best event-based F1 (:func:`sed_utils.postprocess.choose_event_postprocessing`),
@@ -40,8 +42,8 @@ from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import esc50_root, load_esc50_meta
 from sed_utils.data.scenes import scene_set
 from sed_utils.data.test_sets import describe_test_set, load_test_set
+from sed_utils.detection import score_curve
 from sed_utils.frame_training import frame_checkpoint_path
-from sed_utils.inference import frame_scores, sliding_window_scores
 from sed_utils.io.audio import read_audio
 from sed_utils.keys import digest, json_clean
 from sed_utils.metrics import choose_thresholds, event_metrics, segment_metrics
@@ -51,7 +53,6 @@ from sed_utils.postprocess import (
     events_of_curves,
     segments_to_events,
     smooth_curves,
-    window_bounds,
 )
 from sed_utils.psds import ScoreCurves, intersection_f1, psds
 
@@ -75,15 +76,6 @@ def events_results_path(cfg: Config, model: str, tag: str = "") -> Path:
     return cfg.run_dir / f"events_{model}{tag}.json"
 
 
-def _curve_of(trained: TrainedModel, audio: np.ndarray, sr: int, hop: float, clip_seconds: float
-              ) -> tuple[np.ndarray, np.ndarray]:
-    if trained.kind == "frame":
-        bounds, probs = frame_scores(trained.detector, audio, sr)
-        return bounds, probs.astype(np.float32)
-    times, probs = sliding_window_scores(trained.detector, audio, sr, hop)
-    return window_bounds(times, hop, max(clip_seconds, len(audio) / sr)), probs.astype(np.float32)
-
-
 def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], clip_seconds: float, *,
                  progress: bool = True, desc: str = "score curves") -> ScoreCurves:
     """Score curves of the files ``paths`` (name -> audio file), cached under a key of the model's
@@ -96,7 +88,8 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
         with np.load(cache) as z:
             return {n: (z[f"b{i}"], z[f"s{i}"]) for i, n in enumerate(names)}
     sr = trained.detector.sample_rate
-    curves = {n: _curve_of(trained, read_audio(paths[n], sr), sr, cfg.eval.event_hop_seconds, clip_seconds)
+    curves = {n: score_curve(trained, read_audio(paths[n], sr), sr, hop_seconds=cfg.eval.event_hop_seconds,
+                             clip_seconds=clip_seconds)
               for n in tqdm(names, desc=desc, disable=not progress)}
     arrays = {f"{p}{i}": curves[n][j] for i, n in enumerate(names) for j, p in enumerate("bs")}
     atomic.save_npz(cache, **arrays)
@@ -162,9 +155,13 @@ def _negative_clips(cfg: Config, folds: tuple[int, ...]) -> Any:
     return meta[meta["fold"].isin(folds) & ~meta["category"].isin(cfg.esc50_categories)]
 
 
+def _paths_of(clips: Any) -> dict[str, Path]:
+    return {str(r.filename): Path(r.path) for r in clips.itertuples()}
+
+
 def negative_clip_paths(cfg: Config, folds: tuple[int, ...]) -> dict[str, Path]:
     """The ESC-50 clips of the NON-target classes in ``folds``, name -> audio file (notebook 08)."""
-    return {str(r.filename): Path(r.path) for r in _negative_clips(cfg, folds).itertuples()}
+    return _paths_of(_negative_clips(cfg, folds))
 
 
 def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, Any], folds: tuple[int, ...],
@@ -178,8 +175,7 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, An
     if neg.empty:
         return {"clips": 0, "with_false_alarm": 0, "share": float("nan"), "folds": list(folds),
                 "held_out": held_out}
-    paths = negative_clip_paths(cfg, folds)
-    curves = model_curves(cfg, trained, paths, NEGATIVE_CLIP_SECONDS, progress=progress,
+    curves = model_curves(cfg, trained, _paths_of(neg), NEGATIVE_CLIP_SECONDS, progress=progress,
                           desc="negative clips")
     events = events_of_curves(smooth_curves(curves, post["median_filters"]), post["event_thresholds"],
                               cfg.desed_labels)
