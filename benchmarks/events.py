@@ -14,6 +14,10 @@ Rows (the same trained model where it says so):
     frame                   + a class-wise median filter chosen on validation (config defaults)
     frame, negatives-aware  the same, with the validation fold's clips of the other 45 classes
                             joining the validation scenes in that choice (eval.tune_with_negatives)
+    frame, trained with negatives (only with ``--negative-clips N``): a second frame model, trained
+                            with N negative-only examples per epoch (frame.negative_clips, training
+                            folds' clips of the other classes), evaluated as "frame" and as
+                            "negatives-aware"; its models live in runs/events/seed<k>-negatives<N>/
 
 The chunk model's notebook-06 row counts its false alarms on the negatives with notebook 06's own
 thresholds and median filter (the value before notebook 08).
@@ -52,6 +56,8 @@ ROWS = [
     ("frame_thresholds", "frame model, per-class thresholds only"),
     ("frame", "frame model, + class-wise median filter (defaults)"),
     ("frame_negatives", "frame model, + negatives in the choice (eval.tune_with_negatives)"),
+    ("frame_neg_trained", "frame model trained with negative clips (frame.negative_clips)"),
+    ("frame_neg_trained_aware", "frame model trained with negative clips, + negatives in the choice"),
 ]
 METRICS = [("event_f1", "event macro F1"), ("psds1", "PSDS1"), ("psds2", "PSDS2"),
            ("segment_f1", "segment macro F1"), ("intersection_f1", "intersection F1"),
@@ -66,14 +72,36 @@ def _numbers(res: dict, train_min: float | None) -> dict:
             "negatives_share": res.get("negatives", {}).get("share"), "train_min": train_min}
 
 
-def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
-    """Train (or reuse) both models of one seed (the chunk model only when ``chunk``) and evaluate
-    every row."""
+def _frame_rows(seed: int, extra: list[str], runs_root: Path, rows: tuple[str, str],
+                plain_row: str | None = None) -> list[dict]:
+    """Train (or reuse) one frame model and evaluate it with the default post-processing choice and
+    the negatives-aware one (and without a median filter when ``plain_row`` is given)."""
+    from sed_utils.frame_evaluation import evaluate_event_model
+    from sed_utils.frame_training import train_frame_model
+
+    base = [*extra, f"seed={seed}", f"runs_root={runs_root}"]
+    cfg = load_config("scenes", base)
+    frame = train_frame_model(cfg, progress=False)
+    out = []
+    if plain_row:
+        plain = evaluate_event_model(load_config("scenes", [*base, "frame.median_filters=[1]"]), "frame",
+                                     progress=False, tag="_thresholds")
+        out.append({"row": plain_row, "seed": seed, **_numbers(plain, None)})
+    full = evaluate_event_model(cfg, "frame", progress=False)
+    out.append({"row": rows[0], "seed": seed, **_numbers(full, frame.info.seconds / 60)})
+    aware = evaluate_event_model(load_config("scenes", [*base, "eval.tune_with_negatives=true"]), "frame",
+                                 progress=False, tag="_negatives")
+    out.append({"row": rows[1], "seed": seed, **_numbers(aware, None)})
+    return out
+
+
+def run_seed(seed: int, extra: list[str], chunk: bool = True, negative_clips: int = 0) -> list[dict]:
+    """Train (or reuse) both models of one seed (the chunk model only when ``chunk``; the second
+    frame model only when ``negative_clips``) and evaluate every row."""
     from sed_utils.checkpoint import load_trained
     from sed_utils.dataset import build_datasets
     from sed_utils.evaluation import evaluate_run
     from sed_utils.frame_evaluation import evaluate_event_model, model_checkpoint, negative_false_alarms
-    from sed_utils.frame_training import train_frame_model
     from sed_utils.training import train_model
 
     runs_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
@@ -90,17 +118,11 @@ def run_seed(seed: int, extra: list[str], chunk: bool = True) -> list[dict]:
         out.append({"row": "chunk_nb06", "seed": seed, **_numbers(nb06, chunk_result.seconds / 60)})
         tuned = evaluate_event_model(cfg, "chunk", progress=False)
         out.append({"row": "chunk_tuned", "seed": seed, **_numbers(tuned, None)})
-    frame = train_frame_model(cfg, progress=False)
-    no_filter = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}",
-                                       "frame.median_filters=[1]"])
-    plain = evaluate_event_model(no_filter, "frame", progress=False, tag="_thresholds")
-    out.append({"row": "frame_thresholds", "seed": seed, **_numbers(plain, None)})
-    full = evaluate_event_model(cfg, "frame", progress=False)
-    out.append({"row": "frame", "seed": seed, **_numbers(full, frame.info.seconds / 60)})
-    neg_cfg = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}",
-                                     "eval.tune_with_negatives=true"])
-    aware = evaluate_event_model(neg_cfg, "frame", progress=False, tag="_negatives")
-    out.append({"row": "frame_negatives", "seed": seed, **_numbers(aware, None)})
+    out += _frame_rows(seed, extra, runs_root, ("frame", "frame_negatives"), plain_row="frame_thresholds")
+    if negative_clips:
+        out += _frame_rows(seed, [*extra, f"frame.negative_clips={negative_clips}"],
+                           runs_root.with_name(f"seed{seed}-negatives{negative_clips}"),
+                           ("frame_neg_trained", "frame_neg_trained_aware"))
     return out
 
 
@@ -141,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--chunk-seeds", type=int, nargs="*", default=None,
                    help="seeds for which the chunk model is trained too (default: all of --seeds)")
+    p.add_argument("--negative-clips", type=int, default=0,
+                   help="also train a frame model with this many negative-only examples per epoch")
     p.add_argument("-p", "--override", action="append", default=[],
                    help="extra config override for every run")
     args = p.parse_args(argv)
@@ -152,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/events.py --seeds " + " ".join(map(str, args.seeds))
     if args.chunk_seeds is not None:
         command += " --chunk-seeds " + " ".join(map(str, args.chunk_seeds))
+    if args.negative_clips:
+        command += f" --negative-clips {args.negative_clips}"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds)
+        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds, negative_clips=args.negative_clips)
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         done = sorted({r["seed"] for r in runs})  # written after each seed: an interrupted run keeps them
         atomic.write_text(RESULTS_DIR / "events.json", json.dumps(

@@ -149,6 +149,7 @@ class FrameConfig:
     weight_decay: float = 1e-4
     weak_weight: float = 0.5
     median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
+    negative_clips: int = 0
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,8 @@ def _check_choices(cfg_path: Path, sections: dict[str, Any]) -> None:
     if fc.train_scenes < 1 or fc.epochs < 1 or fc.batch_size < 1:
         raise ConfigError(f"{cfg_path}: frame.train_scenes, frame.epochs and frame.batch_size must be >= 1, "
                           f"got {fc.train_scenes}, {fc.epochs}, {fc.batch_size}")
+    if fc.negative_clips < 0:
+        raise ConfigError(f"{cfg_path}: frame.negative_clips must be >= 0 (0: none), got {fc.negative_clips}")
     if not fc.median_filters or any(m < 1 or m % 2 == 0 for m in fc.median_filters):
         raise ConfigError(f"{cfg_path}: frame.median_filters must be odd lengths >= 1, "
                           f"got {fc.median_filters}")

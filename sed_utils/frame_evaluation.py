@@ -39,7 +39,7 @@ from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processi
 from sed_utils.chunking import build_segments
 from sed_utils.config import Config
 from sed_utils.data.desed import StrongLabelSet
-from sed_utils.data.esc50 import esc50_root, load_esc50_meta
+from sed_utils.data.esc50 import esc50_root, load_esc50_meta, negative_clips
 from sed_utils.data.scenes import scene_set
 from sed_utils.data.test_sets import describe_test_set, load_test_set
 from sed_utils.detection import score_curve
@@ -151,8 +151,7 @@ def evaluate_curves(cfg: Config, ds: StrongLabelSet, curves: ScoreCurves,
 
 
 def _negative_clips(cfg: Config, folds: tuple[int, ...]) -> Any:
-    meta = load_esc50_meta(esc50_root(cfg))
-    return meta[meta["fold"].isin(folds) & ~meta["category"].isin(cfg.esc50_categories)]
+    return negative_clips(load_esc50_meta(esc50_root(cfg)), cfg.esc50_categories, folds)
 
 
 def _paths_of(clips: Any) -> dict[str, Path]:

@@ -6,6 +6,9 @@ The same shape as :mod:`sed_utils.training` (a loop over :func:`fit_frame_epoch`
 - Data: ``frame.train_scenes`` 10 s scenes mixed from the TRAINING folds (their event timings are
   known exactly, so every 80 ms frame has a target) and the validation scenes of ``cfg.valid_folds``
   (``eval.valid_scenes``), never the test set.
+- Negatives (``frame.negative_clips`` > 0): that many 10 s examples per epoch made of the training
+  folds' ESC-50 clips of the other 45 classes, all targets zero (see
+  :class:`~sed_utils.frame_dataset.FrameDataset`); the normalisation statistics stay the scenes'.
 - Loss: binary cross-entropy on every frame (strong labels) plus ``frame.weak_weight`` x the
   cross-entropy of the attention-pooled clip output against the clip's labels (weak labels). The
   weak term trains the pooling, so the clip output can be used on its own, and it pulls the frame
@@ -39,7 +42,7 @@ from sed_utils.config import Config
 from sed_utils.data.scenes import scene_set
 from sed_utils.errors import CheckpointError
 from sed_utils.features import normalization_stats
-from sed_utils.frame_dataset import FrameData, FrameDataset, clip_frame_data
+from sed_utils.frame_dataset import FrameData, FrameDataset, clip_frame_data, negative_clip_features
 from sed_utils.frame_model import FrameDetector, build_frame_detector
 from sed_utils.inference import predict_logits, sigmoid
 from sed_utils.metrics import macro_f1_at_chosen_thresholds
@@ -73,6 +76,8 @@ def frame_key(cfg: Config) -> str:
     """The config keys that decide the frame model: the chunk model's training keys plus ``frame``
     but its post-processing candidates (notebook 08 re-runs skip training when it is unchanged)."""
     frame = {k: v for k, v in cfg.to_dict()["frame"].items() if k != "median_filters"}
+    if not frame.get("negative_clips"):  # added later: at its default 0 the models trained before stay valid
+        frame.pop("negative_clips", None)
     view = {"base": training_key(cfg), "frame": frame}
     return json.dumps(view, sort_keys=True, default=str)
 
@@ -174,7 +179,9 @@ def _fit_frames(cfg: Config, train: FrameData, valid: FrameData, out_dir: Path, 
     set_seed(cfg.seed)
     dev = torch.device(device) if device is not None else pick_device()
     mean, std = normalization_stats(train.features)
-    dataset = FrameDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean)
+    negatives = negative_clip_features(cfg, progress=progress) if fc.negative_clips > 0 else None
+    dataset = FrameDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean, negatives=negatives,
+                           negative_items=fc.negative_clips)
     loader = DataLoader(dataset, batch_size=fc.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(cfg.seed))
     model = build_frame_detector(list(cfg.desed_labels), cfg.mel, cfg.audio.sample_rate, train.clip_seconds,

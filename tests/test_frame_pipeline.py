@@ -84,3 +84,32 @@ def test_frame_model_end_to_end(cfg, capsys):
     assert chosen_on.endswith("+ 8 clips of the other classes of the same fold(s)")
     assert res_aware["negatives"]["held_out"] and res_aware["negatives"]["folds"] == [5]
     assert events_results_path(cfg, "frame", "_negatives").is_file()
+
+
+def test_negative_examples_are_training_fold_clips_back_to_back_with_zero_targets(cfg):
+    """frame.negative_clips: items after the scenes are two of the TRAINING fold's negative clips
+    (rain, wind, engine, door knock of fold 3 here) back to back, cut to the scenes' length, with
+    every frame target zero."""
+    from sed_utils.frame_dataset import FrameDataset, negative_clip_features
+    from sed_utils.frame_training import frame_key
+
+    neg = negative_clip_features(cfg, progress=False)
+    assert neg.shape == (8, 64, 501)  # fold 3 only: 4 categories x 2 takes, 5 s each
+    train, _ = frame_training_data(cfg, progress=False)
+    ds = FrameDataset(train, negatives=neg, negative_items=3, seed=1)
+    assert len(ds) == 8 + 3
+    x, frames, clip = ds[8]
+    assert x.shape == (64, 1001) and frames.shape == (126, 5)
+    assert float(frames.sum()) == 0.0 and float(clip.sum()) == 0.0
+    first = [k for k in range(len(neg)) if np.array_equal(x[:, :501].numpy(), np.asarray(neg[k], np.float32))]
+    second = [k for k in range(len(neg))
+              if np.array_equal(x[:, 501:].numpy(), np.asarray(neg[k], np.float32)[:, :500])]
+    assert first and second
+    # a scene item is untouched by the negatives
+    assert np.array_equal(ds[0][0].numpy(), np.asarray(train.features[0], np.float32))
+    # the default (0) keeps the key of models trained before the option existed; any other value retrains
+    assert "negative_clips" not in frame_key(cfg)
+    with_neg = dataclasses.replace(cfg, frame=dataclasses.replace(cfg.frame, negative_clips=3))
+    assert frame_key(with_neg) != frame_key(cfg)
+    with pytest.raises(ValueError, match="needs negative clips"):
+        FrameDataset(train, negatives=None, negative_items=3)

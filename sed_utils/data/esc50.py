@@ -111,6 +111,14 @@ def load_esc50_meta(root: Path) -> pd.DataFrame:
     return meta
 
 
+def negative_clips(meta: pd.DataFrame, targets: list[str] | tuple[str, ...],
+                   folds: tuple[int, ...] | list[int]) -> pd.DataFrame:
+    """The clips of ``folds`` whose category is not one of ``targets`` (notebook 08): sounds that
+    hold none of the five classes. The frame model can train on the training folds' ones, and the
+    held-out fold's ones count false alarms."""
+    return meta[meta["fold"].isin(list(folds)) & ~meta["category"].isin(list(targets))]
+
+
 def add_target_labels(meta: pd.DataFrame, classes: dict[str, str]) -> pd.DataFrame:
     """Return a copy with ``is_target`` and one 0/1 column per DESED label (``classes`` order; notebook 02,
     and notebooks 03-05 through build_esc50_chunks).
