@@ -125,7 +125,7 @@ class FrameDataset(Dataset):
     def _augmented(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, rng = self.augment, self._rng
         if rng.random() < a.mix_prob:
-            j = int(rng.integers(len(self)))
+            j = int(rng.integers(len(self.data.files)))  # a scene partner (the negatives come after them)
             other = np.asarray(self.data.features[j], dtype=np.float32)
             shift = rng.uniform(-6.0, 0.0)  # the partner a little quieter or as loud
             x = 10.0 * np.log10(10.0 ** (x / 10.0) + 10.0 ** ((other + shift) / 10.0))

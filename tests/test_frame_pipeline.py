@@ -111,5 +111,9 @@ def test_negative_examples_are_training_fold_clips_back_to_back_with_zero_target
     assert "negative_clips" not in frame_key(cfg)
     with_neg = dataclasses.replace(cfg, frame=dataclasses.replace(cfg.frame, negative_clips=3))
     assert frame_key(with_neg) != frame_key(cfg)
+    # with augmentation (a partner scene mixed in every time) every item still comes out
+    mixing = dataclasses.replace(cfg.augment, mix_prob=1.0)
+    augmented = FrameDataset(train, augment=mixing, negatives=neg, negative_items=3, seed=1)
+    assert all(augmented[i][0].shape == (64, 1001) for i in range(len(augmented)))
     with pytest.raises(ValueError, match="needs negative clips"):
         FrameDataset(train, negatives=None, negative_items=3)
