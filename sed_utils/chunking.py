@@ -31,7 +31,7 @@ from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import add_target_labels, esc50_root, load_esc50_meta
 from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled
-from sed_utils.keys import frame_hash, params_key
+from sed_utils.keys import file_identity, frame_hash, params_key
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -150,8 +150,7 @@ def _chunk_cache_path(cfg: Config, name: str, key: str) -> Path:
 # ESC-50 chunk table
 # ------------------------------------------------------------------------------------------------
 def _esc50_key(cfg: Config, meta: pd.DataFrame) -> str:
-    files = meta[["filename", "fold", "category"]].copy()
-    files["size"] = [Path(p).stat().st_size for p in meta["path"]]
+    files = meta[["filename", "fold", "category"]]
     c = cfg.chunking
     return params_key(
         {
@@ -164,6 +163,7 @@ def _esc50_key(cfg: Config, meta: pd.DataFrame) -> str:
             "classes": list(cfg.classes.items()),
             "seed": cfg.seed,
             "files": frame_hash(files),
+            "sources": file_identity(meta["path"]),  # size + mtime: a replaced clip is re-chunked
         }
     )
 

@@ -22,9 +22,13 @@ from typing import Any
 
 import yaml
 
+from sed_utils.config_rules import ESC50_FOLDS, check_sections
 from sed_utils.errors import ConfigError
 
+__all__ = ["Config", "load_config", "parse_override", "ESC50_FOLDS", "REPO_ROOT"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yml"
 
 
@@ -42,6 +46,7 @@ class DownloadConfig:
     mirror: str | None = None
     timeout_seconds: float = 60.0
     retries: int = 3
+    stall_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -271,8 +276,11 @@ def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
             continue
         v = values[f.name]
         default = getattr(cls(), f.name)
-        if isinstance(default, tuple):
-            v = tuple(int(x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+        if isinstance(default, tuple):  # a list of integers; one integer alone stands for [it]
+            items = v if isinstance(v, (list, tuple)) else [v]
+            if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
+                raise ConfigError(f"{where}.{f.name}: expected a list of integers like [1, 2], got {v!r}")
+            v = tuple(items)
         elif isinstance(default, bool):
             if not isinstance(v, bool):
                 raise ConfigError(f"{where}.{f.name}: expected true/false, got {v!r}")
@@ -331,24 +339,22 @@ def _check_choices(cfg_path: Path, sections: dict[str, Any]) -> None:
             f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
             f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
         )
-    fc = sections["frame"]
-    if fc.train_scenes < 1 or fc.epochs < 1 or fc.batch_size < 1:
-        raise ConfigError(f"{cfg_path}: frame.train_scenes, frame.epochs and frame.batch_size must be >= 1, "
-                          f"got {fc.train_scenes}, {fc.epochs}, {fc.batch_size}")
-    if fc.negative_clips < 0:
-        raise ConfigError(f"{cfg_path}: frame.negative_clips must be >= 0 (0: none), got {fc.negative_clips}")
-    if not fc.median_filters or any(m < 1 or m % 2 == 0 for m in fc.median_filters):
-        raise ConfigError(f"{cfg_path}: frame.median_filters must be odd lengths >= 1, "
-                          f"got {fc.median_filters}")
-    folds = sections["folds"]
-    if set(folds.train) & set(folds.valid):
-        raise ConfigError(f"folds.train {folds.train} and folds.valid {folds.valid} overlap")
-    held_out = set(folds.scenes_test)
-    if held_out & (set(folds.scenes_train) | set(folds.scenes_valid)):
-        raise ConfigError(
-            f"folds.scenes_test {folds.scenes_test} must stay out of training {folds.scenes_train} "
-            f"and validation {folds.scenes_valid}: the scenes are mixed from it"
-        )
+
+
+def _check_top_level(cfg_path: Path, merged: dict[str, Any], data_root: Any) -> None:
+    """The values outside the sections: seed, synthetic, the two roots, the class map."""
+    seed = merged.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{cfg_path}: seed = {seed!r} is not allowed: expected an integer >= 0")
+    if not isinstance(merged.get("synthetic", False), bool):
+        raise ConfigError(f"{cfg_path}: synthetic = {merged.get('synthetic')!r} is not allowed: "
+                          "expected true or false")
+    for key, value in (("data_root", data_root), ("runs_root", merged.get("runs_root", "runs"))):
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise ConfigError(f"{cfg_path}: {key} = {value!r} is not allowed: expected a folder path")
+    bad = {k: v for k, v in merged["classes"].items() if not isinstance(v, str) or not str(k).strip()}
+    if bad:
+        raise ConfigError(f"{cfg_path}: classes {bad} are not allowed: expected DESED label: ESC-50 category")
 
 
 def load_config(
@@ -402,6 +408,8 @@ def load_config(
     if test_set not in TEST_SETS:
         raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
     _check_choices(cfg_path, sections)
+    check_sections(cfg_path, sections, test_set)
+    _check_top_level(cfg_path, merged, data_root)
     scene_recipe = str(merged.get("scene_recipe", "uniform"))
     if scene_recipe not in SCENE_RECIPES:
         raise ConfigError(f"{cfg_path}: scene_recipe must be one of {SCENE_RECIPES}, got {scene_recipe!r}")

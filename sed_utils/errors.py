@@ -53,13 +53,15 @@ class DownloadError(SedError, RuntimeError):
     The message names the URL or file, the problem, and what to do about it. ``reason`` is a short
     machine-readable tag (``http``, ``not_found``, ``network``, ``truncated``, ``checksum``,
     ``archive``, ``unsafe``, ``disk_full``, ``io``, ``content``, ``usage``) for callers that react
-    differently.
+    differently; ``detail`` the problem alone, without the advice (a caller that acts on the
+    problem, e.g. by removing the archive, gives its own).
     """
 
-    def __init__(self, message: str, *, reason: str = "", url: str | None = None):
+    def __init__(self, message: str, *, reason: str = "", url: str | None = None, detail: str = ""):
         super().__init__(message)
         self.reason = reason
         self.url = url
+        self.detail = detail or message
 
 
 class CheckpointError(SedError, RuntimeError):

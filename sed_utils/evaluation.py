@@ -33,7 +33,7 @@ from sed_utils.data.test_sets import describe_test_set
 from sed_utils.dataset import scene_segments, segments_of_test_set
 from sed_utils.inference import predict_proba, sliding_window_scores
 from sed_utils.io.audio import read_audio
-from sed_utils.keys import digest, json_clean
+from sed_utils.keys import digest, file_identity, json_clean
 from sed_utils.metrics import (
     REFERENCE_NUMBERS,
     choose_thresholds,
@@ -231,9 +231,9 @@ def _window_scores(cfg: Config, trained: TrainedModel, ds: StrongLabelSet, ckpt_
                    progress: bool) -> Windows:
     """Sliding-window scores of every clip of ``ds``, cached under checkpoint + audio + parameters."""
     files = list(ds.files)
-    sizes = [ds.path(f).stat().st_size for f in files]
     # the folder is part of the key: the test and the validation scenes share file names and sizes
-    key = digest("windows-v3", ckpt_key, str(ds.audio_dir), files, sizes, cfg.audio.sample_rate,
+    sources = file_identity(ds.path(f) for f in files)  # size + mtime of each file
+    key = digest("windows-v4", ckpt_key, str(ds.audio_dir), files, sources, cfg.audio.sample_rate,
                  cfg.to_dict()["mel"], cfg.chunking.chunk_seconds, cfg.eval.event_hop_seconds)
     cache = cfg.run_dir / "eval_cache" / f"window_scores_{key}.npz"
     if ckpt_key and cache.is_file():

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from sed_utils import atomic
 from sed_utils.config import MelConfig
 from sed_utils.io.audio import cached_resampled, read_audio
-from sed_utils.keys import params_key
+from sed_utils.keys import file_identity, params_key
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -159,8 +159,9 @@ def _rel(path: str, root: Path) -> str:
 
 
 def feature_key(cfg: Config, table: pd.DataFrame) -> str:
-    """Cache key: mel parameters + sample rate + the rows (path, start, end) in order
-    (notebook 04; notebooks 05, 06 through feature_cache)."""
+    """Cache key: mel parameters + sample rate + the rows (path, start, end) in order + each audio
+    file's size and mtime (:func:`~sed_utils.keys.file_identity`: a replaced file gets new
+    features) (notebook 04; notebooks 05, 06 through feature_cache)."""
     rows = pd.DataFrame(
         {
             "path": [_rel(p, cfg.data_root) for p in table["path"]],
@@ -176,6 +177,7 @@ def feature_key(cfg: Config, table: pd.DataFrame) -> str:
             "sample_rate": cfg.audio.sample_rate,
             "dtype": np.dtype(FEATURE_DTYPE).str,
             "rows": hashlib.sha256(rows_hash).hexdigest(),
+            "sources": file_identity(dict.fromkeys(map(str, table["path"]))),
         }
     )
 

@@ -45,7 +45,7 @@ from sed_utils.data.test_sets import describe_test_set, load_test_set
 from sed_utils.detection import score_curve
 from sed_utils.frame_training import frame_checkpoint_path
 from sed_utils.io.audio import read_audio
-from sed_utils.keys import digest, json_clean
+from sed_utils.keys import digest, file_identity, json_clean
 from sed_utils.metrics import choose_thresholds, event_metrics, segment_metrics
 from sed_utils.postprocess import (
     choose_event_postprocessing,
@@ -79,10 +79,10 @@ def events_results_path(cfg: Config, model: str, tag: str = "") -> Path:
 def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], clip_seconds: float, *,
                  progress: bool = True, desc: str = "score curves") -> ScoreCurves:
     """Score curves of the files ``paths`` (name -> audio file), cached under a key of the model's
-    weights, the files and their sizes (notebook 08)."""
+    weights, the files and their sizes and mtimes (notebook 08)."""
     names = list(paths)
-    key = digest("curves-v1", trained.weights_key, names, [str(paths[n]) for n in names],
-                 [paths[n].stat().st_size for n in names], cfg.eval.event_hop_seconds, clip_seconds)
+    key = digest("curves-v2", trained.weights_key, names, [str(paths[n]) for n in names],
+                 file_identity(paths[n] for n in names), cfg.eval.event_hop_seconds, clip_seconds)
     cache = cfg.run_dir / "eval_cache" / f"curves_{trained.kind}_{key}.npz"
     if cache.is_file():
         with np.load(cache) as z:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["params_key", "frame_hash", "file_digests", "sha256_file", "digest", "json_clean"]
+__all__ = ["params_key", "frame_hash", "file_digests", "sha256_file", "file_identity", "digest", "json_clean"]
 
 _BLOCK_BYTES = 1 << 20
 
@@ -48,6 +49,22 @@ def file_digests(path: Path, md5: bool = False) -> dict[str, str]:
             for h in hashes.values():
                 h.update(block)
     return {k: h.hexdigest() for k, h in hashes.items()}
+
+
+def file_identity(paths: Iterable[str | Path]) -> str:
+    """16-hex digest of each file's size and modification time (ns), in the given order: the
+    "source" part of every cache key over audio files (notebooks 03-08).
+
+    Why not a content hash: hashing the 2000 ESC-50 clips on every cache lookup would cost seconds
+    each time; size + mtime is what ``make`` and pip trust, and a replaced, re-encoded or edited
+    file changes its mtime. A copy that keeps both size and mtime (``cp -p`` of a same-sized file)
+    is not noticed: delete ``data_root/cache`` after such a swap.
+    """
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
 
 
 def sha256_file(path: Path) -> str:

@@ -20,9 +20,27 @@ from sed_utils import atomic
 from sed_utils.config import REPO_ROOT, load_config
 from sed_utils.data.registry import prepare_datasets
 from sed_utils.detect_cli import add_detect_parser, run_detect
-from sed_utils.errors import NotebookFailed
+from sed_utils.errors import (
+    AudioError,
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    DownloadError,
+    NotebookFailed,
+    SedError,
+)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+#: Set to 1 (or pass --debug) to see the traceback of an expected error too.
+DEBUG_ENV = "SED_DEBUG"
+#: What to do next, per kind of expected error: printed under its one-line message.
+HINTS: dict[type, str] = {
+    ConfigError: "check config.yml and the -p KEY=VALUE overrides (README, 'Configuration')",
+    DownloadError: "README, 'Data': what is removed on a failure and how to recover",
+    DatasetError: "run 'python -m sed_utils download --profile <profile>' (or notebook 01) first",
+    AudioError: "the file named above cannot be used as it is: replace or re-encode it",
+    CheckpointError: "train the model first (notebook 05 or 08), or point --checkpoint at one",
+}
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 
 
@@ -56,7 +74,7 @@ def select_notebooks(notebooks: list[Path], start: str | None = None, stop: str 
     hi = int(stop) if stop else 99
     chosen = [p for p in notebooks if lo <= number(p) <= hi]
     if not chosen:
-        raise ValueError(f"no notebook numbered between {start or '00'} and {stop or '99'}")
+        raise ConfigError(f"no notebook numbered between {start or '00'} and {stop or '99'}")
     return chosen
 
 
@@ -136,12 +154,41 @@ def run_series(
     return runs
 
 
+def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:
+    """Print an expected error as one line plus a hint (its traceback too with ``debug``) and
+    return the exit status, 2 (no notebook: the command line). A failed notebook is 1, as before."""
+    import traceback
+
+    stream = stream or sys.stderr
+    if debug:
+        traceback.print_exception(error, file=stream)
+    kind = type(error).__name__
+    first, *rest = str(error).splitlines() or [""]
+    print(f"[sed_utils] {kind}: {first}", file=stream)
+    for line in rest:
+        print(f"  {line}", file=stream)
+    hint = next((h for cls, h in HINTS.items() if isinstance(error, cls)), None)
+    if hint:
+        print(f"  hint: {hint}", file=stream)
+    if not debug:
+        print(f"  (traceback: add --debug, or set {DEBUG_ENV}=1)", file=stream)
+    return 1 if isinstance(error, NotebookFailed) else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``,
-    ``download`` and ``detect PATH...`` (:mod:`sed_utils.detect_cli`) (no notebook: the runner)."""
+    ``download`` and ``detect PATH...`` (:mod:`sed_utils.detect_cli`) (no notebook: the runner).
+
+    An expected error (:class:`~sed_utils.errors.SedError`: a bad config value, a failed download,
+    a missing dataset) prints one line and a hint and exits with 2; ``--debug`` or ``SED_DEBUG=1``
+    adds the traceback. Anything else is a bug and keeps Python's traceback.
+    """
     import argparse
+    import os
 
     parser = argparse.ArgumentParser(prog="python -m sed_utils", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of expected errors too (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebook series with papermill")
     run.add_argument("--profile", default="demo", help="config profile: demo (synthetic, offline) or full")
@@ -156,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_detect_parser(sub)
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        return _dispatch(args)
+    except SedError as e:
+        return report_error(e, debug=debug)
 
+
+def _dispatch(args) -> int:
     if args.command == "detect":
         return run_detect(args)
 
@@ -167,12 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     t0 = time.perf_counter()
-    try:
-        runs = run_series(args.profile, args.overrides, start=args.start, stop=args.stop,
-                          output_dir=args.output)
-    except NotebookFailed as e:
-        print(f"[sed_utils] FAILED: {e}", file=sys.stderr)
-        return 1
+    runs = run_series(args.profile, args.overrides, start=args.start, stop=args.stop, output_dir=args.output)
     total = time.perf_counter() - t0
     print(f"[sed_utils] {len(runs)} notebooks in {total:.0f} s; executed copies in {runs[-1].output.parent}")
     return 0

@@ -60,6 +60,13 @@ def test_resampling_changes_length_and_keeps_the_tone(tmp_path):
         (lambda p: None, "not found"),
         (lambda p: p.write_bytes(b"this is not audio"), "cannot read"),
         (lambda p: sf.write(str(p), np.zeros((0,), np.float32), 16000), "empty"),
+        # issue 12: both refused by read_recording already, accepted by read_audio before
+        (lambda p: sf.write(str(p), np.array([0.0, np.nan, 0.1], np.float32), 16000, subtype="FLOAT"),
+         r"sample 1 \(0\.00 s\) is NaN or infinite"),
+        (lambda p: sf.write(str(p), np.array([0.0, 0.1, -np.inf], np.float32), 16000, subtype="FLOAT"),
+         "NaN or infinite"),
+        (lambda p: (sf.write(str(p), np.zeros(16000, np.float32), 16000, subtype="PCM_16"),
+                    p.write_bytes(p.read_bytes()[:20000])), "truncated WAV"),
     ],
 )
 def test_errors_name_the_file(tmp_path, make, message):

@@ -120,7 +120,7 @@ def test_test_set_picks_the_folds():
     "override, fragment",
     [
         ("test_set=dcase", "test_set must be one of"),
-        ("folds.scenes_valid=[4, 5]", "must stay out of training"),
+        ("folds.scenes_valid=[4, 5]", r"folds.scenes_valid \[4, 5\] and folds.scenes_test \[5\] overlap"),
         ("folds.valid=[4]", "overlap"),
         ("train.select_on=epochs", "select_on must be one of"),
         ("eval.valid_scenes=0", "select_on is 'scenes' but eval.valid_scenes is 0"),
@@ -146,3 +146,64 @@ def test_config_errors_are_sed_errors_and_value_errors():
     with pytest.raises(errors.SedError):
         load_config("demo", ["train.epoch=2"])
     assert issubclass(errors.ConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "profile, override, key, allowed",
+    [
+        ("full", "folds.train=[1, 2, 9]", "folds.train", "folds from 1 to 5"),
+        ("full", "folds.valid=[]", "folds.valid", "non-empty list"),
+        ("full", "train.epochs=-1", "train.epochs", "integer >= 1"),
+        ("full", "train.epochs=0", "train.epochs", "integer >= 1"),
+        ("full", "mel.n_mels=0", "mel.n_mels", "from 1 to 512"),
+        ("full", "audio.sample_rate=0", "audio.sample_rate", "from 1000 to 192000"),
+        ("full", "eval.threshold=7", "eval.threshold", "probability from 0 to 1"),
+        ("full", "chunking.hop_seconds=0", "chunking.hop_seconds", "number > 0"),
+        ("full", "download.timeout_seconds=-5", "download.timeout_seconds", "number > 0"),
+        ("full", "download.retries=-1", "download.retries", "from 0 to 100"),
+        ("full", "download.stall_seconds=0", "download.stall_seconds", "number > 0"),
+        ("full", "download.mirror=ftp://example.org/esc", "download.mirror", "http://, https:// or file://"),
+        ("full", "mel.f_max=9000", "mel.f_max", "at most half the sample rate"),
+        ("full", "mel.win_length=2048", "mel.win_length", "at most mel.n_fft"),
+        ("full", "eval.median_filter_frames=4", "eval.median_filter_frames", "odd integer"),
+        ("full", "augment.mix_prob=1.5", "augment.mix_prob", "probability"),
+        ("full", "seed=-1", "seed", "integer >= 0"),
+        ("full", "seed=abc", "seed", "integer >= 0"),
+        ("full", "synthetic=maybe", "synthetic", "true or false"),
+        ("scenes", "folds.scenes_train=[1, 2, 3, 4]", "folds.scenes_train", "overlap in fold(s) [4]"),
+    ],
+)
+def test_out_of_range_values_are_refused_naming_key_value_and_rule(profile, override, key, allowed):
+    """Every case of issue 12's list stops load_config with one ConfigError that names the key, the
+    value and what is allowed (before: accepted, or a bare ValueError / TypeError)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(profile, [override])
+    message = str(info.value)
+    assert key in message and allowed in message, message
+
+
+@pytest.mark.parametrize("override", ["folds.train=[1, 2, x]", "folds.train=[1, 2.5]", "folds.valid=[true]"])
+def test_fold_lists_of_non_integers_are_a_config_error(override):
+    with pytest.raises(ConfigError, match=r"folds\.\w+: expected a list of integers"):
+        load_config("full", [override])
+
+
+def test_a_single_fold_may_be_written_without_brackets():
+    assert load_config("full", ["folds.train=[1, 2, 3]", "folds.valid=4"]).folds.valid == (4,)
+
+
+def test_every_config_field_has_a_rule():
+    """A knob added to a section without a rule in config_rules.RULES fails here, not in a notebook."""
+    import dataclasses
+
+    from sed_utils.config import _SECTIONS
+    from sed_utils.config_rules import RULES
+
+    fields = {f"{name}.{f.name}" for name, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert fields - set(RULES) == set(), "fields without a rule"
+    assert set(RULES) - fields == set(), "rules for fields that do not exist"
+
+
+def test_the_shipped_profiles_pass_every_rule():
+    for profile in ("demo", "full", "scenes"):
+        load_config(profile)

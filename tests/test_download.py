@@ -17,6 +17,7 @@ import socket
 import stat
 import tarfile
 import threading
+import time
 import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class ServerState:
     drop_first: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before hanging up (once)
     lie_extra: dict[str, int] = field(default_factory=dict)  # path -> bytes announced but never sent
     fail_first: dict[str, int] = field(default_factory=dict)  # path -> status answered once
+    drip: dict[str, float] = field(default_factory=dict)  # path -> seconds between single bytes
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def paths(self) -> list[str]:
@@ -94,6 +96,15 @@ class Handler(BaseHTTPRequestHandler):
         payload = body[start:]
         self.send_header("Content-Length", str(len(payload) + st.lie_extra.get(path, 0)))
         self.end_headers()
+        if path in st.drip:  # a byte at a time: each resets the client's socket timeout
+            try:
+                for i in range(len(payload)):
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(st.drip[path])
+            except OSError:  # the client gave up
+                pass
+            return
         self.wfile.write(payload if drop is None else payload[:drop])
         self.wfile.flush()
 
@@ -127,6 +138,8 @@ def _fast_and_isolated(monkeypatch):
 
 
 def _wav_bytes(seed: int, seconds: float = 0.05, sr: int = 8000) -> bytes:
+    """A tiny noise WAV. ESC-50 clips are 5 s (the content check opens each header), so the ESC-50
+    archives use ``seconds=5`` at a low rate to stay small."""
     buf = io.BytesIO()
     x = np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * sr)).astype(np.float32)
     sf.write(buf, x, sr, format="WAV", subtype="PCM_16")
@@ -148,7 +161,7 @@ def make_esc50_zip(rows=ESC_ROWS, *, skip_audio: tuple[str, ...] = ()) -> bytes:
         z.writestr("ESC-50-master/README.md", "tiny test copy\n")
         for i, r in enumerate(rows):
             if r[0] not in skip_audio:
-                z.writestr(f"ESC-50-master/audio/{r[0]}", _wav_bytes(i))
+                z.writestr(f"ESC-50-master/audio/{r[0]}", _wav_bytes(i, seconds=5.0, sr=1000))
     return buf.getvalue()
 
 
@@ -442,8 +455,9 @@ def test_truncated_archive_with_a_matching_checksum_is_a_clear_error(
         fetch_dataset("esc50" if name.endswith("zip") else "desed", root, mirror=server.base, progress=False)
     archive = root / "downloads" / name
     assert str(archive) in str(err.value) and "truncated/corrupt" in str(err.value)
-    assert f"Delete {archive}" in str(err.value)
+    assert "the archive was removed" in str(err.value)
     assert err.value.reason == "archive"
+    assert not archive.exists()  # the cause is gone: the next run downloads afresh
     assert [p.name for p in root.iterdir()] == ["downloads"]  # no half-extracted dataset folder
     assert _no_leftovers(root) == []
 
@@ -497,17 +511,18 @@ def test_disk_full_while_downloading_then_resume_after_freeing_space(server, tmp
         download_file(server.base + "blob.bin", dest, sha256=sha(blob), progress=False)
     msg = str(err.value)
     assert "disk full" in msg and str(tmp_path) in msg
-    assert f"about {(len(blob) - 128 * 1024) / 1000:.1f} KB more" in msg  # what is still missing
+    part = dest.with_name("blob.bin.part")
+    have = part.stat().st_size  # reads return what one receive brings, so the cut is near 128 KiB
+    assert have == sum(written) >= 128 * 1024
+    assert f"about {(len(blob) - have) / 1000:.1f} KB more" in msg  # what is still missing
     assert err.value.reason == "disk_full"
     assert not dest.exists()  # nothing claims to be complete
-    part = dest.with_name("blob.bin.part")
-    assert part.stat().st_size == 128 * 1024
     assert len(server.state.requests) == 1  # a full disk is not retried
 
     monkeypatch.setattr(dl, "_write_chunk", real_write)  # space freed: the next run resumes
     download_file(server.base + "blob.bin", dest, sha256=sha(blob), progress=False)
     assert dest.read_bytes() == blob
-    assert server.state.requests[-1][1]["Range"] == f"bytes={128 * 1024}-"
+    assert server.state.requests[-1][1]["Range"] == f"bytes={have}-"
 
 
 def test_disk_full_while_extracting_leaves_nothing_behind(tmp_path, esc_zip, monkeypatch):
@@ -533,6 +548,128 @@ def test_content_check_names_the_missing_clip(tmp_path):
         fetch_dataset("esc50", root, mirror=str(mirror), progress=False)
     assert err.value.reason == "content"
     assert read_marker(root / "ESC-50-master") is None  # never marked complete
+
+
+# ------------------------------------------------------------------------------------------------
+# Nothing bad stays behind (issue 12): what a failed check invalidated is removed
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_truncated_archive_without_any_checksum_is_removed_and_a_fixed_source_then_works(
+    server, tmp_path, esc_zip
+):
+    """Upstream ESC-50 publishes no checksum: a cut-off zip passes the transfer. Before, it stayed in
+    downloads/ and every later run reused it and failed the same way, even after the source was fixed."""
+    server.state.files = {"/ESC-50-master.zip": esc_zip[: len(esc_zip) // 2]}  # whole body, no SHA256SUMS
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="truncated/corrupt") as err:
+        fetch_dataset("esc50", root, mirror=server.base, progress=False)
+    assert "the archive was removed" in str(err.value) and err.value.reason == "archive"
+    assert not (root / "downloads" / "ESC-50-master.zip").exists()
+    assert not (root / "ESC-50-master").exists() and _no_leftovers(root) == []
+
+    server.state.files = {"/ESC-50-master.zip": esc_zip}  # the source is fixed: the next run recovers
+    out = fetch_dataset("esc50", root, mirror=server.base, progress=False)
+    assert read_marker(out)["archive_sha256"] == sha(esc_zip)
+    assert server.state.paths().count("/ESC-50-master.zip") == 2
+
+
+def test_content_check_runs_before_the_rename_and_a_failing_archive_is_removed(server, tmp_path, esc_zip):
+    """A zip missing one wav: before, ESC-50-master/ was renamed into place first and then failed its
+    check, so an incomplete dataset sat at its final path and the bad archive was kept."""
+    server.state.files = {"/ESC-50-master.zip": make_esc50_zip(skip_audio=(ESC_ROWS[1][0],))}
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match=re.escape(ESC_ROWS[1][0])) as err:
+        fetch_dataset("esc50", root, mirror=server.base, progress=False)
+    message = str(err.value)
+    assert err.value.reason == "content" and "Nothing was put at" in message
+    assert ".extracting" not in message  # names the archive and the final folder, not the temporary one
+    assert not (root / "ESC-50-master").exists()
+    assert not (root / "downloads" / "ESC-50-master.zip").exists()
+    assert _no_leftovers(root) == []
+
+    server.state.files = {"/ESC-50-master.zip": esc_zip}
+    out = fetch_dataset("esc50", root, mirror=server.base, progress=False)
+    assert read_marker(out)["clips"] == 3 and len(list((out / "audio").iterdir())) == 3
+
+
+def test_an_existing_good_dataset_is_kept_when_a_new_archive_fails_its_check(tmp_path, esc_zip):
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    (mirror / "ESC-50-master.zip").write_bytes(esc_zip)
+    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": esc_zip}))
+    root = tmp_path / "data"
+    out = fetch_dataset("esc50", root, mirror=str(mirror), progress=False)
+    bad = make_esc50_zip(skip_audio=(ESC_ROWS[0][0],))  # the mirror is rebuilt, badly
+    (mirror / "ESC-50-master.zip").write_bytes(bad)
+    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": bad}))
+    with pytest.raises(DownloadError, match="content|incomplete"):
+        fetch_dataset("esc50", root, mirror=str(mirror), progress=False)
+    assert read_marker(out)["archive_sha256"] == sha(esc_zip)  # the good copy is untouched
+    assert (out / "audio" / ESC_ROWS[0][0]).is_file()
+
+
+@pytest.mark.parametrize(
+    "member, fragment",
+    [(b"this is not audio, just text", "not readable audio"), ("short", "1.000 s long, expected 5 s")],
+)
+def test_content_check_opens_every_clip_header(tmp_path, member, fragment):
+    """Before, a text file at a listed wav path passed: only existence was checked."""
+    data = _wav_bytes(3, seconds=1.0, sr=1000) if member == "short" else member
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("ESC-50-master/meta/esc50.csv",
+                   ESC_COLUMNS + "\n" + "".join(",".join(map(str, r)) + "\n" for r in ESC_ROWS))
+        for i, r in enumerate(ESC_ROWS):
+            z.writestr(f"ESC-50-master/audio/{r[0]}", data if i == 1 else _wav_bytes(i, seconds=5.0, sr=1000))
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    (mirror / "ESC-50-master.zip").write_bytes(buf.getvalue())
+    with pytest.raises(DownloadError, match=re.escape(fragment)) as err:
+        fetch_dataset("esc50", tmp_path / "data", mirror=str(mirror), progress=False)
+    assert ESC_ROWS[1][0] in str(err.value)
+    assert not (tmp_path / "data" / "ESC-50-master").exists()
+
+
+def test_desed_content_check_refuses_a_clip_that_is_not_audio(tmp_path):
+    tsv = "filename\tonset\toffset\tevent_label\nclip_a.wav\t0.5\t2.0\tDog\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        _add(tar, "dataset/metadata/eval/public.tsv", tsv.encode())
+        _add(tar, "dataset/audio/eval/public/clip_a.wav", b"<html>moved</html>")
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    (mirror / "DESEDpublic_eval.tar.gz").write_bytes(buf.getvalue())
+    with pytest.raises(DownloadError, match=r"clip_a\.wav: not readable audio"):
+        fetch_dataset("desed", tmp_path / "data", mirror=str(mirror), progress=False)
+    assert not (tmp_path / "data" / "DESEDpublic_eval").exists()
+    assert not (tmp_path / "data" / "downloads" / "DESEDpublic_eval.tar.gz").exists()
+
+
+def test_a_server_dripping_bytes_is_timed_out_by_the_stall_deadline(server, tmp_path, blob):
+    """The socket timeout restarts with every byte, so a byte every 50 ms never trips it; the stall
+    deadline does (fewer than STALL_MIN_BYTES in stall_seconds), is retried, then a clear error."""
+    server.state.files = {"/blob.bin": blob}
+    server.state.drip = {"/blob.bin": 0.05}
+    dest = tmp_path / "blob.bin"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"stalled: \d+ bytes in the last \d+ s") as err:
+        download_file(server.base + "blob.bin", dest, retries=1, timeout=5, stall_seconds=0.6, progress=False)
+    assert time.monotonic() - t0 < 10
+    assert err.value.reason == "stalled" and "download.stall_seconds" in str(err.value)
+    assert server.state.paths() == ["/blob.bin", "/blob.bin"]  # tried, retried (resuming), gave up
+    assert not dest.exists() and "are kept in" in str(err.value)
+
+
+def test_a_failure_before_any_byte_does_not_claim_a_partial_file(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError) as err:
+        download_file(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", retries=0, timeout=2,
+                      progress=False)
+    assert "Nothing was downloaded" in str(err.value) and "are kept in" not in str(err.value)
+    assert not (tmp_path / "x.zip.part").exists()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -197,3 +197,35 @@ def test_an_interrupted_feature_cache_write_leaves_no_file(clips, monkeypatch):
     assert list((cfg.cache_dir / "features").iterdir()) == []  # no file a later run would trust
     monkeypatch.undo()
     assert feature_cache(cfg, table, "t", progress=False).shape == (4, cfg.mel.n_mels, 101)
+
+
+def test_a_replaced_audio_file_gets_new_features(clips):
+    """Issue 12: the key held path, start and end only, so a file replaced under the same name kept
+    returning the old features. Now its size and mtime are in the key."""
+    import os
+
+    cfg, table = clips
+    first = np.array(feature_cache(cfg, table, "replaced", progress=False))
+    path = table["path"].iloc[0]
+    louder = (0.9 * np.random.default_rng(5).standard_normal(2 * SR)).astype(np.float32).clip(-1, 1)
+    sf.write(path, louder, SR, subtype="PCM_16")  # same name, same size, new content
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # coarse clocks: a clear tick
+    second = np.array(feature_cache(cfg, table, "replaced", progress=False))
+    assert not np.array_equal(first[0], second[0])
+    assert np.array_equal(first[2], second[2])  # rows of the untouched file are the same values
+    assert len(list((cfg.cache_dir / "features").glob("replaced-*.npy"))) == 2
+
+
+def test_nan_audio_is_refused_naming_the_file_and_nothing_is_cached(clips):
+    """Issue 12: NaN samples went through as all-NaN features (cached) and a silent 'no event'."""
+    from sed_utils.errors import AudioError
+
+    cfg, table = clips
+    bad = np.zeros(2 * SR, dtype=np.float32)
+    bad[SR + 7] = np.nan
+    path = table["path"].iloc[2]
+    sf.write(path, bad, SR, subtype="FLOAT", format="WAV")
+    with pytest.raises(AudioError, match=r"clip1\.wav: sample 16007 \(1\.00 s\) is NaN or infinite"):
+        feature_cache(cfg, table, "nan", progress=False)
+    assert list((cfg.cache_dir / "features").glob("nan-*")) == []

@@ -22,7 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "sed_utils"
 #: same-layer imports must not form a circle. docs/architecture.md draws the same picture.
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundations", ["sed_utils.errors", "sed_utils.atomic", "sed_utils.keys"]),
-    ("config", ["sed_utils.config", "sed_utils"]),
+    ("config", ["sed_utils.config_rules", "sed_utils.config", "sed_utils"]),
     ("io", ["sed_utils.io", "sed_utils.io.audio", "sed_utils.io.download", "sed_utils.io.extract"]),
     ("datasets", ["sed_utils.data", "sed_utils.data.esc50", "sed_utils.data.desed",
                   "sed_utils.data.label_stats", "sed_utils.data.demo_sounds"]),

@@ -86,6 +86,16 @@ def test_esc50_fold_not_integer_names_the_line(tmp_path):
         load_esc50_meta(_esc50(tmp_path, rows=rows))
 
 
+@pytest.mark.parametrize("fold", ["9", "0", "-1"])
+def test_esc50_fold_outside_1_to_5_names_the_line(tmp_path, fold):
+    """Issue 12: a clip of fold 9 was accepted and silently dropped out of every split."""
+    rows = list(ROWS)
+    rows[1] = rows[1].replace(",2,5,", f",{fold},5,")
+    expected = rf"column 'fold' must be 1-5 .* got \[{fold}\] on line\(s\) \[3\]"
+    with pytest.raises(DatasetError, match=expected):
+        load_esc50_meta(_esc50(tmp_path, rows=rows))
+
+
 def test_esc50_missing_audio_is_listed(tmp_path):
     root = _esc50(tmp_path)
     (root / "audio" / "2-200-A-5.wav").unlink()

@@ -62,3 +62,32 @@ def test_bad_override_fails_before_any_kernel_starts(tmp_path):
 
     with pytest.raises(ConfigError):
         run_series("demo", ["train.nope=1"], notebook_dir=tmp_path, output_dir=tmp_path / "o")
+
+
+def test_expected_errors_print_one_line_and_a_hint_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """Issue 12: a bad config value or a failed download is reported as one line (what is wrong) plus
+    a hint, exit status 2; the traceback only with --debug or SED_DEBUG=1."""
+    from sed_utils.runner import main
+
+    monkeypatch.delenv("SED_DEBUG", raising=False)
+    monkeypatch.delenv("SED_MIRROR", raising=False)
+    assert main(["run", "--profile", "demo", "-p", "train.epochs=0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("[sed_utils] ConfigError: ") and "train.epochs = 0 is not allowed" in err
+    assert "hint: check config.yml" in err and "--debug" in err
+
+    empty = tmp_path / "mirror"
+    empty.mkdir()
+    argv = ["download", "--profile", "full", "-p", f"data_root={tmp_path / 'data'}",
+            "-p", f"download.mirror={empty.as_uri()}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("[sed_utils] DownloadError: mirror file missing")
+    assert "hint: README, 'Data'" in err
+
+    assert main(["--debug", *argv]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    monkeypatch.setenv("SED_DEBUG", "1")
+    assert main(argv) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -402,13 +402,30 @@ def _params(ds) -> dict:
     return json.loads((Path(ds.audio_dir).parent / "params.json").read_text())
 
 
+def _add_fold_copy(data_root: Path, source: int, fold: int) -> None:
+    """Copy fold ``source`` of the fake ESC-50 as fold ``fold`` (a third fold for the role tests: the
+    config refuses one fold in two roles)."""
+    import shutil
+
+    meta_path = data_root / "ESC-50-master" / "meta" / "esc50.csv"
+    meta = pd.read_csv(meta_path)
+    copy = meta[meta["fold"] == source].copy()
+    copy["filename"] = copy["filename"].str.replace(f"{source}-", f"{fold}-", n=1, regex=False)
+    copy["fold"] = fold
+    audio = data_root / "ESC-50-master" / "audio"
+    for old, new in zip(meta.loc[meta["fold"] == source, "filename"], copy["filename"], strict=True):
+        shutil.copyfile(audio / old, audio / new)
+    pd.concat([meta, copy]).to_csv(meta_path, index=False)
+
+
 def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
     root = f"data_root={fake_cfg.data_root}"
-    # scenes test set: test = scenes_test (5); valid = scenes_valid, train = scenes_train (both 4 here)
-    cfg = load_config("demo", [root, "test_set=scenes", "folds.scenes_train=[4]", "folds.scenes_valid=[4]",
+    _add_fold_copy(fake_cfg.data_root, 4, 3)
+    # scenes test set: test = scenes_test (5); valid = scenes_valid (4), train = scenes_train (3)
+    cfg = load_config("demo", [root, "test_set=scenes", "folds.scenes_train=[3]", "folds.scenes_valid=[4]",
                                "eval.n_scenes=2", "eval.valid_scenes=3", "train.train_scenes=4",
                                "eval.scenes_seed=10"])
-    want = {"test": ([5], 2, 10), "valid": ([4], 3, 11), "train": ([4], 4, 12)}
+    want = {"test": ([5], 2, 10), "valid": ([4], 3, 11), "train": ([3], 4, 12)}
     folders = set()
     for role, (folds, n, seed) in want.items():
         ds = scenes.scene_set(cfg, role, progress=False)
@@ -419,7 +436,7 @@ def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
         assert set(scenes.load_scene_sources(out)["fold"]) == set(folds), role
         assert out == scenes.scene_folder(cfg, role, progress=False)
         folders.add(out)
-    assert len(folders) == 3  # valid and train share a fold but not a seed: separate folders
+    assert len(folders) == 3  # one folder per role (own folds, own seed)
     # the scenes test set is the "test" role
     from sed_utils.data.test_sets import describe_test_set, load_test_set
 

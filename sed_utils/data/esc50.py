@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from sed_utils.config import ESC50_FOLDS
 from sed_utils.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def load_esc50_meta(root: Path) -> pd.DataFrame:
     """Read ``root/meta/esc50.csv``, check it, and add ``path`` (absolute path of each clip).
     Used in notebook 02; in notebooks 01, 03-07 through check_esc50, build_esc50_chunks and build_scenes.
 
-    Checks: the csv exists and has the 7 upstream columns; ``fold`` and ``target`` are integers;
+    Checks: the csv exists and has the 7 upstream columns; ``fold`` and ``target`` are integers,
+    ``fold`` one of 1-5;
     every listed clip exists in ``root/audio`` (a half-extracted archive would otherwise surface
     much later as a confusing read error). The audio extension is taken from the csv (``.wav``);
     when only a ``.flac`` of the same stem exists (a re-encoded copy) that one is used.
@@ -85,6 +87,11 @@ def load_esc50_meta(root: Path) -> pd.DataFrame:
             lines = [int(i) + 2 for i in bad[:10]]  # +1 header, +1 one-based
             raise DatasetError(f"{csv}: column {col!r} must hold integers; bad value(s) on line(s) {lines}")
         meta[col] = values.astype(int)
+    bad_fold = meta.index[~meta["fold"].between(1, ESC50_FOLDS)]
+    if len(bad_fold):  # a clip of fold 9 would silently drop out of every split
+        lines = [int(i) + 2 for i in bad_fold[:10]]
+        raise DatasetError(f"{csv}: column 'fold' must be 1-{ESC50_FOLDS} (ESC-50 has {ESC50_FOLDS} folds); "
+                           f"got {sorted(set(meta.loc[bad_fold, 'fold']))[:5]} on line(s) {lines}")
     if meta["filename"].isna().any():
         lines = [int(i) + 2 for i in meta.index[meta["filename"].isna()][:10]]
         raise DatasetError(f"{csv}: empty filename on line(s) {lines}")

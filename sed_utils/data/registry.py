@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import soundfile as sf
+
 from sed_utils import atomic
 from sed_utils.data.demo_data import make_demo_mirror
 from sed_utils.data.desed import DESED_LABELS, desed_audio_dir, desed_tsv, load_desed
@@ -59,6 +61,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MARKER_NAME = ".sed_complete.json"
+#: Extraction failures that condemn the archive itself (it is removed): not an archive / truncated,
+#: an unsafe member, content that fails its check. Disk full or a permission error keep it.
+ARCHIVE_FAULTS = ("archive", "unsafe", "content")
 
 # --------------------------------------------------------------------------------------------------
 # Content checks (run after every extraction, and before trusting a completion marker)
@@ -68,6 +73,10 @@ MARKER_NAME = ".sed_complete.json"
 ESC50_UPSTREAM_CSV_SHA256 = "ca660da60191a97de289983a05821c9382d852a38a2ba8428980816b68cf6246"
 ESC50_UPSTREAM_CLIPS = 2000
 DESED_UPSTREAM_CLIPS = 692
+ESC50_CLIP_SECONDS = 5.0
+DESED_CLIP_SECONDS = 10.0
+#: A clip may be this much off its expected length (a few samples of rounding in a re-encode).
+LENGTH_TOLERANCE_SECONDS = 0.05
 
 
 def _content_error(folder: Path, problem: Exception | str) -> DownloadError:
@@ -75,8 +84,35 @@ def _content_error(folder: Path, problem: Exception | str) -> DownloadError:
         f"{folder}: the extracted dataset is incomplete or damaged: {problem}. Delete {folder} and run "
         f"again to extract it afresh; if that fails again, delete the archive in "
         f"{folder.parent / 'downloads'} too (or rebuild your mirror).",
-        reason="content",
+        reason="content", detail=f"the extracted dataset is incomplete or damaged: {problem}",
     )
+
+
+def _audio_problems(paths: list[Path], seconds: float, at_most: bool) -> list[str]:
+    """What is wrong with the audio files ``paths``: each header must open (soundfile.info) and say
+    ``seconds`` long (``at_most``: any length up to it). A text file or an HTML page saved under a
+    clip's name, or a clip cut short, fails here rather than in notebook 04."""
+    problems = []
+    tol = LENGTH_TOLERANCE_SECONDS
+    for path in paths:
+        try:
+            length = float(sf.info(str(path)).duration)
+        except Exception as e:  # LibsndfileError / RuntimeError: not audio
+            problems.append(f"{path.name}: not readable audio ({str(e).splitlines()[0][:80]})")
+            continue
+        ok = 0 < length <= seconds + tol if at_most else abs(length - seconds) <= tol
+        if not ok:
+            want = f"at most {seconds:g} s" if at_most else f"{seconds:g} s"
+            problems.append(f"{path.name}: {length:.3f} s long, expected {want}")
+    return problems
+
+
+def _check_audio(folder: Path, paths: list[Path], seconds: float, *, at_most: bool = False) -> None:
+    problems = _audio_problems(paths, seconds, at_most)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5 else "")
+        problem = DatasetError(f"{len(problems)} of {len(paths)} audio file(s) are not usable: {shown}")
+        raise _content_error(folder, problem) from problem
 
 
 def check_esc50(folder: Path) -> dict[str, Any]:
@@ -88,11 +124,13 @@ def check_esc50(folder: Path) -> dict[str, Any]:
     :func:`sed_utils.data.esc50.load_esc50_meta`, the loader notebook 02 uses). A csv whose sha256 is not
     upstream's (a mirror with a subset of classes, the synthetic demo) is accepted: the summary says so
     and :func:`fetch_dataset` logs a warning, because results on such data are not ESC-50 results.
+    Every clip's header is opened too (soundfile.info, ~0.2 ms a clip): it must be audio of 5 s.
     """
     try:
         meta = load_esc50_meta(folder)
     except DatasetError as e:
         raise _content_error(folder, e) from e
+    _check_audio(folder, list(meta["path"]), ESC50_CLIP_SECONDS)
     csv_sha = file_digests(folder / "meta" / "esc50.csv")["sha256"]
     upstream = csv_sha == ESC50_UPSTREAM_CSV_SHA256
     if upstream:
@@ -112,13 +150,15 @@ def check_desed_eval(folder: Path) -> dict[str, Any]:
 
     ``dataset/metadata/eval/public.tsv`` must parse (filename, onset, offset, event_label, validated by
     :func:`sed_utils.data.desed.load_desed`, the loader notebook 02 uses) and every clip it names must exist
-    in ``dataset/audio/eval/public``. Upstream has 692 clips; another count is accepted with a warning.
+    in ``dataset/audio/eval/public``, as audio of at most 10 s (its header is opened). Upstream has
+    692 clips; another count is accepted with a warning.
     """
     root = folder / "dataset"
     try:
         desed = load_desed(desed_tsv(root), desed_audio_dir(root), DESED_LABELS)
     except DatasetError as e:
         raise _content_error(folder, e) from e
+    _check_audio(folder, [desed.path(f) for f in desed.files], DESED_CLIP_SECONDS, at_most=True)
     n = len(desed.files)
     upstream = n == DESED_UPSTREAM_CLIPS
     if upstream:
@@ -261,6 +301,7 @@ def fetch_dataset(
     timeout: float = 60,
     retries: int = 3,
     progress: bool = True,
+    stall_seconds: float = 120.0,
 ) -> Path:
     """Download, extract and verify dataset ``name`` (``"esc50"`` or ``"desed"``) under ``data_root``
     (notebook 01, through :func:`fetch_all`).
@@ -301,7 +342,7 @@ def fetch_dataset(
     archive = data_root / "downloads" / spec.filename
     try:
         digest = _download(url, archive, sha256=sha256, md5=md5, size=size, timeout=timeout,
-                           retries=retries, progress=progress)
+                           retries=retries, progress=progress, stall_seconds=stall_seconds)
     except DownloadError as e:
         if mirror and e.reason == "not_found":
             raise DownloadError(
@@ -311,18 +352,44 @@ def fetch_dataset(
                 url=url,
             ) from e
         raise
-    safe_extract(archive, folder, progress=progress)
-    summary = spec.check(folder)
-    (log.info if summary["upstream"] else log.warning)("%s: %s", spec.title, summary["note"])
-    _write_marker(folder, {
-        "dataset": spec.name,
-        "title": spec.title,
-        "archive": spec.filename,
-        "archive_sha256": digest,
-        "source": url,
-        "completed_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        **summary,
-    })
+    return _extract_verified(spec, archive, folder, digest, url, progress)
+
+
+def _extract_verified(spec: DatasetSpec, archive: Path, folder: Path, digest: str, url: str,
+                      progress: bool) -> Path:
+    """Extract ``archive`` to ``folder`` with the content check and the marker done on the temporary
+    folder; when the archive is the cause of a failure (damaged, unsafe, wrong content) it is
+    removed, so the next run downloads it afresh instead of failing on it again."""
+    checked: list[Path] = []
+
+    def verify(extracted: Path) -> None:  # on the temporary folder: only a folder that passed moves in
+        checked.append(extracted)
+        summary = spec.check(extracted)
+        (log.info if summary["upstream"] else log.warning)("%s: %s", spec.title, summary["note"])
+        _write_marker(extracted, {
+            "dataset": spec.name,
+            "title": spec.title,
+            "archive": spec.filename,
+            "archive_sha256": digest,
+            "source": url,
+            "completed_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            **summary,
+        })
+
+    try:
+        safe_extract(archive, folder, progress=progress, verify=verify)
+    except DownloadError as e:
+        if e.reason not in ARCHIVE_FAULTS:
+            raise  # disk full, permissions: the archive is not to blame, keep it
+        archive.unlink(missing_ok=True)
+        # the temporary folder's paths in the problem are shown under the name the folder would have had
+        detail = e.detail.replace(str(checked[0]), str(folder)) if checked else e.detail
+        raise DownloadError(
+            f"{archive}: {detail}. Nothing was put at {folder} (the half-extracted copy was deleted) and "
+            f"the archive was removed, so the next run downloads it afresh; if it fails the same way, the "
+            f"source itself is damaged (with a mirror: rebuild it).",
+            reason=e.reason, url=url,
+        ) from e
     return folder
 
 
@@ -345,6 +412,7 @@ def fetch_all(cfg: Config, *, mirror: str | None = None, progress: bool = True) 
             mirror=mirror or cfg.download.mirror,
             timeout=cfg.download.timeout_seconds,
             retries=cfg.download.retries,
+            stall_seconds=cfg.download.stall_seconds,
             progress=progress,
         )
         for name in needed_datasets(cfg)

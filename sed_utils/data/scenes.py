@@ -49,7 +49,7 @@ from sed_utils.data.scene_mixing import (
 )
 from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled, write_wav
-from sed_utils.keys import params_key
+from sed_utils.keys import file_identity, params_key
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -112,6 +112,8 @@ def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,
         "clips": sorted(
             f"{r.filename}|{r.fold}|{r.category}" for p in pools_meta.values() for r in p.itertuples()
         ),
+        # each source clip's size and mtime: a replaced ESC-50 file gives new scenes
+        "sources": file_identity(sorted(str(r.path) for p in pools_meta.values() for r in p.itertuples())),
     }
 
 

@@ -34,7 +34,14 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 
 
 def _read_native(path: Path) -> tuple[np.ndarray, int]:
-    """Read a file as float32 mono at its own rate; errors name the file."""
+    """Read a file as float32 mono at its own rate; errors name the file.
+
+    Refuses what :func:`read_recording` refuses (the same checks, one message each): a WAV cut
+    off before the end its header declares, and NaN or infinite samples. A float WAV can hold
+    NaN; it would become all-NaN features, NaN scores and a silent "no event", and the NaN
+    features would be cached. Repairing (NaN -> 0) was rejected: a file with NaN in it is damaged,
+    and the user should hear about it rather than get results from a patched copy.
+    """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
@@ -44,6 +51,9 @@ def _read_native(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: cannot read audio ({e})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio file is empty (0 samples)")
+    _check_finite(path, data, int(sr))
+    if path.suffix.lower() == ".wav" and (short := _wav_data_shortfall(path)) is not None:
+        raise AudioError(_truncated_message(path, short))
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
 
@@ -126,6 +136,19 @@ class Recording:
         return len(self.audio) / float(self.sample_rate)
 
 
+def _check_finite(path: Path, block: np.ndarray, native_rate: int, offset: int = 0) -> None:
+    """Raise :class:`AudioError` at the first NaN / infinite sample of ``block`` ``[n, channels]``."""
+    if block.size and not np.isfinite(block).all():
+        bad = offset + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+        raise AudioError(f"{path}: sample {bad} ({bad / native_rate:.2f} s) is NaN or infinite; "
+                         "a recording holds finite values (the file is damaged)")
+
+
+def _truncated_message(path: Path, short: tuple[int, int]) -> str:
+    return (f"{path}: truncated WAV: its header declares {short[0]} bytes of samples, "
+            f"the file holds {short[1]} (an interrupted copy or download?)")
+
+
 def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
     """(declared, present) bytes of a WAV's data chunk when the file holds fewer than its header
     says, else None. libsndfile reads a cut-off WAV without complaint (it just returns fewer
@@ -172,8 +195,7 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
     with fh:
         native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
         if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
-            raise AudioError(f"{path}: truncated WAV: its header declares {short[0]} bytes of samples, "
-                             f"the file holds {short[1]} (an interrupted copy or download?)")
+            raise AudioError(_truncated_message(path, short))
         stream = None
         if native != sample_rate:
             import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
@@ -188,10 +210,7 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
                 block = fh.read(block_frames, dtype="float32", always_2d=True)
             except Exception as e:  # a damaged FLAC/MP3 fails part-way ("decoder lost sync")
                 raise AudioError(f"{path}: decoding failed after {done / native:.2f} s ({e})") from e
-            if block.size and not np.isfinite(block).all():
-                bad = done + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-                raise AudioError(f"{path}: sample {bad} ({bad / native:.2f} s) is NaN or infinite; "
-                                 "a recording holds finite values")
+            _check_finite(path, block, native, done)
             last = len(block) < block_frames
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
             piece = stream.resample_chunk(mono, last=last) if stream is not None else mono

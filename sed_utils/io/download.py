@@ -46,6 +46,10 @@ RETRY_BACKOFF_SECONDS = 1.0
 # Server answers worth retrying: timeouts, rate limits and server-side hiccups. Anything else (404, 403)
 # will not change on a retry, so it is reported at once.
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+#: A transfer that brings fewer than this many bytes in ``stall_seconds`` has stalled (retried, then an
+#: error). Needed besides the socket timeout: that one restarts with every byte, so a server that
+#: drips a byte every few seconds would never time out.
+STALL_MIN_BYTES = 16 * 1024
 ARCHIVE_SUFFIXES = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar"}
 
 
@@ -194,8 +198,10 @@ def _open_file(url: str, offset: int) -> tuple[IO[bytes], int, int]:
     return f, total, 0
 
 
-def _transfer(url: str, part: Path, *, timeout: float, size: int | None, progress: bool) -> None:
-    """One attempt: append the missing bytes of ``url`` to ``part`` (or rewrite it). Raises _Transient."""
+def _transfer(url: str, part: Path, *, timeout: float, size: int | None, progress: bool,
+              stall_seconds: float = 120.0) -> None:
+    """One attempt: append the missing bytes of ``url`` to ``part`` (or rewrite it). Raises _Transient,
+    also when fewer than :data:`STALL_MIN_BYTES` arrive in a window of ``stall_seconds``."""
     offset = part.stat().st_size if part.exists() else 0
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme == "file":
@@ -218,13 +224,17 @@ def _transfer(url: str, part: Path, *, timeout: float, size: int | None, progres
                 url=url,
             )
         received = start
+        # read1: returns what one receive brings, so the stall check runs between receives
+        # (read(n) would wait for all n bytes however slowly they drip in)
+        read = getattr(body, "read1", body.read)
+        window_start, window_bytes = time.monotonic(), 0
         bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=part.name.removesuffix(".part"), disable=not progress)
         try:
             with open(part, "ab" if start else "wb") as out:
                 while True:
                     try:
-                        chunk = body.read(CHUNK_BYTES)
+                        chunk = read(CHUNK_BYTES)
                     except (OSError, http.client.HTTPException) as e:
                         raise _Transient(
                             f"connection broke after {received} of {total or '?'} bytes "
@@ -235,6 +245,13 @@ def _transfer(url: str, part: Path, *, timeout: float, size: int | None, progres
                     _write_chunk(out, chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    window_bytes += len(chunk)
+                    if (waited := time.monotonic() - window_start) >= stall_seconds:
+                        if window_bytes < STALL_MIN_BYTES:
+                            raise _Transient(f"the transfer stalled: {window_bytes} bytes in the last "
+                                             f"{waited:.0f} s (download.stall_seconds={stall_seconds:g})",
+                                             kind="stalled")
+                        window_start, window_bytes = time.monotonic(), 0
         except OSError as e:
             if _is_disk_full(e):
                 needed = total - received if total is not None else None
@@ -287,6 +304,7 @@ def _download(
     timeout: float = 60,
     retries: int = 3,
     progress: bool = True,
+    stall_seconds: float = 120.0,
 ) -> str:
     """:func:`download_file`, returning the sha256 of ``dest`` (computed once, used for the marker).
 
@@ -312,15 +330,17 @@ def _download(
     attempts = max(1, retries + 1)
     for attempt in range(1, attempts + 1):
         try:
-            _transfer(url, part, timeout=timeout, size=size, progress=progress)
+            _transfer(url, part, timeout=timeout, size=size, progress=progress, stall_seconds=stall_seconds)
             break
         except _Transient as e:
             if attempt == attempts:
                 have = part.stat().st_size if part.exists() else 0
+                kept = (f"{_fmt_bytes(have)} are kept in {part} and the next run resumes from there"
+                        if have else "Nothing was downloaded (no partial file is left)")
                 raise DownloadError(
-                    f"{url}: {e} (gave up after {attempts} attempt(s)). {_fmt_bytes(have)} are kept in "
-                    f"{part} and the next run resumes from there; check the network, raise "
-                    f"download.retries / download.timeout_seconds, or use a mirror (env SED_MIRROR).",
+                    f"{url}: {e} (gave up after {attempts} attempt(s)). {kept}; check the "
+                    f"network, raise download.retries / download.timeout_seconds / download.stall_seconds, "
+                    f"or use a mirror (env SED_MIRROR).",
                     reason=e.kind,
                     url=url,
                 ) from e
@@ -352,6 +372,7 @@ def download_file(
     timeout: float = 60,
     retries: int = 3,
     progress: bool = True,
+    stall_seconds: float = 120.0,
 ) -> Path:
     """Download ``url`` (http, https or file) to ``dest``: resumable, verified, atomic.
 
@@ -359,10 +380,11 @@ def download_file(
 
     Bytes go to ``dest + ".part"``; a .part left by an earlier run or a broken connection is resumed
     with an HTTP Range request (when the server ignores it and answers 200, the .part is restarted).
-    Connection resets, timeouts, truncated bodies and HTTP 5xx are retried up to ``retries`` times,
-    each resuming. Only a complete file that matches ``size`` / ``sha256`` / ``md5`` (those given) is
-    renamed to ``dest`` (``os.replace``), so ``dest`` existing means "complete": an existing ``dest``
-    that verifies is returned without any request.
+    Connection resets, timeouts, truncated bodies, HTTP 5xx and stalls (fewer than
+    :data:`STALL_MIN_BYTES` in ``stall_seconds``) are retried up to ``retries`` times, each resuming.
+    Only a complete file that matches ``size`` / ``sha256`` / ``md5`` (those given) is renamed to
+    ``dest`` (``os.replace``), so ``dest`` existing means "complete": an existing ``dest`` that
+    verifies is returned without any request.
 
     Raises:
         DownloadError: HTTP error (status), checksum mismatch (the bad file is removed), truncated
@@ -370,7 +392,7 @@ def download_file(
             archive its name says, disk full (how much is needed and where), missing file:// source.
     """
     _download(url, Path(dest), sha256=sha256, md5=md5, size=size, timeout=timeout, retries=retries,
-              progress=progress)
+              progress=progress, stall_seconds=stall_seconds)
     return Path(dest)
 
 

@@ -19,6 +19,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,11 +32,11 @@ __all__ = ["safe_extract"]
 
 
 def _unsafe(archive: Path, dest: Path, member: str, why: str) -> DownloadError:
+    detail = f"unsafe member {member!r} ({why}) would be written outside {dest}"
     return DownloadError(
-        f"{archive}: unsafe member {member!r} ({why}) would be written outside {dest}; nothing was "
-        f"extracted. The archive is corrupt or was tampered with: delete it and download it again from a "
-        f"trusted source.",
-        reason="unsafe",
+        f"{archive}: {detail}; nothing was extracted. The archive is corrupt or was tampered with: delete "
+        f"it and download it again from a trusted source.",
+        reason="unsafe", detail=detail,
     )
 
 
@@ -120,7 +121,8 @@ def _move_into_place(src: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def safe_extract(archive: Path, dest: Path, *, progress: bool = False) -> Path:
+def safe_extract(archive: Path, dest: Path, *, progress: bool = False,
+                 verify: Callable[[Path], None] | None = None) -> Path:
     """Extract a zip or tar(.gz) archive so that its content becomes folder ``dest``; return ``dest``.
 
     Notebook 01 extracts both datasets with it (via :func:`sed_utils.data.registry.fetch_dataset`).
@@ -133,6 +135,11 @@ def safe_extract(archive: Path, dest: Path, *, progress: bool = False) -> Path:
     Layout: when the archive wraps everything in one top folder named like ``dest`` (GitHub's
     ``ESC-50-master/``), that folder becomes ``dest``; otherwise (DESED's ``dataset/...``) the archive
     root does.
+
+    ``verify(folder)`` runs on the extracted folder while it still has its temporary name (the
+    registry checks the content there and writes its completion marker into it); when it raises,
+    the temporary folder is deleted and ``dest`` is left as it was. So whatever sits at ``dest``
+    passed the check.
     """
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
@@ -153,14 +160,17 @@ def safe_extract(archive: Path, dest: Path, *, progress: bool = False) -> Path:
                 _extract_tar(archive, tmp, dest, progress)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
             # (an OSError with an errno, e.g. permission denied, is no archive problem: it propagates)
+            detail = f"not a valid {kind} archive, or truncated/corrupt ({type(e).__name__}: {e})"
             raise DownloadError(
-                f"{archive}: not a valid {kind} archive, or truncated/corrupt ({type(e).__name__}: {e}). "
-                f"Delete {archive} and run again to download it afresh.",
-                reason="archive",
+                f"{archive}: {detail}. Delete {archive} and run again to download it afresh.",
+                reason="archive", detail=detail,
             ) from e
         entries = list(tmp.iterdir())
         wrapped = len(entries) == 1 and entries[0].is_dir() and entries[0].name == dest.name
-        _move_into_place(entries[0] if wrapped else tmp, dest)
+        root = entries[0] if wrapped else tmp
+        if verify is not None:
+            verify(root)
+        _move_into_place(root, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
