@@ -170,7 +170,7 @@ def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:
     hint = next((h for cls, h in HINTS.items() if isinstance(error, cls)), None)
     if hint:
         print(f"  hint: {hint}", file=stream)
-    if not debug:
+    if not debug and not isinstance(error, NotebookFailed):  # a notebook's traceback is in its executed copy
         print(f"  (traceback: add --debug, or set {DEBUG_ENV}=1)", file=stream)
     return 1 if isinstance(error, NotebookFailed) else 2
 

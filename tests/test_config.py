@@ -171,6 +171,7 @@ def test_config_errors_are_sed_errors_and_value_errors():
         ("full", "seed=abc", "seed", "integer >= 0"),
         ("full", "synthetic=maybe", "synthetic", "true or false"),
         ("scenes", "folds.scenes_train=[1, 2, 3, 4]", "folds.scenes_train", "overlap in fold(s) [4]"),
+        ("full", "folds.train=5", "folds.train", "overlap in fold(s) [5]"),
     ],
 )
 def test_out_of_range_values_are_refused_naming_key_value_and_rule(profile, override, key, allowed):
