@@ -52,8 +52,8 @@ class DownloadError(SedError, RuntimeError):
 
     The message names the URL or file, the problem, and what to do about it. ``reason`` is a short
     machine-readable tag (``http``, ``not_found``, ``network``, ``truncated``, ``checksum``,
-    ``archive``, ``unsafe``, ``disk_full``, ``io``, ``content``, ``usage``) for callers that react
-    differently; ``detail`` the problem alone, without the advice (a caller that acts on the
+    ``stalled``, ``archive``, ``unsafe``, ``disk_full``, ``io``, ``content``, ``usage``) for callers
+    that react differently; ``detail`` the problem alone, without the advice (a caller that acts on the
     problem, e.g. by removing the archive, gives its own).
     """
 

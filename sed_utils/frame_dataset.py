@@ -25,13 +25,11 @@ from torch.utils.data import Dataset
 
 from sed_utils.config import AugmentConfig, Config
 from sed_utils.data.desed import StrongLabelSet
-from sed_utils.data.esc50 import esc50_root, load_esc50_meta, negative_clips
+from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, esc50_root, load_esc50_meta, negative_clips
 from sed_utils.features import feature_cache
 from sed_utils.frame_labels import TIME_STRIDE, clip_targets, frame_targets_of_files, output_frames
 
 __all__ = ["FrameData", "clip_frame_data", "negative_clip_features", "FrameDataset", "frame_seconds_of"]
-
-NEGATIVE_SECONDS = 5.0  # every ESC-50 clip is 5 s
 
 
 def frame_seconds_of(cfg: Config) -> float:
@@ -76,7 +74,7 @@ def negative_clip_features(cfg: Config, *, progress: bool = True) -> np.ndarray:
                          f"{list(cfg.train_folds)} hold no clip outside the target classes")
     table = pd.DataFrame({"filename": clips["filename"].astype(str).to_numpy(),
                           "path": clips["path"].astype(str).to_numpy(),
-                          "start": 0.0, "end": NEGATIVE_SECONDS})
+                          "start": 0.0, "end": ESC50_CLIP_SECONDS})
     return feature_cache(cfg, table, "frame-negatives", progress=progress)
 
 

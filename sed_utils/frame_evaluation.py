@@ -39,7 +39,7 @@ from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processi
 from sed_utils.chunking import build_segments
 from sed_utils.config import Config
 from sed_utils.data.desed import StrongLabelSet
-from sed_utils.data.esc50 import esc50_root, load_esc50_meta, negative_clips
+from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, esc50_root, load_esc50_meta, negative_clips
 from sed_utils.data.scenes import scene_set
 from sed_utils.data.test_sets import describe_test_set, load_test_set
 from sed_utils.detection import score_curve
@@ -59,7 +59,6 @@ from sed_utils.psds import ScoreCurves, intersection_f1, psds
 __all__ = ["model_checkpoint", "model_curves", "tune_on_validation", "evaluate_curves",
            "negative_clip_paths", "negative_false_alarms", "evaluate_event_model", "events_results_path"]
 
-NEGATIVE_CLIP_SECONDS = 5.0  # every ESC-50 clip is 5 s
 
 
 def model_checkpoint(cfg: Config, model: str) -> Path:
@@ -114,7 +113,7 @@ def tune_on_validation(cfg: Config, trained: TrainedModel, *, progress: bool = T
     tuning = dict(curves)
     if cfg.eval.tune_with_negatives:  # files without reference events: every event there is a false alarm
         paths = negative_clip_paths(cfg, tuple(cfg.valid_folds))
-        tuning.update(model_curves(cfg, trained, paths, NEGATIVE_CLIP_SECONDS, progress=progress,
+        tuning.update(model_curves(cfg, trained, paths, ESC50_CLIP_SECONDS, progress=progress,
                                    desc="validation negatives"))
         chosen_on += f" + {len(paths)} clips of the other classes of the same fold(s)"
     thr, filters, grid = choose_event_postprocessing(
@@ -174,7 +173,7 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, An
     if neg.empty:
         return {"clips": 0, "with_false_alarm": 0, "share": float("nan"), "folds": list(folds),
                 "held_out": held_out}
-    curves = model_curves(cfg, trained, _paths_of(neg), NEGATIVE_CLIP_SECONDS, progress=progress,
+    curves = model_curves(cfg, trained, _paths_of(neg), ESC50_CLIP_SECONDS, progress=progress,
                           desc="negative clips")
     events = events_of_curves(smooth_curves(curves, post["median_filters"]), post["event_thresholds"],
                               cfg.desed_labels)

@@ -200,6 +200,14 @@ def desed_tgz() -> bytes:
     return make_desed_targz()
 
 
+def _esc50_mirror(mirror: Path, archive: bytes) -> Path:
+    """A local mirror folder holding ``archive`` as ESC-50-master.zip and its SHA256SUMS."""
+    mirror.mkdir(exist_ok=True)
+    (mirror / "ESC-50-master.zip").write_bytes(archive)
+    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": archive}))
+    return mirror
+
+
 def _no_leftovers(folder: Path) -> list[str]:
     """Temporary or partial files that a finished/failed run must not leave behind."""
     names = [p.name for p in folder.rglob("*")]
@@ -274,16 +282,12 @@ def test_fetch_desed_over_file_url_mirror(tmp_path, desed_tgz):
 
 def test_a_rebuilt_local_mirror_is_fetched_again(tmp_path, esc_zip):
     """The demo mirror is regenerated when its parameters change: stale extracted data must not win."""
-    mirror = tmp_path / "m"
-    mirror.mkdir()
-    (mirror / "ESC-50-master.zip").write_bytes(esc_zip)
-    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": esc_zip}))
+    mirror = _esc50_mirror(tmp_path / "m", esc_zip)
     root = tmp_path / "data"
     out = fetch_dataset("esc50", root, mirror=mirror.as_uri(), progress=False)
     assert read_marker(out)["clips"] == 3
     smaller = make_esc50_zip(ESC_ROWS[:2])
-    (mirror / "ESC-50-master.zip").write_bytes(smaller)
-    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": smaller}))
+    _esc50_mirror(mirror, smaller)
     fetch_dataset("esc50", root, mirror=mirror.as_uri(), progress=False)
     assert read_marker(out)["clips"] == 2 and read_marker(out)["archive_sha256"] == sha(smaller)
     assert len(list((out / "audio").iterdir())) == 2
@@ -594,15 +598,10 @@ def test_content_check_runs_before_the_rename_and_a_failing_archive_is_removed(s
 
 
 def test_an_existing_good_dataset_is_kept_when_a_new_archive_fails_its_check(tmp_path, esc_zip):
-    mirror = tmp_path / "m"
-    mirror.mkdir()
-    (mirror / "ESC-50-master.zip").write_bytes(esc_zip)
-    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": esc_zip}))
+    mirror = _esc50_mirror(tmp_path / "m", esc_zip)
     root = tmp_path / "data"
     out = fetch_dataset("esc50", root, mirror=str(mirror), progress=False)
-    bad = make_esc50_zip(skip_audio=(ESC_ROWS[0][0],))  # the mirror is rebuilt, badly
-    (mirror / "ESC-50-master.zip").write_bytes(bad)
-    (mirror / "SHA256SUMS").write_bytes(sums_file(**{"ESC-50-master.zip": bad}))
+    _esc50_mirror(mirror, make_esc50_zip(skip_audio=(ESC_ROWS[0][0],)))  # the mirror is rebuilt, badly
     with pytest.raises(DownloadError, match="content|incomplete"):
         fetch_dataset("esc50", root, mirror=str(mirror), progress=False)
     assert read_marker(out)["archive_sha256"] == sha(esc_zip)  # the good copy is untouched

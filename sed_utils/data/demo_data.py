@@ -26,6 +26,8 @@ import soundfile as sf
 
 from sed_utils import atomic
 from sed_utils.data.demo_sounds import _band_noise, active_extent, synth_event
+from sed_utils.data.desed import DESED_CLIP_SECONDS
+from sed_utils.data.esc50 import ESC50_CLIP_SECONDS
 from sed_utils.keys import sha256_file
 
 if TYPE_CHECKING:
@@ -67,9 +69,7 @@ DEMO_NEGATIVES = ("rain", "clock_tick", "chirping_birds", "church_bells", "engin
 DESED_DEMO_OTHERS = ("Speech", "Dishes")
 ESC50_FOLDS = (1, 2, 3, 4, 5)  # the dataset's own structure, not a training choice
 ESC50_CLIPS_PER_FOLD = 3
-ESC50_CLIP_SECONDS = 5.0
 DESED_N_CLIPS = 24
-DESED_CLIP_SECONDS = 10.0
 # (min, max) event length in seconds in the demo scenes; continuous sounds last longer.
 DESED_EVENT_SECONDS = {
     "dog": (0.5, 3.0),

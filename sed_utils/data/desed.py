@@ -33,6 +33,8 @@ __all__ = [
     "load_desed_eval",
 ]
 
+#: A DESED clip is (at most) 10 s: the demo generator writes them so and the content check expects it.
+DESED_CLIP_SECONDS = 10.0
 DESED_LABELS = [
     "Alarm_bell_ringing",
     "Blender",

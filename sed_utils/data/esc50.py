@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+#: Every ESC-50 clip is 5 s (Piczak 2015): the demo generator writes them so, the content check
+#: expects it, and the negative clips are read as 5 s long.
+ESC50_CLIP_SECONDS = 5.0
 
 #: ESC-50 categories that sound like a steady background (rain, wind, engines, ...). They are the
 #: backgrounds of the held-out scenes (:mod:`sed_utils.data.scenes`) and, from the TRAINING folds only,

@@ -32,8 +32,8 @@ import soundfile as sf
 
 from sed_utils import atomic
 from sed_utils.data.demo_data import make_demo_mirror
-from sed_utils.data.desed import DESED_LABELS, desed_audio_dir, desed_tsv, load_desed
-from sed_utils.data.esc50 import load_esc50_meta
+from sed_utils.data.desed import DESED_CLIP_SECONDS, DESED_LABELS, desed_audio_dir, desed_tsv, load_desed
+from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, load_esc50_meta
 from sed_utils.errors import DatasetError, DownloadError
 from sed_utils.io.download import CHECKSUM_FILE, _download, _mirror_base, mirror_url, read_mirror_checksums
 from sed_utils.io.extract import safe_extract
@@ -73,18 +73,16 @@ ARCHIVE_FAULTS = ("archive", "unsafe", "content")
 ESC50_UPSTREAM_CSV_SHA256 = "ca660da60191a97de289983a05821c9382d852a38a2ba8428980816b68cf6246"
 ESC50_UPSTREAM_CLIPS = 2000
 DESED_UPSTREAM_CLIPS = 692
-ESC50_CLIP_SECONDS = 5.0
-DESED_CLIP_SECONDS = 10.0
 #: A clip may be this much off its expected length (a few samples of rounding in a re-encode).
 LENGTH_TOLERANCE_SECONDS = 0.05
 
 
 def _content_error(folder: Path, problem: Exception | str) -> DownloadError:
+    detail = f"the extracted dataset is incomplete or damaged: {problem}"
     return DownloadError(
-        f"{folder}: the extracted dataset is incomplete or damaged: {problem}. Delete {folder} and run "
-        f"again to extract it afresh; if that fails again, delete the archive in "
-        f"{folder.parent / 'downloads'} too (or rebuild your mirror).",
-        reason="content", detail=f"the extracted dataset is incomplete or damaged: {problem}",
+        f"{folder}: {detail}. Delete {folder} and run again to extract it afresh; if that fails again, "
+        f"delete the archive in {folder.parent / 'downloads'} too (or rebuild your mirror).",
+        reason="content", detail=detail,
     )
 
 
