@@ -7,9 +7,9 @@ validation scenes (fold 4) of the TEST's recipe: a user tunes on data like what 
 Needs the real ESC-50; the uniform model is reused from ``benchmarks/events.py``
 (runs/events/seed<k>).
 
-    .venv/bin/python benchmarks/scene_recipes.py --seed 0
+    .venv/bin/python benchmarks/scene_recipes.py --seeds 0 1 2
 
-Writes benchmarks/results/scene_recipes.json and .md.
+Writes benchmarks/results/scene_recipes.json and .md (mean ± standard deviation over the seeds).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 from datetime import date
 from pathlib import Path
@@ -35,27 +36,42 @@ def _cfg(seed: int, root: Path, recipe: str):
     return load_config("scenes", [f"seed={seed}", f"runs_root={root}", f"scene_recipe={recipe}"])
 
 
+METRICS = ("event_f1", "psds1", "psds2", "segment_f1", "negatives_share")
+
+
+def _cell(values: list[float], percent: bool) -> str:
+    scale, fmt = (100.0, "{:.0f}") if percent else (1.0, "{:.3f}")
+    text = fmt.format(scale * statistics.mean(values)) + (" %" if percent else "")
+    if len(values) > 1:
+        text += " ± " + fmt.format(scale * statistics.stdev(values))
+    return text
+
+
 def _markdown(rows: list[dict]) -> str:
+    """One line per (training recipe, test recipe): mean ± standard deviation over the seeds."""
     lines = ["| trained on | tested on | event macro F1 | PSDS1 | PSDS2 | segment macro F1 | negatives hit |",
              "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['train']} scenes | {r['test']} scenes | {r['event_f1']:.3f} | {r['psds1']:.3f} | "
-                     f"{r['psds2']:.3f} | {r['segment_f1']:.3f} | {100 * r['negatives_share']:.0f} % |")
+    for train in ("uniform", "desed_like"):
+        for test in ("uniform", "desed_like"):
+            mine = [r for r in rows if r["train"] == train and r["test"] == test]
+            if mine:
+                cells = " | ".join(_cell([r[k] for r in mine], k == "negatives_share") for k in METRICS)
+                lines.append(f"| {train} scenes | {test} scenes | {cells} |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_seed(seed: int) -> tuple[list[dict], float]:
+    """Train (or reuse) the desed_like frame model of ``seed`` and evaluate both models on both
+    kinds of test scenes; returns the rows and the desed_like model's training minutes."""
     from sed_utils.frame_evaluation import evaluate_event_model
-    from sed_utils.frame_training import frame_key, train_frame_model
+    from sed_utils.frame_training import train_frame_model
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    seed = args.seed
     uniform_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
     like_root = REPO_ROOT / "runs" / "scene_recipes" / f"desed_like-seed{seed}"
-    like = _cfg(seed, like_root, "desed_like")
-    trained = train_frame_model(like, progress=False)
+    trained = train_frame_model(_cfg(seed, like_root, "desed_like"), progress=False)
+    if not (_cfg(seed, uniform_root, "uniform").run_dir / "frame_model" / "best.pt").is_file():
+        raise SystemExit(f"no uniform frame model for seed {seed} under {uniform_root}: run "
+                         f"`python benchmarks/events.py --seeds {seed}` first")
     rows = []
     for train_recipe, root in (("uniform", uniform_root), ("desed_like", like_root)):
         for test_recipe in ("uniform", "desed_like"):
@@ -67,19 +83,36 @@ def main(argv: list[str] | None = None) -> int:
                 dst = _cfg(seed, run_root, test_recipe).run_dir / "frame_model"
                 shutil.copytree(src, dst, dirs_exist_ok=True)
             res = evaluate_event_model(_cfg(seed, run_root, test_recipe), "frame", progress=False)
-            rows.append({"train": train_recipe, "test": test_recipe,
+            rows.append({"seed": seed, "train": train_recipe, "test": test_recipe,
                          "event_f1": res["event_based"]["macro"]["f1"], "psds1": res["psds1"]["value"],
                          "psds2": res["psds2"]["value"], "segment_f1": res["segment_based"]["macro"]["f1"],
                          "negatives_share": res["negatives"]["share"]})
-    command = f"python benchmarks/scene_recipes.py --seed {seed}"
-    table = _markdown(rows) + (
-        f"\nSeed {seed}, frame model with config defaults, real ESC-50 (train folds 1-3, validation 4, "
-        f"test 5); the desed_like model trained in {trained.info.seconds / 60:.1f} min. "
-        f"Measured {date.today()}. Command: `{command}`\n")
+    return rows, trained.info.seconds / 60
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sed_utils.frame_training import frame_key
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = p.parse_args(argv)
+    command = "python benchmarks/scene_recipes.py --seeds " + " ".join(map(str, args.seeds))
+    rows: list[dict] = []
+    minutes: list[float] = []
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    summary = {"rows": rows, "command": command, "frame_key": frame_key(like)}
-    atomic.write_text(RESULTS_DIR / "scene_recipes.json", json.dumps(summary, indent=2) + "\n")
-    atomic.write_text(RESULTS_DIR / "scene_recipes.md", table)
+    for seed in args.seeds:  # written after each seed: an interrupted run keeps what it measured
+        seed_rows, train_min = run_seed(seed)
+        rows += seed_rows
+        minutes.append(train_min)
+        done = sorted({r["seed"] for r in rows})
+        table = _markdown(rows) + (
+            f"\nMean ± standard deviation over seeds {done}; frame model with config defaults, real ESC-50 "
+            f"(train folds 1-3, validation 4, test 5); the desed_like models trained in "
+            f"{statistics.mean(minutes):.1f} min on average. Measured {date.today()}. Command: `{command}`\n")
+        summary = {"rows": rows, "seeds": done, "command": command,
+                   "frame_key": frame_key(_cfg(args.seeds[0], REPO_ROOT, "desed_like"))}
+        atomic.write_text(RESULTS_DIR / "scene_recipes.json", json.dumps(summary, indent=2) + "\n")
+        atomic.write_text(RESULTS_DIR / "scene_recipes.md", table)
     print(table)
     return 0
 
