@@ -118,7 +118,7 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
             k += 1
             name = f"{stem}-{k}.png"
         used.add(name)
-        fig = plot_detection(det, detection_logmel(trained, det.audio), hop)
+        fig = plot_detection(det, detection_logmel(trained, det.audio), hop, mel=trained.detector.mel)
         atomic.write_with(out_dir / name, lambda fh: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
 

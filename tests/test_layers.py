@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "sed_utils"
 #: The layers, lowest first. A module may import modules of its own layer or of lower ones;
 #: same-layer imports must not form a circle. docs/architecture.md draws the same picture.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundations", ["sed_utils.errors", "sed_utils.atomic", "sed_utils.keys"]),
+    ("foundations", ["sed_utils.errors", "sed_utils.atomic", "sed_utils.keys", "sed_utils.progress"]),
     ("config", ["sed_utils.config_rules", "sed_utils.config", "sed_utils"]),
     ("io", ["sed_utils.io", "sed_utils.io.audio", "sed_utils.io.download", "sed_utils.io.extract"]),
     ("datasets", ["sed_utils.data", "sed_utils.data.esc50", "sed_utils.data.desed",
@@ -40,9 +40,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("post-processing", ["sed_utils.postprocess"]),
     ("detection", ["sed_utils.detection"]),
     ("evaluation", ["sed_utils.evaluation", "sed_utils.frame_evaluation"]),
-    ("plots", ["sed_utils.plots", "sed_utils.plots.explore", "sed_utils.plots.chunking",
-               "sed_utils.plots.pipeline", "sed_utils.plots.training", "sed_utils.plots.evaluation",
-               "sed_utils.plots.scenes", "sed_utils.plots.events", "sed_utils.plots.detection"]),
+    ("plots", ["sed_utils.plots", "sed_utils.plots.style", "sed_utils.plots.explore",
+               "sed_utils.plots.chunking", "sed_utils.plots.pipeline", "sed_utils.plots.training",
+               "sed_utils.plots.evaluation", "sed_utils.plots.scenes", "sed_utils.plots.events",
+               "sed_utils.plots.detection"]),
     ("runner", ["sed_utils.detect_cli", "sed_utils.runner", "sed_utils.__main__"]),
 ]
 

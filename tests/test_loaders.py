@@ -300,10 +300,12 @@ def test_plots_return_figures_with_the_events_drawn():
     ]
     audio = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
     fig = plot_waveform_and_logmel(audio, 16000, HAND[HAND["filename"] == "a.wav"], title="a", labels=labels)
-    spec_ax = fig.axes[1]
-    assert len(spec_ax.patches) == 3  # one box per event
-    assert {t.get_text().strip() for t in spec_ax.texts} == {"Dog", "Cat"}
-    assert spec_ax.get_xlim() == (0.0, 1.0)
+    wave_ax, spec_ax, lane_ax = fig.axes
+    assert not spec_ax.patches and not spec_ax.collections and not spec_ax.texts  # nothing over the image
+    assert spec_ax.get_ylabel() == "frequency (Hz)"
+    assert sum(len(c.get_paths()) for c in lane_ax.collections) == 3  # one bar per event, in the lane
+    assert [t.get_text() for t in lane_ax.get_yticklabels()] == ["Dog", "Cat"]
+    assert spec_ax.get_xlim() == lane_ax.get_xlim() == (0.0, 1.0)
     # the figure shows the model's own front end (torchaudio log-mel, dB re 1.0), not another log-mel
     from sed_utils.config import MelConfig
     from sed_utils.features import build_logmel

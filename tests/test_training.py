@@ -390,5 +390,39 @@ def test_plots_mark_the_best_epoch(trained):
     assert [b.get_height() for b in bars] == pytest.approx(
         [best_row[f"valid_f1_{lab}"] for lab in load_config("demo").desed_labels]
     )
+    # with scene scores the bars show the epoch the scenes kept (the checkpoint's), not the chunks' best
+    assert plot_class_f1(h).axes[0].get_title().endswith(f"kept epoch {h['epoch'].iloc[-1]}")
     with pytest.raises(ValueError, match="no epochs"):
         plot_history(result.history.iloc[:0])
+
+
+def test_the_textbook_loop_written_out_gives_fit_epoch_s_weights():
+    """Notebook 05 writes the training loop out by hand; it must be the loop the package runs."""
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from sed_utils.config import MelConfig
+    from sed_utils.model import build_detector, set_seed
+    from sed_utils.training import fit_epoch
+
+    data = band_data(48, seed=3)
+
+    def fresh():
+        set_seed(0)
+        model = build_detector(["a", "b", "c", "d", "e"], MelConfig(n_mels=N_MELS), 16000, 0.4, MEAN, STD)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        return model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=3)
+
+    by_hand, opt, schedule = fresh()
+    by_hand.train()
+    for x, y in DataLoader(data, batch_size=16):
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(by_hand(x), y)
+        loss.backward()
+        opt.step()
+        schedule.step()
+    package, opt2, schedule2 = fresh()
+    mean_loss = fit_epoch(package, DataLoader(data, batch_size=16), opt2, schedule2, progress=False)
+    assert mean_loss > 0
+    for (name, a), b in zip(by_hand.state_dict().items(), package.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs between the hand-written loop and fit_epoch"

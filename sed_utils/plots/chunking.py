@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from sed_utils.plots.style import OTHER_COLOR, TARGET_COLOR, label_colors, legend_outside
+
 __all__ = [
     "plot_chunks_per_class",
     "plot_segment_activity",
@@ -28,12 +30,14 @@ def plot_chunks_per_class(stats: dict[str, Any]) -> Figure:
     df = stats["esc50_per_class"]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     bottom = np.zeros(len(df))
-    for col, color in (("kept", "tab:green"), ("silent_dropped", "tab:gray"), ("unused", "tab:orange")):
-        ax.bar(df.index, df[col], bottom=bottom, color=color, label=col.replace("_", " "))
+    for col, color, hatch in (("kept", TARGET_COLOR, None), ("silent_dropped", OTHER_COLOR, None),
+                              ("unused", "white", "//")):
+        ax.bar(df.index, df[col], bottom=bottom, color=color, hatch=hatch, edgecolor=OTHER_COLOR,
+               label=col.replace("_", " "))
         bottom += df[col].to_numpy()
     ax.set_ylabel("chunks")
     ax.set_title("ESC-50 chunks per class (negatives = the other categories)")
-    ax.legend()
+    legend_outside(ax)
     ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
@@ -44,8 +48,9 @@ def plot_segment_activity(stats: dict[str, Any]) -> Figure:
     (notebook 03)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     hist = stats["n_active_hist"]
-    colors = ["tab:gray" if k == 0 else ("tab:blue" if k == 1 else "tab:red") for k in hist.index]
-    ax1.bar([str(k) for k in hist.index], hist.to_numpy(), color=colors)
+    colors = [OTHER_COLOR if k == 0 else TARGET_COLOR for k in hist.index]
+    ax1.bar([str(k) for k in hist.index], hist.to_numpy(), color=colors,
+            hatch=["//" if k >= 2 else None for k in hist.index], edgecolor="white")
     ax1.set_xlabel("target classes active in the segment")
     ax1.set_ylabel("segments")
     ax1.set_title(
@@ -56,7 +61,7 @@ def plot_segment_activity(stats: dict[str, Any]) -> Figure:
     for x, v in enumerate(hist.to_numpy()):
         ax1.annotate(str(int(v)), (x, v), ha="center", va="bottom", fontsize=8)
     per = stats["desed_per_class"]
-    ax2.barh(per.index, per.to_numpy(), color="tab:blue")
+    ax2.barh(per.index, per.to_numpy(), color=[label_colors(per.index)[lab] for lab in per.index])
     ax2.set_xlabel("active segments")
     ax2.invert_yaxis()  # model output order, top to bottom
     ax2.set_title("active segments per class", fontsize=9)
@@ -97,20 +102,14 @@ def plot_clip_chunks(audio: np.ndarray, sample_rate: int, chunks: pd.DataFrame, 
     ax.set_ylabel("amplitude")
     ax.set_title(title)
     for i, row in enumerate(chunks.itertuples(index=False)):
-        color = "lightgray" if row.silent else "tab:green"
+        color = OTHER_COLOR if row.silent else TARGET_COLOR
         ax.axvspan(row.start, row.end, color=color, alpha=0.06 if not row.silent else 0.25, lw=0)
         axw.plot([row.start, row.end], [i, i], color=color, lw=4, solid_capstyle="butt")
     axw.set_yticks([])
     axw.set_ylabel("chunks")
     axw.set_xlabel("time (s)")
-    axw.legend(
-        handles=[
-            Line2D([], [], color="tab:green", lw=4, label="kept"),
-            Line2D([], [], color="lightgray", lw=4, label="silent: dropped"),
-        ],
-        loc="upper right",
-        fontsize=8,
-    )
+    legend_outside(axw, handles=[Line2D([], [], color=TARGET_COLOR, lw=4, label="kept"),
+                                 Line2D([], [], color=OTHER_COLOR, lw=4, label="silent: dropped")])
     fig.tight_layout()
     return fig
 
@@ -122,9 +121,10 @@ def plot_desed_clip(
     Used in notebook 03."""
     fig, (ax, axm) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
     all_labels = list(dict.fromkeys([*labels, *sorted(set(events["event_label"]) - set(labels))]))
+    colors = label_colors(labels)
     for row in events.itertuples(index=False):
         y = all_labels.index(row.event_label)
-        color = "tab:blue" if row.event_label in labels else "lightgray"
+        color = colors.get(row.event_label, OTHER_COLOR)
         ax.plot([row.onset, row.offset], [y, y], lw=6, color=color, solid_capstyle="butt")
     ax.set_yticks(range(len(all_labels)), all_labels, fontsize=8)
     ax.set_ylim(-0.7, len(all_labels) - 0.3)
@@ -137,9 +137,9 @@ def plot_desed_clip(
     axm.imshow(
         y,
         aspect="auto",
-        cmap="Blues",
+        cmap="Greys",
         vmin=0,
-        vmax=1,
+        vmax=1.25,
         interpolation="nearest",
         extent=(0, seg * y.shape[1], len(labels) - 0.5, -0.5),
     )
@@ -164,14 +164,14 @@ def plot_silence_levels(esc_table: pd.DataFrame, silence_db: float) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 3))
     bins = np.linspace(floor, 0, 51)
     for mask, label, color in (
-        (esc_table["is_target"].to_numpy(), "target classes", "tab:green"),
-        (~esc_table["is_target"].to_numpy(), "other classes", "tab:orange"),
+        (esc_table["is_target"].to_numpy(), "target classes", TARGET_COLOR),
+        (~esc_table["is_target"].to_numpy(), "other classes", OTHER_COLOR),
     ):
         ax.hist(rel[mask], bins=bins, alpha=0.6, label=label, color=color)
     ax.axvline(-abs(silence_db), color="k", ls="--", label=f"threshold ({-abs(silence_db):g} dB)")
     ax.set_yscale("log")
     ax.set_xlabel(f"chunk RMS relative to the clip's loudest chunk (dB; digital silence at {floor:g})")
     ax.set_ylabel("chunks")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     fig.tight_layout()
     return fig

@@ -13,19 +13,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sed_utils.plots.explore import label_colors
+from sed_utils.config import MelConfig
+from sed_utils.plots.style import add_colorbar, label_colors, show_logmel
 
 __all__ = ["plot_detection"]
 
 
 def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: float = 0.01,
-                   title: str = "", reference: pd.DataFrame | None = None) -> Figure:
-    """Top: the recording's log-mel (if given) with one coloured bar per detected event along its
-    top edge; below: each class's score curve (as the model gave it, before the median filter),
-    its threshold dashed, its detected events shaded, and the ``reference`` events (when known)
-    as black bars along the top (notebook 09, ``detect --plot``).
+                   title: str = "", reference: pd.DataFrame | None = None, mel: MelConfig | None = None
+                   ) -> Figure:
+    """Top: the recording's log-mel (if given; Hz axis, dB colour bar); below, one lane per class:
+    its score curve (as the model gave it, before the median filter), its threshold dashed, its
+    detected events shaded, and the ``reference`` events (when known) as black bars along the top
+    (notebook 09, ``detect --plot``). Nothing is drawn over the spectrogram, so it stays readable.
 
-    ``det`` is a :class:`sed_utils.detection.Detection`; ``hop_seconds`` the log-mel's frame hop.
+    ``det`` is a :class:`sed_utils.detection.Detection`; ``hop_seconds`` the log-mel's frame hop,
+    ``mel`` its settings (for the Hz axis; default: the series' defaults).
     """
     labels, colors = det.labels, label_colors(det.labels)
     n_top = 1 if logmel_db is not None else 0
@@ -35,15 +38,7 @@ def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: f
     axes = np.atleast_1d(axes)
     seconds = max(det.seconds, float(det.bounds[-1]) if len(det.bounds) else 0.0)
     if logmel_db is not None:
-        ax = axes[0]
-        shown, top = logmel_db.shape[1] * hop_seconds, logmel_db.shape[0]
-        ax.imshow(logmel_db, origin="lower", aspect="auto", cmap="magma", extent=(0, shown, 0, top))
-        for k, label in enumerate(labels):
-            ev = det.events[det.events["event_label"] == label]
-            ax.broken_barh([(a, b - a) for a, b in zip(ev["onset"], ev["offset"], strict=True)],
-                           (top - (k + 1) * top * 0.06, top * 0.05), color=colors[label], label=label)
-        ax.set_ylabel("mel bin")
-        ax.legend(loc="upper right", fontsize=7, ncol=len(labels), framealpha=0.8)
+        add_colorbar(show_logmel(axes[0], logmel_db, mel or MelConfig(), hop_seconds=hop_seconds), axes[0])
     centres = (det.bounds[:-1] + det.bounds[1:]) / 2
     for c, (ax, label) in enumerate(zip(axes[n_top:], labels, strict=True)):
         for ev in det.events[det.events["event_label"] == label].itertuples():

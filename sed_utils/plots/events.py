@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sed_utils.plots.explore import label_colors
+from sed_utils.plots.style import label_colors, legend_outside
 
 __all__ = ["plot_event_timelines", "plot_frame_scores", "plot_frame_targets", "plot_psd_roc",
            "plot_metric_bars", "plot_postprocessing_grid", "plot_frame_history"]
@@ -105,7 +105,7 @@ def plot_psd_roc(results: Mapping[str, Mapping], setting: str = "psds1") -> Figu
     ax.set_ylabel("effective true-positive rate")
     ax.set_title(f"PSD-ROC ({setting.upper()}: area / 100)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -122,7 +122,7 @@ def plot_metric_bars(rows: Mapping[str, Mapping[str, float]], title: str = "") -
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylim(0, 1.05)
-    ax.legend()
+    legend_outside(ax)
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -144,7 +144,7 @@ def plot_postprocessing_grid(grid: pd.DataFrame, labels: list[str], chosen: Mapp
         ax.set_xlabel("threshold")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("event F1 (validation)")
-    np.atleast_1d(axes)[-1].legend(title="median filter", fontsize=7)
+    legend_outside(np.atleast_1d(axes)[-1], title="median filter\n(frames)", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -156,7 +156,7 @@ def plot_frame_history(history: pd.DataFrame) -> Figure:
     a.plot(history["epoch"], history["valid_frame_loss"], marker="o", label="validation (frames)")
     a.set_xlabel("epoch")
     a.set_ylabel("loss")
-    a.legend()
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     b.plot(history["epoch"], history["valid_frame_f1"], marker="o", color="tab:green")
     b.set_xlabel("epoch")
     b.set_ylabel("validation frame F1")

@@ -25,9 +25,17 @@ from sed_utils.data.label_stats import (
 )
 from sed_utils.features import logmel_db
 from sed_utils.io.audio import read_audio
+from sed_utils.plots.style import (
+    OTHER_COLOR,
+    TARGET_COLOR,
+    add_colorbar,
+    draw_event_lanes,
+    label_colors,
+    legend_outside,
+    show_logmel,
+)
 
 __all__ = [
-    "label_colors",
     "plot_class_counts",
     "plot_esc50_class_counts",
     "plot_event_durations",
@@ -37,18 +45,9 @@ __all__ = [
     "clip_browser",
 ]
 
-TARGET_COLOR, NEGATIVE_COLOR = "tab:orange", "tab:gray"
-
-
 # ----------------------------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------------------------
-def label_colors(labels: list[str]) -> dict[str, tuple]:
-    """One fixed colour per label, so a class looks the same in every figure (notebook 02)."""
-    cmap = plt.get_cmap("tab10")
-    return {lab: cmap(i % 10) for i, lab in enumerate(labels)}
-
-
 def plot_class_counts(
     counts: pd.Series, highlight: list[str] | None = None, title: str = "", xlabel: str = "count"
 ) -> Figure:
@@ -59,7 +58,7 @@ def plot_class_counts(
     """
     highlight = set(highlight or [])
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(counts) + 1.2))
-    colors = [TARGET_COLOR if c in highlight else NEGATIVE_COLOR for c in counts.index]
+    colors = [TARGET_COLOR if c in highlight else OTHER_COLOR for c in counts.index]
     ax.barh([str(i) for i in counts.index], counts.values, color=colors)
     ax.invert_yaxis()
     for y, v in enumerate(counts.values):
@@ -69,8 +68,8 @@ def plot_class_counts(
     if highlight and len(highlight) < len(counts):
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=TARGET_COLOR, label="target"), Patch(color=NEGATIVE_COLOR, label="other")]
-        ax.legend(handles=handles, loc="lower right")
+        handles = [Patch(color=TARGET_COLOR, label="target"), Patch(color=OTHER_COLOR, label="other")]
+        legend_outside(ax, handles=handles)
     fig.tight_layout()
     return fig
 
@@ -105,7 +104,7 @@ def plot_event_durations(events: pd.DataFrame, labels: list[str], title: str = "
     ax.invert_yaxis()
     ax.set_xlabel("seconds")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -117,7 +116,7 @@ def plot_events_per_clip(
     (notebook 02)."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     values = counts.value_counts().reindex(range(int(counts.max()) + 1 if len(counts) else 1), fill_value=0)
-    ax.bar(values.index, values.values, color=[NEGATIVE_COLOR] + [TARGET_COLOR] * (len(values) - 1))
+    ax.bar(values.index, values.values, color=[OTHER_COLOR] + [TARGET_COLOR] * (len(values) - 1))
     for x, v in zip(values.index, values.values, strict=True):
         ax.text(x, v, str(v), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(values.index)
@@ -160,37 +159,34 @@ def plot_waveform_and_logmel(
     mel: MelConfig | None = None,
     labels: list[str] | None = None,
 ) -> Figure:
-    """Waveform above its log-mel spectrogram; labelled events drawn as coloured spans (notebook 02).
+    """Waveform, log-mel spectrogram (Hz axis, dB colour bar) and the labelled events in a lane of
+    their own below, one row per label (notebook 02).
 
-    ``events`` (onset, offset, event_label) are drawn on both panels, one row band per label on
-    the spectrogram so overlapping events stay readable.
+    The events are not drawn on the spectrogram: a box there would sit on some frequency band and
+    read as "the dog is at 500 Hz", while a label only says when. Shaded spans on the waveform
+    show the same times.
     """
     mel = mel or MelConfig()
     spec = logmel_db(audio, sr, mel)
     seconds = len(audio) / sr
-    fig, (ax_w, ax_s) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, height_ratios=[1, 2])
+    known = list(labels or [])
+    present = list(dict.fromkeys(events["event_label"])) if events is not None else []
+    lanes = [lab for lab in known if lab in present] + [lab for lab in present if lab not in known]
+    heights = [1, 2] + ([0.25 * len(lanes) + 0.2] if lanes else [])
+    fig, axes = plt.subplots(len(heights), 1, figsize=(10, 1.6 * sum(heights) + 0.6), sharex=True,
+                             height_ratios=heights)
+    ax_w, ax_s = axes[0], axes[1]
     ax_w.plot(np.arange(len(audio)) / sr, audio, lw=0.4, color="k")
     ax_w.set_ylabel("amplitude")
     ax_w.set_title(title)
-    ax_s.imshow(spec, origin="lower", aspect="auto", extent=(0, seconds, 0, spec.shape[0]), cmap="magma")
-    ax_s.set_ylabel("mel bin")
-    ax_s.set_xlabel("time (s)")
+    add_colorbar(show_logmel(ax_s, spec, mel, seconds=seconds), ax_s)
     ax_s.set_xlim(0, seconds)
-    if events is not None and len(events):
-        known = list(labels or [])
-        present = list(dict.fromkeys(events["event_label"]))
-        order = [lab for lab in known if lab in present] + [lab for lab in present if lab not in known]
-        colors = label_colors(known + [lab for lab in present if lab not in known])
-        band = spec.shape[0] / max(len(order), 1)
+    if lanes:
+        colors = label_colors(lanes)
         for e in events.itertuples(index=False):
-            k = order.index(e.event_label)
-            c = colors[e.event_label]
-            ax_w.axvspan(e.onset, e.offset, color=c, alpha=0.25)
-            box = plt.Rectangle((e.onset, k * band), e.offset - e.onset, band, fill=False, ec=c, lw=2)
-            ax_s.add_patch(box)
-            ax_s.text(e.onset, k * band + band - 1, f" {e.event_label}", color=c, fontsize=8, va="top",
-                      fontweight="bold", clip_on=True,
-                      bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "edgecolor": "none"})
+            ax_w.axvspan(e.onset, e.offset, color=colors[e.event_label], alpha=0.25, lw=0)
+        draw_event_lanes(axes[2], events, lanes, seconds)
+    axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     return fig
 

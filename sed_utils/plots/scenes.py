@@ -11,6 +11,7 @@ from sed_utils.data.scene_mixing import SCENE_SECONDS
 from sed_utils.data.scenes import label_statistics, load_scene_sources, load_scenes
 from sed_utils.features import logmel_db
 from sed_utils.io.audio import read_audio
+from sed_utils.plots.style import OTHER_COLOR, TARGET_COLOR, add_colorbar, label_colors, show_logmel
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -44,19 +45,18 @@ def plot_scene(cfg: Config, out_dir: Path, filename: str, ax=None):
     else:
         ax_spec, ax_lab = ax
         fig = ax_spec.figure
-    extent = (0, len(audio) / sr, 0, db.shape[0])
-    ax_spec.imshow(db, origin="lower", aspect="auto", cmap="magma", extent=extent)
-    ax_spec.set_ylabel("mel bin")
+    add_colorbar(show_logmel(ax_spec, db, cfg.mel, seconds=len(audio) / sr), ax_spec)
     ax_spec.set_title(f"{filename} - background: {background}")
-    colors = plt.get_cmap("tab10")
+    colors = label_colors(lanes)
     for row in labels.itertuples():
         k = lanes.index(row.event_label)
-        ax_lab.broken_barh([(row.onset, row.offset - row.onset)], (k + 0.1, 0.8), color=colors(k))
+        ax_lab.broken_barh([(row.onset, row.offset - row.onset)], (k + 0.1, 0.8),
+                           color=colors[row.event_label])
         for x in (row.onset, row.offset):
-            ax_spec.axvline(x, color=colors(k), lw=1.2, ls="--")
+            ax_spec.axvline(x, color="white", lw=1.0, ls="--")
     for row in distractors.itertuples():
         ax_lab.broken_barh([(row.onset, row.offset - row.onset)], (len(lanes) - 0.9, 0.8),
-                           facecolor="lightgrey", edgecolor="grey", hatch="//")
+                           facecolor=OTHER_COLOR, edgecolor="grey", hatch="//")
         ax_lab.text(row.onset, len(lanes) - 0.5, f" {row.category}", va="center", fontsize=8)
     ax_lab.set_yticks([k + 0.5 for k in range(len(lanes))], lanes)
     ax_lab.set_ylim(len(lanes), 0)  # first label on top, as in the legend order
@@ -73,7 +73,8 @@ def plot_label_statistics(cfg: Config, out_dir: Path):
     ev = ds.events.assign(seconds=ds.events["offset"] - ds.events["onset"])
     per_scene = ev.groupby("filename").size().reindex(ds.files, fill_value=0)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].barh(stats["event_label"], stats["events"], color="tab:blue")
+    axes[0].barh(stats["event_label"], stats["events"],
+                 color=[label_colors(stats["event_label"])[lab] for lab in stats["event_label"]])
     axes[0].set_xlabel("labelled events")
     axes[0].invert_yaxis()
     present = [lab for lab in cfg.desed_labels if (ev["event_label"] == lab).any()]
@@ -83,7 +84,8 @@ def plot_label_statistics(cfg: Config, out_dir: Path):
         axes[1].invert_yaxis()
     axes[1].set_xlabel("event duration (s)")
     counts = per_scene.value_counts().sort_index()
-    axes[2].bar(counts.index.astype(str), counts.values, color="tab:green")
+    axes[2].bar(counts.index.astype(str), counts.values,
+                color=[OTHER_COLOR if k == 0 else TARGET_COLOR for k in counts.index])
     axes[2].set_xlabel("labelled events in a scene")
     axes[2].set_ylabel("scenes")
     fig.suptitle(f"{len(ds.files)} scenes, {len(ev)} labelled events")

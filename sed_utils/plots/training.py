@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sed_utils.plots.style import label_colors, legend_outside
+
 __all__ = ["plot_history", "plot_class_f1"]
 
 
@@ -47,18 +49,24 @@ def plot_history(history: pd.DataFrame, selected_on: str | None = None) -> Figur
     for ax in (ax_loss, ax_f1):
         ax.set_xticks(list(epochs))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     return fig
 
 
-def plot_class_f1(history: pd.DataFrame, epoch: int | None = None) -> Figure:
-    """Bar chart of the per-class validation F1 at ``epoch`` (default: the best epoch).
-    Used in notebook 05."""
+def plot_class_f1(history: pd.DataFrame, epoch: int | None = None, selected_on: str | None = None) -> Figure:
+    """Bar chart of the per-class validation-chunk F1 at ``epoch`` (notebook 05).
+
+    ``epoch`` defaults to the KEPT epoch: the best one by ``selected_on`` ("scenes" when the history
+    has validation-scene scores, else "chunks"), as :func:`plot_history` marks it. (Taking the best
+    chunk-F1 epoch instead would show an epoch the checkpoint does not hold.)"""
     cols = [c for c in history.columns if c.startswith("valid_f1_")]
     if history.empty or not cols:
         raise ValueError("plot_class_f1: the history has no per-class F1 columns (valid_f1_<label>)")
     if epoch is None:
-        epoch = int(history.loc[history["valid_macro_f1"].idxmax(), "epoch"])
+        has_scenes = "valid_scenes_f1" in history and history["valid_scenes_f1"].notna().any()
+        column = {"chunks": "valid_macro_f1", "scenes": "valid_scenes_f1"}[
+            selected_on or ("scenes" if has_scenes else "chunks")]
+        epoch = int(history.loc[history[column].idxmax(), "epoch"])
     rows = history[history["epoch"] == epoch]
     if rows.empty:
         raise ValueError(
@@ -69,12 +77,12 @@ def plot_class_f1(history: pd.DataFrame, epoch: int | None = None) -> Figure:
     values = [float(row[c]) for c in cols]
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     plt.close(fig)
-    bars = ax.bar(names, values, color="C0")
+    bars = ax.bar(names, values, color=[label_colors(names)[n] for n in names])
     ax.bar_label(bars, fmt="%.2f", label_type="center", color="white", fontweight="bold")
     ax.axhline(
         float(row["valid_macro_f1"]), color="C3", ls="--", label=f"macro F1 {row['valid_macro_f1']:.2f}"
     )
-    ax.set(ylim=(0, 1.08), ylabel="F1", title=f"Validation F1 per class (epoch {epoch})")
+    ax.set(ylim=(0, 1.08), ylabel="F1", title=f"Validation-chunk F1 per class, kept epoch {epoch}")
     ax.tick_params(axis="x", labelrotation=15)
-    ax.legend(loc="lower right")
+    legend_outside(ax)
     return fig

@@ -1,0 +1,146 @@
+"""One look for every figure of the series (every notebook): a colour per class that never changes
+meaning, mel axes in Hz with a colour bar, labels in a lane of their own, legends beside the data.
+
+Why a module of its own: a reader learns the colours once. In notebook 02 Dog is blue, so it is blue
+in the chunk statistics of 03, the timelines of 06 and the detections of 09; "one of our five
+classes" against "another class" is dark against light grey everywhere, never a class colour.
+Every plot module draws spectrograms, class colours and legends through these helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.image import AxesImage
+
+from sed_utils.config import MelConfig
+
+__all__ = [
+    "CLASS_COLORS",
+    "TARGET_COLOR",
+    "OTHER_COLOR",
+    "label_colors",
+    "mel_band_hz",
+    "set_mel_hz_axis",
+    "show_logmel",
+    "add_colorbar",
+    "legend_outside",
+    "draw_event_lanes",
+]
+
+#: The ten DESED classes, each with the colour it has in every figure of the series. Our five come
+#: first (tab10's first five); grey is kept for "not one of ours".
+CLASS_COLORS: dict[str, str] = {
+    "Dog": "#1f77b4",
+    "Cat": "#ff7f0e",
+    "Alarm_bell_ringing": "#2ca02c",
+    "Running_water": "#d62728",
+    "Vacuum_cleaner": "#9467bd",
+    "Speech": "#8c564b",
+    "Frying": "#e377c2",
+    "Dishes": "#bcbd22",
+    "Blender": "#17becf",
+    "Electric_shaver_toothbrush": "#393b79",
+}
+#: "One of the five target classes" against "another class" (bars, histograms): dark against light.
+TARGET_COLOR = "#3a3a3a"
+OTHER_COLOR = "#c4c4c4"
+_EXTRA = plt.get_cmap("tab20b")
+
+
+def label_colors(labels: Iterable[str]) -> dict[str, str | tuple]:
+    """Colour of each label (every notebook): :data:`CLASS_COLORS` for DESED's classes; any other
+    label (a user's own) gets one of tab20b's colours by its position among the unknown ones."""
+    out: dict[str, str | tuple] = {}
+    unknown = 0
+    for lab in labels:
+        if lab in CLASS_COLORS:
+            out[lab] = CLASS_COLORS[lab]
+        else:
+            out[lab] = _EXTRA(unknown % 20)
+            unknown += 1
+    return out
+
+
+def mel_band_hz(mel: MelConfig) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band of the series' front end (notebooks 02, 04).
+
+    torchaudio's ``MelSpectrogram`` (the model's front end) uses the HTK mel scale,
+    ``mel = 2595 log10(1 + f / 700)``, with ``n_mels + 2`` points evenly spaced in mel between
+    ``f_min`` and ``f_max``: band ``k`` is the triangle peaking at point ``k + 1``."""
+    lo, hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (mel.f_min, mel.f_max))
+    points = np.linspace(lo, hi, mel.n_mels + 2)
+    return 700.0 * (10.0 ** (points[1:-1] / 2595.0) - 1.0)
+
+
+HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
+
+
+def set_mel_hz_axis(ax: Axes, mel: MelConfig, ticks_hz: Sequence[float] = HZ_TICKS) -> None:
+    """Label the y axis of a log-mel drawn with bands ``0 .. n_mels`` in Hz (every notebook).
+
+    The ticks sit where those frequencies fall on the mel axis (interpolated between band centres),
+    so the axis stays what the model sees (equal steps in mel) and reads in Hz."""
+    centres = mel_band_hz(mel)
+    ticks = [f for f in ticks_hz if centres[0] <= f <= centres[-1]]
+    positions = np.interp(ticks, centres, np.arange(mel.n_mels) + 0.5)
+    ax.set_yticks(positions, [f"{f / 1000:g}k" if f >= 1000 else f"{f:g}" for f in ticks])
+    ax.set_ylabel("frequency (Hz)")
+
+
+def show_logmel(ax: Axes, db: np.ndarray, mel: MelConfig, *, hop_seconds: float | None = None,
+                seconds: float | None = None, vmin: float | None = None, vmax: float | None = None,
+                cmap: str = "magma") -> AxesImage:
+    """Draw a log-mel ``[n_mels, frames]`` in dB, time in s and frequency in Hz (every notebook).
+
+    Give ``hop_seconds`` (one frame's hop) or the drawn length ``seconds``. Returns the image, for
+    :func:`add_colorbar`."""
+    db = np.asarray(db)
+    if seconds is None:
+        seconds = db.shape[-1] * (hop_seconds if hop_seconds is not None else 0.01)
+    im = ax.imshow(db, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                   extent=(0, seconds, 0, db.shape[0]), interpolation="nearest")
+    set_mel_hz_axis(ax, mel)
+    return im
+
+
+def add_colorbar(im: AxesImage, ax: Axes, label: str = "dB") -> None:
+    """A colour bar for ``im`` just right of ``ax``, labelled (every notebook).
+
+    Drawn in an inset beside the axes instead of taking width from them, so a spectrogram keeps
+    the same time axis as the lanes and curves stacked under it."""
+    cax = ax.inset_axes((1.01, 0.0, 0.012, 1.0))
+    ax.figure.colorbar(im, cax=cax, label=label)
+
+
+def legend_outside(ax: Axes, **kwargs) -> None:
+    """The legend to the right of the axes, never over the data (every notebook)."""
+    kwargs.setdefault("fontsize", 8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def draw_event_lanes(ax: Axes, events: pd.DataFrame, labels: Sequence[str], seconds: float, *,
+                     hatch_labels: Iterable[str] = (), title: str = "") -> None:
+    """Events as bars, one lane (row) per label, first label on top (every notebook).
+
+    Why lanes: drawn over a spectrogram, a label box sits on some frequency band and reads as
+    "the dog is at 500 Hz"; in a lane of its own it only says *when*. Labels in ``hatch_labels``
+    are drawn hatched (e.g. "detected" against "reference")."""
+    colors = label_colors(labels)
+    hatched = set(hatch_labels)
+    for k, lab in enumerate(labels):
+        ev = events[events["event_label"] == lab]
+        spans = [(a, b - a) for a, b in zip(ev["onset"], ev["offset"], strict=True)]
+        if spans:
+            ax.broken_barh(spans, (k + 0.15, 0.7), facecolor=colors[lab], edgecolor="k", lw=0.5,
+                           hatch="//" if lab in hatched else None)
+    ax.set_yticks(np.arange(len(labels)) + 0.5, list(labels), fontsize=8)
+    ax.set_ylim(len(labels), 0)
+    ax.set_xlim(0, seconds)
+    ax.grid(axis="x", lw=0.3, alpha=0.5)
+    if title:
+        ax.set_title(title, fontsize=9)
