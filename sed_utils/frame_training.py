@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint, save_checkpoint
@@ -47,6 +46,7 @@ from sed_utils.frame_model import FrameDetector, build_frame_detector
 from sed_utils.inference import predict_logits, sigmoid
 from sed_utils.metrics import macro_f1_at_chosen_thresholds
 from sed_utils.model import pick_device, set_seed
+from sed_utils.progress import tqdm
 from sed_utils.training import training_key
 
 __all__ = ["FRAME_MODEL_DIR", "FrameTrainResult", "frame_training_data", "fit_frame_epoch", "validate_frames",
@@ -114,7 +114,7 @@ def fit_frame_epoch(model: FrameDetector, loader: DataLoader, optimiser: torch.o
         schedule.step()
         total += float(loss.detach()) * len(x)
         n += len(x)
-        bar.set_postfix(loss=f"{total / n:.4f}")
+        bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)  # shown at the next update: no extra redraws
     return total / max(n, 1)
 
 

@@ -30,7 +30,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.checkpoint import (
@@ -45,6 +44,7 @@ from sed_utils.errors import CheckpointError
 from sed_utils.inference import predict_logits, predict_proba, sigmoid, to_device
 from sed_utils.metrics import macro_f1, macro_f1_at_chosen_thresholds
 from sed_utils.model import Detector, build_detector, pick_device, set_seed
+from sed_utils.progress import tqdm
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -324,24 +324,33 @@ def _start_run(cfg: Config, bundle: DataBundle, device: Any) -> _Run:
     return _Run(model, optimiser, schedule, train_loader, dev, channels_last, meta)
 
 
-def fit_epoch(run: _Run, desc: str = "", progress: bool = True) -> float:
-    """One pass over the training data, one optimiser step per batch; returns the mean training loss
-    (notebook 05, through train_model)."""
-    run.model.train()
+def fit_epoch(model: nn.Module, loader: DataLoader, optimiser: torch.optim.Optimizer, schedule: Any = None,
+              *, device: torch.device | str = "cpu", channels_last: bool = False,
+              loss_fn: nn.Module | None = None, desc: str = "", progress: bool = True) -> float:
+    """One pass over ``loader``, one optimiser step per batch (and a ``schedule`` step, when given);
+    returns the mean training loss (notebook 05, which writes the same loop out by hand and checks
+    that both give the same weights).
+
+    The loop is the textbook one: forward, binary cross-entropy with logits (``loss_fn``, default
+    ``BCEWithLogitsLoss``), backward, step. ``channels_last`` only changes the memory layout of the
+    inputs (faster convolutions on CPU and CUDA), not the arithmetic's meaning."""
+    loss_fn = loss_fn if loss_fn is not None else nn.BCEWithLogitsLoss()
+    device = torch.device(device)
+    model.train()
     total, n = 0.0, 0
-    bar = tqdm(run.train_loader, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
     for x, y in bar:
-        x = to_device(x, run.device, run.channels_last)
-        y = y.to(run.device, dtype=torch.float32, non_blocking=True)
-        run.optimiser.zero_grad(set_to_none=True)
-        loss = run.loss_fn(run.model(x), y)
+        x = to_device(x, device, channels_last)
+        y = y.to(device, dtype=torch.float32, non_blocking=True)
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
         loss.backward()
-        run.optimiser.step()
-        if run.schedule is not None:
-            run.schedule.step()
+        optimiser.step()
+        if schedule is not None:
+            schedule.step()
         total += float(loss.detach()) * len(y)
         n += len(y)
-        bar.set_postfix(loss=f"{total / n:.4f}")
+        bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)  # shown at the next update: no extra redraws
     return total / max(n, 1)
 
 
@@ -391,7 +400,9 @@ def _fit(cfg: Config, bundle: DataBundle, out_dir: Path, *, progress: bool, devi
     start = time.perf_counter()
     for epoch in range(1, tc.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = fit_epoch(run, f"epoch {epoch}/{tc.epochs}", progress)
+        train_loss = fit_epoch(run.model, run.train_loader, run.optimiser, run.schedule, device=run.device,
+                               channels_last=run.channels_last, loss_fn=run.loss_fn,
+                               desc=f"epoch {epoch}/{tc.epochs}", progress=progress)
         row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
         scores, probs, targets = validate(run, cfg, bundle)
         row.update(scores, lr=float(run.optimiser.param_groups[0]["lr"]))
