@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sed_utils.atomic import write_csv
 from sed_utils.data.desed import StrongLabelSet
@@ -32,6 +31,7 @@ from sed_utils.data.esc50 import add_target_labels, esc50_root, load_esc50_meta
 from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled
 from sed_utils.keys import file_identity, frame_hash, params_key
+from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

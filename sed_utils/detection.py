@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained
@@ -37,6 +36,7 @@ from sed_utils.errors import AudioError, CheckpointError, SedError
 from sed_utils.inference import frame_scores, sliding_window_scores
 from sed_utils.io.audio import read_recording, resample
 from sed_utils.postprocess import classwise_median_filter, curve_events, window_bounds
+from sed_utils.progress import tqdm
 
 __all__ = ["AUDIO_SUFFIXES", "PostProcessing", "Detection", "DetectionBatch", "find_checkpoint",
            "load_model", "post_processing_of", "score_curve", "detect", "expand_inputs", "detect_files",

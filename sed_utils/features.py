@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.config import MelConfig
 from sed_utils.io.audio import cached_resampled, read_audio
 from sed_utils.keys import file_identity, params_key
+from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

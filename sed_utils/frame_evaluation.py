@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
@@ -54,6 +53,7 @@ from sed_utils.postprocess import (
     segments_to_events,
     smooth_curves,
 )
+from sed_utils.progress import tqdm
 from sed_utils.psds import ScoreCurves, intersection_f1, psds
 
 __all__ = ["model_checkpoint", "model_curves", "tune_on_validation", "evaluate_curves",

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from sed_utils.features import cut_windows, window_starts
 from sed_utils.frame_model import TIME_STRIDE, FrameDetector
 from sed_utils.io.audio import resample
 from sed_utils.model import Detector
+from sed_utils.progress import tqdm
 
 __all__ = ["predict_logits", "predict_proba", "sigmoid", "sliding_window_scores", "frame_scores",
            "model_device", "to_device"]

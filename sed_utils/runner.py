@@ -10,9 +10,12 @@ failing cell and says which notebook and which cell, and ``--from 03`` resumes f
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from sed_utils.errors import (
     NotebookFailed,
     SedError,
 )
+from sed_utils.progress import PLAIN_PROGRESS_ENV
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Set to 1 (or pass --debug) to see the traceback of an expected error too.
@@ -118,8 +122,6 @@ def run_series(
     Returns one :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
     copies records how long each took (the README's per-notebook times come from it).
     """
-    import papermill  # imported here: it costs seconds and only the runner needs it
-
     overrides = list(overrides or [])
     cfg = load_config(profile, overrides)  # fail fast on a bad profile/override, before any kernel starts
     out_dir = Path(output_dir) if output_dir else cfg.run_dir / "notebooks"
@@ -128,30 +130,59 @@ def run_series(
     runs: list[NotebookRun] = []
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for nb_path in chosen:
-        output = out_dir / nb_path.name
-        log(f"[sed_utils] running {nb_path.name} (profile={profile}) -> {output}")
-        t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(nb_path),
-                str(output),
-                parameters={"profile": profile, "overrides": overrides},
-                kernel_name=kernel_name,
-                cwd=str(nb_path.parent),
-                progress_bar=False,
-                execution_timeout=cell_timeout,
-            )
-        except papermill.PapermillExecutionError as e:
-            index, source = _failing_cell(output)
-            raise NotebookFailed(nb_path, index if index is not None else e.exec_count, source,
-                                 f"{e.ename}: {e.evalue}", output) from None
-        seconds = time.perf_counter() - t0
-        log(f"[sed_utils] {nb_path.name} done in {seconds:.1f} s")
-        runs.append(NotebookRun(nb_path.name, output, seconds))
-        timings[nb_path.name] = round(seconds, 1)
-        atomic.write_json(timings_path, timings)
+    with _kernel_environment():
+        for nb_path in chosen:
+            runs.append(_run_one(nb_path, out_dir, profile, overrides, kernel_name, cell_timeout, log))
+            timings[nb_path.name] = round(runs[-1].seconds, 1)
+            atomic.write_json(timings_path, timings)
     return runs
+
+
+@contextmanager
+def _kernel_environment() -> Iterator[None]:
+    """What the notebook kernels inherit while the runner starts them, restored afterwards.
+
+    Progress bars as text (:mod:`sed_utils.progress`), so the saved copies show where each loop
+    ended; matplotlib's inline backend even where ``MPLBACKEND=Agg`` is set for headless runs (CI
+    sets it), which would otherwise leave every figure out of the executed notebooks."""
+    wanted = {PLAIN_PROGRESS_ENV: "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    before = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_one(nb_path: Path, out_dir: Path, profile: str, overrides: list[str], kernel_name: str,
+             cell_timeout: int | None, log) -> NotebookRun:
+    """Execute one notebook into ``out_dir``; a failing cell becomes :class:`NotebookFailed`."""
+    import papermill  # imported here: it costs seconds and only the runner needs it
+
+    output = out_dir / nb_path.name
+    log(f"[sed_utils] running {nb_path.name} (profile={profile}) -> {output}")
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(nb_path),
+            str(output),
+            parameters={"profile": profile, "overrides": overrides},
+            kernel_name=kernel_name,
+            cwd=str(nb_path.parent),
+            progress_bar=False,
+            execution_timeout=cell_timeout,
+        )
+    except papermill.PapermillExecutionError as e:
+        index, source = _failing_cell(output)
+        raise NotebookFailed(nb_path, index if index is not None else e.exec_count, source,
+                             f"{e.ename}: {e.evalue}", output) from None
+    seconds = time.perf_counter() - t0
+    log(f"[sed_utils] {nb_path.name} done in {seconds:.1f} s")
+    return NotebookRun(nb_path.name, output, seconds)
 
 
 def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:

@@ -91,3 +91,26 @@ def test_expected_errors_print_one_line_and_a_hint_not_a_traceback(tmp_path, cap
     monkeypatch.setenv("SED_DEBUG", "1")
     assert main(argv) == 2
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_saved_copies_keep_figures_and_finished_progress_bars_under_a_headless_backend(tmp_path, monkeypatch):
+    """CI exports MPLBACKEND=Agg; the executed notebooks must still hold their figures, and a progress
+    bar must be saved at its end ("3/3"), not as a widget's first frame ("0/3")."""
+    import os
+
+    from sed_utils.progress import PLAIN_PROGRESS_ENV
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv(PLAIN_PROGRESS_ENV, raising=False)
+    nbs, out = tmp_path / "nbs", tmp_path / "out"
+    nbs.mkdir()
+    _notebook(nbs / "01_fig.ipynb", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
+              "from sed_utils.progress import tqdm\nsum(1 for _ in tqdm(range(3), desc='loop'))")
+    (run,) = run_series("demo", output_dir=out, notebook_dir=nbs, log=lambda *_: None)
+    cells = {"".join(c["source"]).split("\n")[0]: c for c in json.loads(run.output.read_text())["cells"]}
+    figure, loop = cells["import matplotlib.pyplot as plt"], cells["from sed_utils.progress import tqdm"]
+    assert any("image/png" in o.get("data", {}) for o in figure["outputs"]), "the figure is missing"
+    text = "".join("".join(o["text"]) for o in loop["outputs"] if o.get("output_type") == "stream")
+    assert "3/3" in text and "loop" in text
+    assert os.environ["MPLBACKEND"] == "Agg" and PLAIN_PROGRESS_ENV not in os.environ  # restored

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.data.desed import StrongLabelSet, load_desed
@@ -50,6 +49,7 @@ from sed_utils.data.scene_mixing import (
 from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled, write_wav
 from sed_utils.keys import file_identity, params_key
+from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

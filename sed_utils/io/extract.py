@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from sed_utils.errors import DownloadError
 from sed_utils.io.download import _archive_kind, _disk_full, _is_disk_full
+from sed_utils.progress import tqdm
 
 __all__ = ["safe_extract"]
 
