@@ -15,13 +15,13 @@ on test data).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
@@ -51,9 +51,11 @@ from sed_utils.postprocess import (
     smooth_curves,
     window_bounds,
 )
+from sed_utils.progress import tqdm
 from sed_utils.psds import psds
 
 __all__ = [
+    "heldout_scenes_config",
     "checkpoint_path",
     "valid_predictions_path",
     "results_path",
@@ -66,6 +68,20 @@ __all__ = [
 ]
 
 Windows = dict[str, tuple[np.ndarray, np.ndarray]]  # file -> (window centres [n], scores [n, C])
+
+
+def heldout_scenes_config(cfg: Config) -> Config:
+    """The config of a model that never heard the held-out scenes' fold (notebook 07).
+
+    With ``test_set: scenes`` that is ``cfg`` itself: notebook 05 trained on ``folds.scenes_train``
+    and chose on ``folds.scenes_valid``. With ``test_set: desed`` notebook 05's model trained on folds
+    1-4 and chose its epoch and thresholds on fold 5, the fold the scenes are mixed from, so scoring
+    it there would flatter it. Then the same settings with ``test_set: scenes`` are returned, with a
+    run folder of their own (``<run_dir>/heldout_scenes/<profile>``) so neither model overwrites the
+    other."""
+    if cfg.test_set == "scenes":
+        return cfg
+    return dataclasses.replace(cfg, test_set="scenes", runs_root=cfg.run_dir / "heldout_scenes")
 
 
 def checkpoint_path(cfg: Config) -> Path:
@@ -161,7 +177,8 @@ def validation_scene_predictions(
     if cfg.eval.segment_scores == "windows":  # the segments' own features are not needed then
         ds = scene_set(cfg, "valid", progress=progress)
         table = build_segments(cfg, ds)
-        windows = _window_scores(cfg, trained, ds, _checkpoint_key(trained), progress)
+        windows = _window_scores(cfg, trained, ds, _checkpoint_key(trained), progress,
+                                 desc="sliding windows, validation scenes")
         y = table[cfg.desed_labels].to_numpy().astype(int)
         return y, segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds)
     table, feats = scene_segments(cfg, "valid", progress=progress)
@@ -220,7 +237,7 @@ def _segment_probs(cfg: Config, trained: TrainedModel, table: pd.DataFrame, feat
     step = 1024  # blocks keep memory bounded: a float16 memmap becomes float32 one block at a time
     out = [predict_proba(trained.detector, np.asarray(feats[a:a + step], dtype=np.float32),
                          batch_size=cfg.train.batch_size)
-           for a in tqdm(range(0, len(feats), step), desc="test segments", disable=not progress)]
+           for a in tqdm(range(0, len(feats), step), desc="test set segments", disable=not progress)]
     probs = np.concatenate(out) if out else np.zeros((0, len(cfg.desed_labels)), np.float32)
     if ckpt_key:
         atomic.save_npy(cache, probs.astype(np.float32))
@@ -228,8 +245,10 @@ def _segment_probs(cfg: Config, trained: TrainedModel, table: pd.DataFrame, feat
 
 
 def _window_scores(cfg: Config, trained: TrainedModel, ds: StrongLabelSet, ckpt_key: str,
-                   progress: bool) -> Windows:
-    """Sliding-window scores of every clip of ``ds``, cached under checkpoint + audio + parameters."""
+                   progress: bool, desc: str) -> Windows:
+    """Sliding-window scores of every clip of ``ds``, cached under checkpoint + audio + parameters;
+    ``desc`` names the set on the progress bar (validation scenes or the test set: a reader must
+    see which one is being scored)."""
     files = list(ds.files)
     # the folder is part of the key: the test and the validation scenes share file names and sizes
     sources = file_identity(ds.path(f) for f in files)  # size + mtime of each file
@@ -241,7 +260,7 @@ def _window_scores(cfg: Config, trained: TrainedModel, ds: StrongLabelSet, ckpt_
             return _unpack_windows(files, z["offsets"], z["times"], z["scores"])
     detector, sr = trained.detector, trained.detector.sample_rate
     result: Windows = {}
-    for name in tqdm(files, desc="sliding windows", disable=not progress):
+    for name in tqdm(files, desc=desc, disable=not progress):
         times, scores = sliding_window_scores(detector, read_audio(ds.path(name), sr), sr,
                                               cfg.eval.event_hop_seconds, batch_size=cfg.train.batch_size)
         result[name] = (times, scores.astype(np.float32))
@@ -356,7 +375,8 @@ def evaluate_run(cfg: Config, *, progress: bool = True) -> dict[str, Any]:
     if len(table) != len(feats):
         raise ValueError(f"test set: {len(table)} segments but {len(feats)} feature rows")
     grid_probs = _segment_probs(cfg, trained, table, feats, ckpt_key, progress)
-    windows = _window_scores(cfg, trained, ds, ckpt_key, progress)
+    windows = _window_scores(cfg, trained, ds, ckpt_key, progress,
+                             desc=f"sliding windows, test set ({describe_test_set(cfg)})")
     if cfg.eval.segment_scores == "windows":
         probs = segment_scores_from_windows(table, windows, cfg.chunking.chunk_seconds).astype(np.float32)
     else:

@@ -136,3 +136,18 @@ def test_segment_score_figure_draws_both_step_curves():
     assert set(steps) == {"segment score: grid", "segment score: windows (max)"}
     np.testing.assert_array_equal(steps["segment score: windows (max)"].get_data().values, pooled[:, 0])
     assert pooled[2, 0] == 0.9  # the window centred at 2.5 s (index 8) hears the event inside segment 2
+
+
+def test_the_heldout_scenes_model_never_sees_the_scenes_fold():
+    from sed_utils.config import load_config
+    from sed_utils.evaluation import heldout_scenes_config
+
+    desed = load_config("demo")
+    held = heldout_scenes_config(desed)
+    assert held.test_set == "scenes" and held.run_dir != desed.run_dir
+    assert held.run_dir.is_relative_to(desed.run_dir)  # beside notebook 05's model, not over it
+    seen = set(held.train_folds) | set(held.valid_folds)
+    assert not seen & set(held.folds.scenes_test)
+    assert set(desed.valid_folds) & set(held.folds.scenes_test)  # why the desed model would not do
+    scenes = load_config("scenes")
+    assert heldout_scenes_config(scenes) is scenes
