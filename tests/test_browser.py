@@ -86,6 +86,9 @@ return {path: nb.context.path, status: kernel ? kernel.status : null, cells: out
 """
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never via a proxy
+
+
 @dataclass
 class Lab:
     """A running JupyterLab server serving ``folder``."""
@@ -98,7 +101,7 @@ class Lab:
     def api(self, path: str, method: str = "GET", timeout: float = 10):
         request = urllib.request.Request(f"{self.url}{path}", method=method,
                                          headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _DIRECT.open(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -142,25 +145,21 @@ def _write_settings(settings: Path) -> None:
 
 
 def _stop(proc: subprocess.Popen, lab: Lab) -> None:
-    """Shut the server down with its kernels; kill its process group if it does not go."""
+    """Shut the server down with its kernels; if it does not go, terminate it, then kill its
+    process group (its own: started with start_new_session)."""
     if proc.poll() is None:
         try:
             lab.api("/api/shutdown", method="POST")
         except OSError:
             pass
+    for escalate in (None, proc.terminate, lambda: os.killpg(proc.pid, signal.SIGKILL)):
+        if escalate:
+            escalate()
         try:
             proc.wait(timeout=30)
+            return
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # anything the server left in its own process group
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+            continue
 
 
 @pytest.fixture(scope="module")
