@@ -26,8 +26,9 @@ full: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# -rs: pytest says why a test was skipped (the browser test names what is missing)
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -3,7 +3,8 @@
 This is the test that proves a fresh clone works end to end: notebook 01 generates the synthetic
 demo archives and downloads them through the real download code, 02-07 run on what it produced,
 and the evaluation's results.json must show a model that actually learned (a broken label,
-feature or threshold step drops these numbers far below the bars).
+feature or threshold step drops these numbers far below the bars). The series runs once per pytest
+session (the ``demo_series`` fixture, tests/conftest.py): the browser test reuses its notebooks 01-05.
 """
 
 import json
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from sed_utils.checkpoint import load_trained
-from sed_utils.runner import list_notebooks, run_series
+from sed_utils.runner import list_notebooks
 
 # Bars a working pipeline clears on the synthetic demo data and a broken one misses: chance level for
 # 5 independent binary detectors on these sets is well below 0.3.
@@ -21,11 +22,10 @@ MIN_SEGMENT_MACRO_F1 = 0.5
 
 
 @pytest.mark.slow
-def test_demo_series_runs_and_learns(tmp_path):
-    overrides = [f"data_root={tmp_path / 'data'}", f"runs_root={tmp_path / 'runs'}"]
-    runs = run_series("demo", overrides, log=print)
+def test_demo_series_runs_and_learns(demo_series):
+    runs = demo_series.runs
     assert [r.name for r in runs] == [p.name for p in list_notebooks()]
-    out = tmp_path / "runs" / "demo"
+    out = demo_series.root / "runs" / "demo"
     for run in runs:
         executed = json.loads(run.output.read_text())
         outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
