@@ -204,7 +204,7 @@ def clip_browser(desed: StrongLabelSet, sample_rate: int, mel: MelConfig | None 
     from IPython.display import Audio, Image
 
     n_events = events_per_clip(desed.all_events if all_labels else desed.events, desed.files)
-    options = [(f"{f}  ({n} events)", f) for f, n in n_events.items()]
+    options = [(f"{f}  ({n} event{'' if n == 1 else 's'})", f) for f, n in n_events.items()]
     dropdown = widgets.Dropdown(options=options, description="clip", layout=widgets.Layout(width="60%"))
     out = widgets.Output()
 
