@@ -153,7 +153,7 @@ class FrameConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     weak_weight: float = 0.5
-    median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13, 19, 27, 37)
+    median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
     negative_clips: int = 0
 
 
