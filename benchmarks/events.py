@@ -164,10 +164,19 @@ def markdown(runs: list[dict], seeds: list[int], command: str) -> str:
             cells = " | ".join(_fmt([r[k] for r in mine], k) for k, _ in METRICS)
             lines.append(f"| {title} | {cells} |")
     lines.append("")
+    dates = sorted({r.get("date", "") for r in runs} - {""})
     lines.append(f"Mean ± standard deviation over seeds {seeds}; 200 held-out scenes (ESC-50 fold 5) and the "
-                 f"fold's 360 negative clips, real ESC-50, 2 CPU cores. Measured {date.today()}. "
+                 f"fold's 360 negative clips, real ESC-50, 2 CPU cores. Measured {', '.join(dates)}. "
                  f"Command: `{command}`")
     return "\n".join(lines) + "\n"
+
+
+def merged(old: list[dict], new: list[dict], old_date: str) -> list[dict]:
+    """``new`` plus the runs of ``old`` whose (row, seed) ``new`` did not measure again (``--merge``):
+    rows that need no retraining keep their earlier numbers, with the date they were measured."""
+    fresh = {(r["row"], r["seed"]) for r in new}
+    kept = [{"date": old_date, **r} for r in old if (r["row"], r["seed"]) not in fresh]
+    return kept + new
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also train a frame model with this many negative-only examples per epoch")
     p.add_argument("-p", "--override", action="append", default=[],
                    help="extra config override for every run")
+    p.add_argument("--merge", metavar="DATE", default=None,
+                   help="keep the rows of the existing events.json that this run does not measure, "
+                        "marked as measured on DATE (when they have no date of their own)")
     args = p.parse_args(argv)
     cfg = load_config("scenes", args.override)
     if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
@@ -191,13 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.negative_clips:
         command += f" --negative-clips {args.negative_clips}"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    earlier: dict = {"runs": [], "command": ""}
+    if args.merge and (RESULTS_DIR / "events.json").is_file():
+        earlier = json.loads((RESULTS_DIR / "events.json").read_text())
+        command = f"{earlier['command']}; {command} --merge {args.merge}"
     for seed in args.seeds:
-        runs += run_seed(seed, args.override, chunk=seed in chunk_seeds, negative_clips=args.negative_clips)
+        new = run_seed(seed, args.override, chunk=seed in chunk_seeds, negative_clips=args.negative_clips)
+        runs += [{"date": str(date.today()), **r} for r in new]
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
-        done = sorted({r["seed"] for r in runs})  # written after each seed: an interrupted run keeps them
+        every = merged(earlier["runs"], runs, args.merge) if args.merge else runs
+        done = sorted({r["seed"] for r in every})  # written after each seed: an interrupted run keeps them
         atomic.write_text(RESULTS_DIR / "events.json", json.dumps(
-            {"runs": runs, "seeds": done, "command": command}, indent=2) + "\n")
-        table = markdown(runs, done, command)
+            {"runs": every, "seeds": done, "command": command}, indent=2) + "\n")
+        table = markdown(every, done, command)
         atomic.write_text(RESULTS_DIR / "events.md", table)
     print(table)
     return 0
