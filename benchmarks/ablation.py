@@ -24,6 +24,12 @@ every row and seed). Rows are cumulative (see ``STEPS`` and ``OFF`` below):
 
 Rows that train the same model (they differ only in how it is used) share one run folder.
 
+This script asks one question, "what makes the chunk model's 1 s segments better?", and scores
+segments. The event-detection rows live in scripts of their own because they train another model
+and read it as events: ``events.py`` (chunk vs frame model, each post-processing step, negatives in
+training and in the choice) and ``scene_recipes.py`` (DESED-like vs uniform scenes). Each of the
+three re-runs alone, and the README gives each its table.
+
 Usage (from the repository root; needs the real ESC-50, e.g. from notebook 01 with profile full)::
 
     .venv/bin/python benchmarks/ablation.py --seeds 0 1 2
