@@ -154,6 +154,7 @@ class FrameConfig:
     weight_decay: float = 1e-4
     weak_weight: float = 0.5
     median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
+    min_durations: tuple[float, ...] = (0.0, 0.16, 0.32, 0.48, 0.64, 0.8, 0.96, 1.28)
     negative_clips: int = 0
 
 
@@ -276,11 +277,14 @@ def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
             continue
         v = values[f.name]
         default = getattr(cls(), f.name)
-        if isinstance(default, tuple):  # a list of integers; one integer alone stands for [it]
+        if isinstance(default, tuple):  # a list of integers (or numbers); one alone stands for [it]
             items = v if isinstance(v, (list, tuple)) else [v]
-            if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
-                raise ConfigError(f"{where}.{f.name}: expected a list of integers like [1, 2], got {v!r}")
-            v = tuple(items)
+            numbers = any(isinstance(x, float) for x in default)
+            kinds, what = (((int, float), "numbers like [0.0, 0.5]") if numbers
+                           else (int, "integers like [1, 2]"))
+            if any(isinstance(x, bool) or not isinstance(x, kinds) for x in items):
+                raise ConfigError(f"{where}.{f.name}: expected a list of {what}, got {v!r}")
+            v = tuple(float(x) for x in items) if numbers else tuple(items)
         elif isinstance(default, bool):
             if not isinstance(v, bool):
                 raise ConfigError(f"{where}.{f.name}: expected true/false, got {v!r}")

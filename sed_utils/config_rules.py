@@ -136,6 +136,8 @@ RULES: dict[str, Rule] = {
     "frame.weak_weight": _NON_NEGATIVE,
     "frame.median_filters": (lambda v: len(v) > 0 and all(_odd_at_least_one(m) for m in v),
                              "a non-empty list of odd lengths >= 1"),
+    "frame.min_durations": (lambda v: len(v) > 0 and all(float(d) >= 0 for d in v),
+                            "a non-empty list of durations >= 0 s (0: keep every event)"),
     "frame.negative_clips": (_at_least(0), "an integer >= 0 (0: none)"),
 }
 

@@ -3,14 +3,15 @@
 One call does what notebooks 06 and 08 do step by step: read the file (any format, rate and
 channel count, :func:`sed_utils.io.audio.read_recording`), score it with a trained model (the
 frame model's 80 ms frames, or the chunk model's windows slid every 250 ms, read as a score
-curve), smooth each class with its median filter, threshold it, and turn each run of active
-frames into an event with the highest score inside it.
+curve), smooth each class with its median filter, threshold it, turn each run of active
+frames into an event with the highest score inside it, and drop the events shorter than the
+class's minimum duration.
 
 Where the thresholds come from, in this order (decided so that a copied checkpoint is enough):
 
 1. ``thresholds`` / ``median_filters`` given by the caller (``--threshold Dog=0.4``);
-2. the post-processing stored in the checkpoint by notebook 08 (``"events"``: per-class thresholds
-   and median filters chosen for event-based F1 on validation scenes);
+2. the post-processing stored in the checkpoint by notebook 08 (``"events"``: per-class thresholds,
+   median filters and minimum durations chosen for event-based F1 on validation scenes);
 3. else the one stored by notebook 06 (``"segments"``: thresholds chosen for 1 s segments, with
    ``eval.median_filter_frames``) and a note saying that they were tuned for segments;
 4. else a :class:`~sed_utils.errors.CheckpointError` saying which notebook stores them.
@@ -52,14 +53,15 @@ EVENT_COLUMNS = ["filename", "onset", "offset", "event_label", "score"]
 
 @dataclass(frozen=True)
 class PostProcessing:
-    """Per-class thresholds and median-filter lengths (in the curve's frames), and where they came
-    from (notebook 09)."""
+    """Per-class thresholds, median-filter lengths (in the curve's frames) and minimum event
+    durations (seconds; 0 keeps every event), and where they came from (notebook 09)."""
 
     thresholds: np.ndarray
     median_filters: np.ndarray
     source: str
     stored: str = ""  # which stored choice it starts from: "events", "segments", or "" (the caller's)
     hop_seconds: float = 0.25  # the chunk model's sliding-window hop the choice was made with
+    min_durations: np.ndarray | None = None  # None: keep every event (checkpoints before 2026-12-05)
 
 
 @dataclass
@@ -167,9 +169,10 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_fil
         base_filters = np.asarray(chosen["median_filters"], dtype=int)
         source = f"{chosen.get('by', 'stored in the checkpoint')}; chosen on {chosen.get('chosen_on', '?')}"
         hop = float(chosen.get("hop_seconds", 0.25))
+        shortest = np.asarray(chosen.get("min_durations", np.zeros(len(labels))), dtype=float)
     else:
         base_thr, base_filters, source = np.full(len(labels), 0.5), np.ones(len(labels), dtype=int), "given"
-        hop = 0.25
+        hop, shortest = 0.25, np.zeros(len(labels))
     thr = _per_class(thresholds, labels, base_thr, "thresholds")
     filters = _per_class(median_filters, labels, base_filters.astype(float), "median_filters").astype(int)
     if ((thr < 0) | (thr > 1)).any():
@@ -178,7 +181,7 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_fil
         raise ValueError(f"median filter lengths must be >= 1 frame, got {filters.tolist()}")
     if thresholds is not None or median_filters is not None:
         source += " (with the caller's overrides)" if chosen is not None else " by the caller"
-    return PostProcessing(thr, filters, source, name, hop)
+    return PostProcessing(thr, filters, source, name, hop, shortest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +204,9 @@ def score_curve(trained: TrainedModel, audio: np.ndarray, sample_rate: int, *, h
 
 def _events_with_scores(bounds: np.ndarray, scores: np.ndarray, smooth: np.ndarray, post: PostProcessing,
                         labels: list[str], filename: str, seconds: float) -> pd.DataFrame:
-    events = curve_events(bounds, smooth, post.thresholds, labels, 1, filename=filename)
+    shortest = post.min_durations if post.min_durations is not None else 0.0
+    events = curve_events(bounds, smooth, post.thresholds, labels, 1, filename=filename,
+                          min_durations=shortest)
     if events.empty:
         return pd.DataFrame(columns=EVENT_COLUMNS).astype({"onset": float, "offset": float, "score": float})
     starts, ends = np.asarray(bounds)[:-1], np.asarray(bounds)[1:]

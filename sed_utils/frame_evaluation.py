@@ -11,6 +11,7 @@ The steps of :func:`evaluate_event_model`:
 
 1. curves of the VALIDATION scenes (ESC-50 validation fold) -> per class, the median filter and
    the threshold with the best event-based F1 (:func:`sed_utils.postprocess.choose_event_postprocessing`),
+   then, with those, the minimum event duration (:func:`sed_utils.postprocess.choose_min_durations`),
    and per class the segment threshold with the best 1 s segment F1. With
    ``eval.tune_with_negatives`` the validation fold's clips of the other 45 classes join the
    scenes in that choice: they hold no reference event, so every event on them is a false alarm
@@ -48,6 +49,7 @@ from sed_utils.keys import digest, file_identity, json_clean
 from sed_utils.metrics import choose_thresholds, event_metrics, segment_metrics
 from sed_utils.postprocess import (
     choose_event_postprocessing,
+    choose_min_durations,
     curve_segment_scores,
     events_of_curves,
     segments_to_events,
@@ -116,12 +118,15 @@ def tune_on_validation(cfg: Config, trained: TrainedModel, *, progress: bool = T
         tuning.update(model_curves(cfg, trained, paths, ESC50_CLIP_SECONDS, progress=progress,
                                    desc="validation negatives"))
         chosen_on += f" + {len(paths)} clips of the other classes of the same fold(s)"
-    thr, filters, grid = choose_event_postprocessing(
-        tuning, valid.events, labels, cfg.frame.median_filters,
-        t_collar=cfg.eval.onset_collar, percentage_of_length=cfg.eval.offset_collar_ratio)
+    collars = {"t_collar": cfg.eval.onset_collar, "percentage_of_length": cfg.eval.offset_collar_ratio}
+    ref = valid.events
+    thr, filters, grid = choose_event_postprocessing(tuning, ref, labels, cfg.frame.median_filters, **collars)
+    shortest, durations = choose_min_durations(tuning, ref, labels, thr, filters, cfg.frame.min_durations,
+                                               **collars)
     table = build_segments(cfg, valid)
     seg_thr = choose_thresholds(table[labels].to_numpy().astype(int), curve_segment_scores(curves, table))
-    return {"event_thresholds": thr, "median_filters": filters, "segment_thresholds": seg_thr, "grid": grid,
+    return {"event_thresholds": thr, "median_filters": filters, "min_durations": shortest,
+            "segment_thresholds": seg_thr, "grid": grid, "min_duration_grid": durations,
             "chosen_on": chosen_on}
 
 
@@ -131,7 +136,8 @@ def evaluate_curves(cfg: Config, ds: StrongLabelSet, curves: ScoreCurves,
     predicted events."""
     labels = cfg.desed_labels
     smooth = smooth_curves(curves, post["median_filters"])
-    events = events_of_curves(smooth, post["event_thresholds"], labels)
+    events = events_of_curves(smooth, post["event_thresholds"], labels,
+                              min_durations=post.get("min_durations", 0.0))
     table = build_segments(cfg, ds)
     seg_binary = (curve_segment_scores(curves, table) >= post["segment_thresholds"][None, :]).astype(int)
     seg_events = segments_to_events(table["filename"], table["start"], table["end"], seg_binary, labels)
@@ -176,7 +182,7 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: dict[str, An
     curves = model_curves(cfg, trained, _paths_of(neg), ESC50_CLIP_SECONDS, progress=progress,
                           desc="negative clips")
     events = events_of_curves(smooth_curves(curves, post["median_filters"]), post["event_thresholds"],
-                              cfg.desed_labels)
+                              cfg.desed_labels, min_durations=post.get("min_durations", 0.0))
     hit = set(events["filename"])
     per_category = neg.assign(hit=neg["filename"].isin(hit)).groupby("category")["hit"].mean()
     return {"clips": len(neg), "with_false_alarm": len(hit), "share": len(hit) / len(neg),
@@ -221,9 +227,11 @@ def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = 
         "post_processing": {
             "event_thresholds": dict(zip(labels, map(float, post["event_thresholds"]), strict=True)),
             "median_filters": dict(zip(labels, map(int, post["median_filters"]), strict=True)),
+            "min_durations": dict(zip(labels, map(float, post["min_durations"]), strict=True)),
             "segment_thresholds": dict(zip(labels, map(float, post["segment_thresholds"]), strict=True)),
             "chosen_on": post["chosen_on"],
             "grid": post["grid"].to_dict(orient="records"),
+            "min_duration_grid": post["min_duration_grid"].to_dict(orient="records"),
         },
         **metrics,
         "negatives": negative_false_alarms(cfg, trained, post, _negative_folds(cfg), progress=progress),
@@ -240,6 +248,8 @@ def evaluate_event_model(cfg: Config, model: str = "frame", *, progress: bool = 
         store_post_processing(path, "events", {
             "event_thresholds": [pp["event_thresholds"][lab] for lab in labels],
             "median_filters": [pp["median_filters"][lab] for lab in labels],
+            "min_durations": [pp["min_durations"][lab] for lab in labels],
             "hop_seconds": float(cfg.eval.event_hop_seconds), "chosen_on": pp["chosen_on"],
-            "by": "notebook 08 (evaluate_event_model): per-class thresholds and median filters for events"})
+            "by": "notebook 08 (evaluate_event_model): per-class thresholds, median filters and minimum "
+                  "durations for events"})
     return json_clean(results)

@@ -75,7 +75,8 @@ class FrameTrainResult:
 def frame_key(cfg: Config) -> str:
     """The config keys that decide the frame model: the chunk model's training keys plus ``frame``
     but its post-processing candidates (notebook 08 re-runs skip training when it is unchanged)."""
-    frame = {k: v for k, v in cfg.to_dict()["frame"].items() if k != "median_filters"}
+    post_processing = ("median_filters", "min_durations")
+    frame = {k: v for k, v in cfg.to_dict()["frame"].items() if k not in post_processing}
     if not frame.get("negative_clips"):  # added later: at its default 0 the models trained before stay valid
         frame.pop("negative_clips", None)
     view = {"base": training_key(cfg), "frame": frame}

@@ -19,6 +19,7 @@ from sed_utils.metrics import EVENT_COLUMNS, event_metrics
 __all__ = [
     "EVENT_THRESHOLDS",
     "choose_event_postprocessing",
+    "choose_min_durations",
     "curve_events",
     "curve_segment_scores",
     "events_of_curves",
@@ -248,28 +249,35 @@ def window_bounds(times: np.ndarray, hop: float, clip_seconds: float) -> np.ndar
 
 
 def curve_events(bounds: np.ndarray, scores: np.ndarray, thresholds: float | np.ndarray, labels: list[str],
-                 median_filter_frames: int | Sequence[int] = 1, *, filename: str = "") -> pd.DataFrame:
+                 median_filter_frames: int | Sequence[int] = 1, *, filename: str = "",
+                 min_durations: float | Sequence[float] = 0.0) -> pd.DataFrame:
     """Events of one clip from a score curve (notebook 08): class-wise median filter, per-class
-    threshold, each run of active frames ``a..b`` one event from ``bounds[a]`` to ``bounds[b + 1]``."""
+    threshold, each run of active frames ``a..b`` one event from ``bounds[a]`` to ``bounds[b + 1]``;
+    an event shorter than its class's ``min_durations`` (seconds; one value or one per class) is
+    dropped: a blip of a few frames is more often a false alarm than a sound."""
     scores = np.asarray(scores, dtype=float)
     bounds = np.asarray(bounds, dtype=float)
     if scores.ndim != 2 or scores.shape != (len(bounds) - 1, len(labels)):
         raise ValueError(f"curve_events({filename!r}): scores {scores.shape} and boundaries {bounds.shape} "
                          f"do not fit {len(labels)} labels")
     thr = np.broadcast_to(np.asarray(thresholds, dtype=float), (len(labels),))
+    shortest = np.broadcast_to(np.asarray(min_durations, dtype=float), (len(labels),))
     active = classwise_median_filter(scores, median_filter_frames) >= thr[None, :]
     rows: list[tuple[str, float, float, str]] = []
     for c, label in enumerate(labels):
         edges = np.diff(np.concatenate([[0], active[:, c].astype(np.int8), [0]]))
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            rows.append((filename, float(bounds[a]), float(bounds[b]), label))
+            if bounds[b] - bounds[a] >= shortest[c] - 1e-9:
+                rows.append((filename, float(bounds[a]), float(bounds[b]), label))
     return event_frame(rows)
 
 
 def events_of_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: float | np.ndarray,
-                     labels: list[str], median_filter_frames: int | Sequence[int] = 1) -> pd.DataFrame:
+                     labels: list[str], median_filter_frames: int | Sequence[int] = 1, *,
+                     min_durations: float | Sequence[float] = 0.0) -> pd.DataFrame:
     """:func:`curve_events` of every clip, one table (notebooks 06, 08)."""
-    parts = [curve_events(b, s, thresholds, labels, median_filter_frames, filename=name)
+    parts = [curve_events(b, s, thresholds, labels, median_filter_frames, filename=name,
+                          min_durations=min_durations)
              for name, (b, s) in curves.items()]
     return pd.concat(parts, ignore_index=True) if parts else event_frame([])
 
@@ -333,3 +341,39 @@ def choose_event_postprocessing(
         top = part.sort_values(["f1", "filter", "dist"], ascending=[False, True, True]).iloc[0]
         best_thr[c], best_filter[c] = float(top["threshold"]), int(top["filter"])
     return best_thr, best_filter, table
+
+
+def choose_min_durations(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    reference: pd.DataFrame,
+    labels: list[str],
+    thresholds: np.ndarray,
+    filters: np.ndarray,
+    candidates: Sequence[float],
+    *,
+    t_collar: float = 0.2,
+    percentage_of_length: float = 0.2,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per class, the minimum event duration (seconds) with the best event-based F1 on VALIDATION
+    curves, the thresholds and median filters already chosen (notebook 08).
+
+    Why a step of its own after the filter: the median filter removes blips shorter than half of
+    it, but a longer filter also shifts onsets and merges close barks; dropping whole events that
+    stay short keeps the filter short. Chosen after the (filter, threshold) pair, not jointly: the
+    joint grid would be ten times larger for 200 validation scenes. Ties go to the shortest.
+    Returns (minimum durations [C], the long table ``min_duration, label, f1``).
+    """
+    files = list(curves)
+    smooth = smooth_curves(curves, filters)
+    rows = []
+    for shortest in sorted(set(float(d) for d in candidates)):
+        est = events_of_curves(smooth, thresholds, labels, min_durations=shortest)
+        m = event_metrics(reference, est, files, labels, t_collar=t_collar,
+                          percentage_of_length=percentage_of_length)
+        rows += [(shortest, lab, float(np.nan_to_num(m["class_wise"][lab]["f1"]))) for lab in labels]
+    table = pd.DataFrame(rows, columns=["min_duration", "label", "f1"])
+    best = np.zeros(len(labels))
+    for c, lab in enumerate(labels):
+        part = table[table["label"] == lab].sort_values(["f1", "min_duration"], ascending=[False, True])
+        best[c] = float(part["min_duration"].iloc[0])
+    return best, table

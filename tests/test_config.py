@@ -208,3 +208,12 @@ def test_every_config_field_has_a_rule():
 def test_the_shipped_profiles_pass_every_rule():
     for profile in ("demo", "full", "scenes"):
         load_config(profile)
+
+
+def test_minimum_durations_are_a_list_of_seconds():
+    cfg = load_config("scenes", ["frame.min_durations=[0, 0.5]"])
+    assert cfg.frame.min_durations == (0.0, 0.5)
+    with pytest.raises(ConfigError, match=r"frame\.min_durations: expected a list of numbers"):
+        load_config("scenes", ["frame.min_durations=[0, x]"])
+    with pytest.raises(ConfigError, match=r"frame\.min_durations = .* durations >= 0"):
+        load_config("scenes", ["frame.min_durations=[-0.5]"])

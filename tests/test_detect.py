@@ -324,3 +324,22 @@ def test_a_model_trained_in_seconds_finds_the_tone(tmp_path):
     assert m["class_wise"]["Alarm_bell_ringing"]["recall"] == 1.0  # onset and offset within the collars
     assert set(est["event_label"]) == {"Alarm_bell_ringing"}  # and nothing else fires on noise
     assert load_trained(ckpt).kind == "frame"
+
+
+def test_the_stored_minimum_durations_drop_short_events(models, tmp_path):
+    """Notebook 08 stores a minimum event duration per class; detect applies it, and a checkpoint
+    stored before that step (no such key) keeps every event."""
+    import shutil
+
+    from sed_utils.checkpoint import load_trained
+
+    audio = _noise(3.0, 16000)[:, 0]
+    before = detect(audio, load_trained(models["frame"]), sample_rate=16000, thresholds=0.0)
+    assert len(before.events) == 5 and before.post.min_durations.tolist() == [0.0] * 5  # one 3 s event each
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(models["frame"], ckpt)
+    store_post_processing(ckpt, "events", {"event_thresholds": [0.5] * 5, "median_filters": [3] * 5,
+                                           "min_durations": [0.5, 0.5, 5.0, 5.0, 5.0],
+                                           "chosen_on": "a test", "by": "the test"})
+    after = detect(audio, load_trained(ckpt), sample_rate=16000, thresholds=0.0)
+    assert sorted(after.events["event_label"]) == ["Cat", "Dog"]  # 3 s events: shorter than 5 s, dropped

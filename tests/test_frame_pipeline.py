@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 from test_scenes import CATEGORIES, SR, _sound
 
+from sed_utils.checkpoint import load_trained
 from sed_utils.config import load_config
 from sed_utils.frame_evaluation import evaluate_event_model, events_results_path
 from sed_utils.frame_training import frame_checkpoint_path, frame_training_data, train_frame_model
@@ -67,6 +68,10 @@ def test_frame_model_end_to_end(cfg, capsys):
     saved = json.loads(events_results_path(cfg, "frame").read_text())
     assert saved["model"] == "frame" and saved["test_set"] == "scenes"
     assert set(saved["post_processing"]["median_filters"].values()) <= {1, 3}
+    chosen = saved["post_processing"]["min_durations"]  # per class, from the candidates, stored for detect
+    assert list(chosen) == cfg.desed_labels and set(chosen.values()) <= set(cfg.frame.min_durations)
+    stored = load_trained(frame_checkpoint_path(cfg)).info.post_processing["events"]
+    assert stored["min_durations"] == [chosen[lab] for lab in cfg.desed_labels]
     for key in ("psds1", "psds2"):
         assert 0.0 <= res[key]["value"] <= 1.0 and len(res[key]["roc"]["efpr"]) == len(res[key]["roc"]["tpr"])
     assert 0.0 <= res["event_based"]["macro"]["f1"] <= 1.0

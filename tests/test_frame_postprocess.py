@@ -8,6 +8,7 @@ import pytest
 
 from sed_utils.postprocess import (
     choose_event_postprocessing,
+    choose_min_durations,
     classwise_median_filter,
     curve_events,
     curve_segment_scores,
@@ -76,3 +77,32 @@ def test_choose_event_postprocessing_picks_the_filter_that_removes_a_gap():
     assert filters.tolist() == [3, 1]  # Dog needs the filter to bridge the gap; Cat takes the shortest
     assert 0.1 <= thr[0] <= 0.7 and 0.1 <= thr[1] <= 0.6
     assert set(table.columns) == {"filter", "threshold", "label", "f1"} and table["f1"].max() == 1.0
+
+
+def test_curve_events_drop_events_shorter_than_their_class_minimum():
+    bounds = np.arange(21) * 0.08
+    s = np.zeros((20, 2))
+    s[2:4, 0] = 0.9  # Dog: 0.16 s
+    s[8:16, 0] = 0.9  # Dog: 0.64 s
+    s[5:7, 1] = 0.9  # Cat: 0.16 s
+    ev = curve_events(bounds, s, 0.5, LABELS, filename="x", min_durations=[0.3, 0.16])
+    kept = [(r.event_label, round(r.offset - r.onset, 2)) for r in ev.itertuples()]
+    assert kept == [("Cat", 0.16), ("Dog", 0.64)]  # the Cat event is exactly its minimum: kept
+    assert len(curve_events(bounds, s, 0.5, LABELS)) == 3  # no minimum: every event
+
+
+def test_choose_min_durations_drops_blips_only_where_they_are_false_alarms():
+    # Dog: one true 0.8 s event plus three 0.16 s blips (false alarms); Cat: one true 0.16 s event.
+    bounds = np.arange(101) * 0.08
+    s = np.zeros((100, 2))
+    s[10:20, 0] = 0.9
+    for start in (40, 60, 80):
+        s[start:start + 2, 0] = 0.9
+    s[30:32, 1] = 0.9
+    ref = pd.DataFrame([("x", 0.8, 1.6, "Dog"), ("x", 2.4, 2.56, "Cat")],
+                       columns=["filename", "onset", "offset", "event_label"])
+    shortest, table = choose_min_durations({"x": (bounds, s)}, ref, LABELS, np.array([0.5, 0.5]),
+                                           np.array([1, 1]), [0.0, 0.32, 0.64, 0.96])
+    assert shortest.tolist() == [0.32, 0.0]  # Dog: the shortest that drops the blips; Cat keeps its event
+    assert set(table.columns) == {"min_duration", "label", "f1"}
+    assert table.query("label == 'Dog' and min_duration == 0.96")["f1"].item() == 0.0  # the true event too
