@@ -11,8 +11,9 @@ Rows (the same trained model where it says so):
     chunk, event-tuned      the same model read as a score curve, with a per-class threshold and
                             median filter chosen for event F1 on the validation scenes (notebook 08)
     frame, thresholds only  the frame model, per-class event thresholds, no median filter
-    frame                   + a class-wise median filter chosen on validation (config defaults:
-                            1-13 frames, up to 1 s)
+    frame, + median filter  + a class-wise median filter chosen on validation (1-13 frames, up to 1 s)
+    frame                   + a class-wise minimum event duration chosen on validation, with the
+                            filter and threshold chosen before it (config defaults: 0-1.28 s)
     frame, filters <= 37    the same choice among 1-37 frames (up to 3 s): with the default grid
                             four classes chose its longest filter; does a longer one help?
     frame, negatives-aware  the same, with the validation fold's clips of the other 45 classes
@@ -57,7 +58,8 @@ ROWS = [
     ("chunk_nb06", "chunk model, notebook 06 post-processing"),
     ("chunk_tuned", "chunk model, event post-processing chosen on validation"),
     ("frame_thresholds", "frame model, per-class thresholds only"),
-    ("frame", "frame model, + class-wise median filter of 1-13 frames (defaults)"),
+    ("frame_filter", "frame model, + class-wise median filter of 1-13 frames"),
+    ("frame", "frame model, + class-wise minimum event duration of 0-1.28 s (defaults)"),
     ("frame_long_filters", "frame model, median filter chosen among 1-37 frames instead"),
     ("frame_negatives", "frame model, + negatives in the choice (eval.tune_with_negatives)"),
     ("frame_neg_trained", "frame model trained with negative clips (frame.negative_clips)"),
@@ -93,9 +95,13 @@ def _frame_rows(seed: int, extra: list[str], runs_root: Path, rows: tuple[str, s
     frame = train_frame_model(cfg, progress=False)
     out = []
     if plain_row:
-        plain = evaluate_event_model(load_config("scenes", [*base, "frame.median_filters=[1]"]), "frame",
-                                     progress=False, tag="_thresholds")
+        no_min = "frame.min_durations=[0.0]"
+        plain = evaluate_event_model(load_config("scenes", [*base, "frame.median_filters=[1]", no_min]),
+                                     "frame", progress=False, tag="_thresholds")
         out.append({"row": plain_row, "seed": seed, **_numbers(plain, None)})
+        filtered = evaluate_event_model(load_config("scenes", [*base, no_min]), "frame", progress=False,
+                                        tag="_filter")
+        out.append({"row": "frame_filter", "seed": seed, **_numbers(filtered, None)})
         longer = evaluate_event_model(load_config("scenes", [*base, f"frame.median_filters={LONG_FILTERS}"]),
                                       "frame", progress=False, tag="_long_filters")
         out.append({"row": "frame_long_filters", "seed": seed, **_numbers(longer, None)})

@@ -1,0 +1,132 @@
+"""Which extra post-processing step helps the frame model's events? A sweep on cached score curves.
+
+For each seed's frame model of ``benchmarks/events.py`` (runs/events/seed<k>, reused, never
+retrained), the per-class threshold and median filter are chosen on the validation scenes as
+notebook 08 does, then ONE extra step is chosen per class on the same validation scenes, with the
+pair fixed, and the held-out test scenes are scored with and without it:
+
+    min_duration   drop events shorter than d s (d in 0-1.28 s; the step that went into the package
+                   as ``frame.min_durations``)
+    gap            join events of a class less than g s apart (g in 0-0.8 s)
+    hysteresis     an event starts above the threshold and lasts while the score stays above
+                   r x threshold (r in 1, 0.75, 0.5)
+
+Only event-based F1 is compared (PSDS scores the curves before any of these steps). Usage, after
+``benchmarks/events.py`` has trained the models::
+
+    .venv/bin/python benchmarks/postprocess_sweep.py --seeds 0 1 2
+
+Prints one line per (step, seed) and the mean ± standard deviation of the gain; writes
+benchmarks/results/postprocess_sweep.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sed_utils import atomic  # noqa: E402
+from sed_utils.config import load_config  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "postprocess_sweep.json"
+CANDIDATES = {
+    "min_duration": [0.0, 0.16, 0.32, 0.48, 0.64, 0.8, 0.96, 1.28],
+    "gap": [0.0, 0.16, 0.32, 0.48, 0.8],
+    "hysteresis": [1.0, 0.75, 0.5],
+}
+
+
+def events(curves, thr, filters, labels, step: str, values) -> object:
+    """Events of every curve with the extra ``step`` at the per-class ``values``."""
+    from sed_utils.postprocess import classwise_median_filter, event_frame
+
+    rows = []
+    for name, (bounds, scores) in curves.items():
+        smooth = classwise_median_filter(scores, filters)
+        for c, lab in enumerate(labels):
+            ratio = values[c] if step == "hysteresis" else 1.0
+            high, low = smooth[:, c] >= thr[c], smooth[:, c] >= thr[c] * ratio
+            edges = np.diff(np.concatenate([[0], low.astype(np.int8), [0]]))
+            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            runs = [[float(bounds[a]), float(bounds[b])] for a, b in zip(starts, ends, strict=True)
+                    if high[a:b].any()]
+            joined: list[list[float]] = []
+            for on, off in runs:
+                if step == "gap" and joined and on - joined[-1][1] <= values[c] + 1e-9:
+                    joined[-1][1] = off
+                else:
+                    joined.append([on, off])
+            shortest = values[c] if step == "min_duration" else 0.0
+            rows += [(name, on, off, lab) for on, off in joined if off - on >= shortest - 1e-9]
+    return event_frame(rows)
+
+
+def _f1(ref, est, files, labels) -> dict:
+    from sed_utils.metrics import event_metrics
+
+    return event_metrics(ref, est, files, labels, t_collar=0.2, percentage_of_length=0.2)
+
+
+def sweep_seed(seed: int, steps: list[str]) -> list[dict]:
+    """Choose each step on the validation scenes of ``seed``'s model and score it on the test scenes."""
+    from sed_utils.checkpoint import load_trained
+    from sed_utils.data.scenes import scene_set
+    from sed_utils.data.test_sets import load_test_set
+    from sed_utils.frame_evaluation import _set_curves, model_checkpoint, tune_on_validation
+
+    cfg = load_config("scenes", [f"seed={seed}", f"runs_root={REPO_ROOT / 'runs' / 'events' / f'seed{seed}'}",
+                                 "frame.min_durations=[0.0]"])
+    labels = cfg.desed_labels
+    trained = load_trained(model_checkpoint(cfg, "frame"))
+    post = tune_on_validation(cfg, trained, progress=False)
+    thr, filters = post["event_thresholds"], post["median_filters"]
+    valid, test = scene_set(cfg, "valid", progress=False), load_test_set(cfg, progress=False)
+    vc, tc = _set_curves(cfg, trained, valid, False, "valid"), _set_curves(cfg, trained, test, False, "test")
+    neutral = {"min_duration": 0.0, "gap": 0.0, "hysteresis": 1.0}
+    base = _f1(test.events, events(tc, thr, filters, labels, "gap", [0.0] * len(labels)), list(tc), labels)
+    out = []
+    for step in steps:
+        scores = {v: _f1(valid.events, events(vc, thr, filters, labels, step, [v] * len(labels)), list(vc),
+                         labels) for v in CANDIDATES[step]}
+        chosen = []
+        for lab in labels:  # best validation F1; ties: the value that changes least
+            key = {v: (-np.nan_to_num(scores[v]["class_wise"][lab]["f1"]), abs(v - neutral[step]))
+                   for v in CANDIDATES[step]}
+            chosen.append(min(key, key=key.get))
+        new = _f1(test.events, events(tc, thr, filters, labels, step, chosen), list(tc), labels)
+        out.append({"step": step, "seed": seed, "chosen": dict(zip(labels, chosen, strict=True)),
+                    "event_f1_before": base["macro"]["f1"], "event_f1_after": new["macro"]["f1"]})
+        print(f"{step:13s} seed {seed}: event F1 {base['macro']['f1']:.3f} -> {new['macro']['f1']:.3f}",
+              flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", default=",".join(CANDIDATES), help="comma-separated: " + ", ".join(CANDIDATES))
+    args = p.parse_args(argv)
+    steps = [s for s in args.steps.split(",") if s]
+    rows = [r for seed in args.seeds for r in sweep_seed(seed, steps)]
+    for step in steps:
+        gains = [r["event_f1_after"] - r["event_f1_before"] for r in rows if r["step"] == step]
+        spread = f" ± {statistics.stdev(gains):.3f}" if len(gains) > 1 else ""
+        print(f"{step}: gain {statistics.mean(gains):+.3f}{spread} over seeds {args.seeds}")
+    atomic.write_text(RESULTS, json.dumps({"rows": rows, "date": str(date.today()),
+                                           "command": "python benchmarks/postprocess_sweep.py --seeds "
+                                                      + " ".join(map(str, args.seeds))}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
