@@ -61,7 +61,7 @@ class PostProcessing:
     source: str
     stored: str = ""  # which stored choice it starts from: "events", "segments", or "" (the caller's)
     hop_seconds: float = 0.25  # the chunk model's sliding-window hop the choice was made with
-    min_durations: np.ndarray | None = None  # None: keep every event (checkpoints before 2026-12-05)
+    min_durations: float | np.ndarray = 0.0  # seconds, one or one per class; 0: keep every event
 
 
 @dataclass
@@ -204,9 +204,8 @@ def score_curve(trained: TrainedModel, audio: np.ndarray, sample_rate: int, *, h
 
 def _events_with_scores(bounds: np.ndarray, scores: np.ndarray, smooth: np.ndarray, post: PostProcessing,
                         labels: list[str], filename: str, seconds: float) -> pd.DataFrame:
-    shortest = post.min_durations if post.min_durations is not None else 0.0
     events = curve_events(bounds, smooth, post.thresholds, labels, 1, filename=filename,
-                          min_durations=shortest)
+                          min_durations=post.min_durations)
     if events.empty:
         return pd.DataFrame(columns=EVENT_COLUMNS).astype({"onset": float, "offset": float, "score": float})
     starts, ends = np.asarray(bounds)[:-1], np.asarray(bounds)[1:]
