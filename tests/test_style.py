@@ -11,7 +11,14 @@ from tqdm import std as tqdm_std
 
 from sed_utils import progress
 from sed_utils.config import MelConfig
-from sed_utils.plots.style import CLASS_COLORS, OTHER_COLOR, label_colors, mel_band_hz, set_mel_hz_axis
+from sed_utils.plots.style import (
+    CLASS_COLORS,
+    OTHER_COLOR,
+    label_color_list,
+    label_colors,
+    mel_band_hz,
+    set_mel_hz_axis,
+)
 
 
 def test_a_class_keeps_its_colour_whatever_the_other_labels():
@@ -22,6 +29,7 @@ def test_a_class_keeps_its_colour_whatever_the_other_labels():
     assert OTHER_COLOR not in CLASS_COLORS.values()
     mine = label_colors(["Dog", "my_kettle", "my_doorbell"])  # a user's own labels get colours too
     assert mine["my_kettle"] != mine["my_doorbell"] and mine["Dog"] == CLASS_COLORS["Dog"]
+    assert label_color_list(["Cat", "Dog"]) == [CLASS_COLORS["Cat"], CLASS_COLORS["Dog"]]  # bars, in order
 
 
 def test_mel_band_centres_are_where_the_front_end_s_filters_peak():

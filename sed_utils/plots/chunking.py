@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sed_utils.plots.style import OTHER_COLOR, TARGET_COLOR, label_colors, legend_outside
+from sed_utils.plots.style import OTHER_COLOR, TARGET_COLOR, label_color_list, label_colors, legend_outside
 
 __all__ = [
     "plot_chunks_per_class",
@@ -61,7 +61,7 @@ def plot_segment_activity(stats: dict[str, Any]) -> Figure:
     for x, v in enumerate(hist.to_numpy()):
         ax1.annotate(str(int(v)), (x, v), ha="center", va="bottom", fontsize=8)
     per = stats["desed_per_class"]
-    ax2.barh(per.index, per.to_numpy(), color=[label_colors(per.index)[lab] for lab in per.index])
+    ax2.barh(per.index, per.to_numpy(), color=label_color_list(per.index))
     ax2.set_xlabel("active segments")
     ax2.invert_yaxis()  # model output order, top to bottom
     ax2.set_title("active segments per class", fontsize=9)

@@ -11,7 +11,14 @@ from sed_utils.data.scene_mixing import SCENE_SECONDS
 from sed_utils.data.scenes import label_statistics, load_scene_sources, load_scenes
 from sed_utils.features import logmel_db
 from sed_utils.io.audio import read_audio
-from sed_utils.plots.style import OTHER_COLOR, TARGET_COLOR, add_colorbar, label_colors, show_logmel
+from sed_utils.plots.style import (
+    OTHER_COLOR,
+    TARGET_COLOR,
+    add_colorbar,
+    label_color_list,
+    label_colors,
+    show_logmel,
+)
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -74,7 +81,7 @@ def plot_label_statistics(cfg: Config, out_dir: Path):
     per_scene = ev.groupby("filename").size().reindex(ds.files, fill_value=0)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].barh(stats["event_label"], stats["events"],
-                 color=[label_colors(stats["event_label"])[lab] for lab in stats["event_label"]])
+                 color=label_color_list(stats["event_label"]))
     axes[0].set_xlabel("labelled events")
     axes[0].invert_yaxis()
     present = [lab for lab in cfg.desed_labels if (ev["event_label"] == lab).any()]

@@ -24,6 +24,7 @@ __all__ = [
     "TARGET_COLOR",
     "OTHER_COLOR",
     "label_colors",
+    "label_color_list",
     "mel_band_hz",
     "set_mel_hz_axis",
     "show_logmel",
@@ -64,6 +65,13 @@ def label_colors(labels: Iterable[str]) -> dict[str, str | tuple]:
             out[lab] = _EXTRA(unknown % 20)
             unknown += 1
     return out
+
+
+def label_color_list(labels: Sequence[str]) -> list[str | tuple]:
+    """The colour of each of ``labels``, in their order, for ``color=`` of one bar per label
+    (every notebook)."""
+    colors = label_colors(labels)
+    return [colors[lab] for lab in labels]
 
 
 def mel_band_hz(mel: MelConfig) -> np.ndarray:

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sed_utils.plots.style import label_colors, legend_outside
+from sed_utils.plots.style import label_color_list, legend_outside
 
 __all__ = ["plot_history", "plot_class_f1"]
 
@@ -77,7 +77,7 @@ def plot_class_f1(history: pd.DataFrame, epoch: int | None = None, selected_on: 
     values = [float(row[c]) for c in cols]
     fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     plt.close(fig)
-    bars = ax.bar(names, values, color=[label_colors(names)[n] for n in names])
+    bars = ax.bar(names, values, color=label_color_list(names))
     ax.bar_label(bars, fmt="%.2f", label_type="center", color="white", fontweight="bold")
     ax.axhline(
         float(row["valid_macro_f1"]), color="C3", ls="--", label=f"macro F1 {row['valid_macro_f1']:.2f}"
