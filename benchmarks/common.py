@@ -79,6 +79,16 @@ def spread(values: Sequence[float]) -> float:
     return float((max(values) - min(values)) / m) if m > 0 and len(values) > 1 else 0.0
 
 
+def mean_sd(values: Sequence[float], percent: bool = False) -> str:
+    """``mean ± standard deviation`` over seeds as the quality tables print it ("0.345 ± 0.011",
+    or "44 % ± 6" for a share with ``percent``); the mean alone for one value."""
+    scale, fmt = (100.0, "{:.0f}") if percent else (1.0, "{:.3f}")
+    text = fmt.format(scale * statistics.mean(values)) + (" %" if percent else "")
+    if len(values) > 1:
+        text += " ± " + fmt.format(scale * statistics.stdev(values))
+    return text
+
+
 def log(msg: str) -> None:
     """Progress line, flushed at once (benchmarks run for minutes; the user should see them move)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

@@ -50,6 +50,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from common import mean_sd  # noqa: E402
+
 from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
 
@@ -150,11 +152,7 @@ def _fmt(values: list[float], key: str) -> str:
         return "(same model)" if key == "train_min" else "n/a"
     if key == "train_min":
         return f"{statistics.mean(values):.1f}"
-    if key == "negatives_share":
-        return f"{100 * statistics.mean(values):.0f} %" + (
-            f" ± {100 * statistics.stdev(values):.0f}" if len(values) > 1 else "")
-    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f}{spread}"
+    return mean_sd(values, percent=key == "negatives_share")
 
 
 def markdown(runs: list[dict], seeds: list[int], command: str) -> str:

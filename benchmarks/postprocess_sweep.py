@@ -5,8 +5,8 @@ retrained), the per-class threshold and median filter are chosen on the validati
 notebook 08 does, then ONE extra step is chosen per class on the same validation scenes, with the
 pair fixed, and the held-out test scenes are scored with and without it:
 
-    min_duration   drop events shorter than d s (d in 0-1.28 s; the step that went into the package
-                   as ``frame.min_durations``)
+    min_duration   drop events shorter than d s (d in 0-1.28 s): the package's own step
+                   (``frame.min_durations``, chosen by ``postprocess.choose_min_durations``)
     gap            join events of a class less than g s apart (g in 0-0.8 s)
     hysteresis     an event starts above the threshold and lasts while the score stays above
                    r x threshold (r in 1, 0.75, 0.5)
@@ -46,16 +46,17 @@ CANDIDATES = {
 }
 
 
-def events(curves, thr, filters, labels, step: str, values) -> object:
-    """Events of every curve with the extra ``step`` at the per-class ``values``."""
-    from sed_utils.postprocess import classwise_median_filter, event_frame
+def extra_step_events(smooth, thr, labels, step: str, values) -> object:
+    """Events of every median-filtered curve with ``step`` ("gap" or "hysteresis", the steps the
+    package does not have) at the per-class ``values``; the minimum duration is the package's own
+    (:func:`sed_utils.postprocess.choose_min_durations`, ``events_of_curves``)."""
+    from sed_utils.postprocess import event_frame
 
     rows = []
-    for name, (bounds, scores) in curves.items():
-        smooth = classwise_median_filter(scores, filters)
+    for name, (bounds, scores) in smooth.items():
         for c, lab in enumerate(labels):
             ratio = values[c] if step == "hysteresis" else 1.0
-            high, low = smooth[:, c] >= thr[c], smooth[:, c] >= thr[c] * ratio
+            high, low = scores[:, c] >= thr[c], scores[:, c] >= thr[c] * ratio
             edges = np.diff(np.concatenate([[0], low.astype(np.int8), [0]]))
             starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
             runs = [[float(bounds[a]), float(bounds[b])] for a, b in zip(starts, ends, strict=True)
@@ -66,15 +67,20 @@ def events(curves, thr, filters, labels, step: str, values) -> object:
                     joined[-1][1] = off
                 else:
                     joined.append([on, off])
-            shortest = values[c] if step == "min_duration" else 0.0
-            rows += [(name, on, off, lab) for on, off in joined if off - on >= shortest - 1e-9]
+            rows += [(name, on, off, lab) for on, off in joined]
     return event_frame(rows)
 
 
-def _f1(ref, est, files, labels) -> dict:
+def _choose_extra_step(smooth, ref, thr, labels, step: str, collars: dict) -> list[float]:
+    """Per class, the value of ``step`` with the best validation F1; ties: the one that changes least."""
     from sed_utils.metrics import event_metrics
 
-    return event_metrics(ref, est, files, labels, t_collar=0.2, percentage_of_length=0.2)
+    neutral = {"gap": 0.0, "hysteresis": 1.0}[step]
+    scores = {v: event_metrics(ref, extra_step_events(smooth, thr, labels, step, [v] * len(labels)),
+                               list(smooth), labels, **collars) for v in CANDIDATES[step]}
+    key = {lab: {v: (-np.nan_to_num(scores[v]["class_wise"][lab]["f1"]), abs(v - neutral)) for v in scores}
+           for lab in labels}
+    return [min(key[lab], key=key[lab].get) for lab in labels]
 
 
 def sweep_seed(seed: int, steps: list[str]) -> list[dict]:
@@ -82,28 +88,33 @@ def sweep_seed(seed: int, steps: list[str]) -> list[dict]:
     from sed_utils.checkpoint import load_trained
     from sed_utils.data.scenes import scene_set
     from sed_utils.data.test_sets import load_test_set
-    from sed_utils.frame_evaluation import _set_curves, model_checkpoint, tune_on_validation
+    from sed_utils.frame_evaluation import model_checkpoint, model_curves, tune_on_validation
+    from sed_utils.metrics import event_metrics
+    from sed_utils.postprocess import choose_min_durations, events_of_curves, smooth_curves
 
     cfg = load_config("scenes", [f"seed={seed}", f"runs_root={REPO_ROOT / 'runs' / 'events' / f'seed{seed}'}",
                                  "frame.min_durations=[0.0]"])
     labels = cfg.desed_labels
+    collars = {"t_collar": cfg.eval.onset_collar, "percentage_of_length": cfg.eval.offset_collar_ratio}
     trained = load_trained(model_checkpoint(cfg, "frame"))
     post = tune_on_validation(cfg, trained, progress=False)
     thr, filters = post["event_thresholds"], post["median_filters"]
     valid, test = scene_set(cfg, "valid", progress=False), load_test_set(cfg, progress=False)
-    vc, tc = _set_curves(cfg, trained, valid, False, "valid"), _set_curves(cfg, trained, test, False, "test")
-    neutral = {"min_duration": 0.0, "gap": 0.0, "hysteresis": 1.0}
-    base = _f1(test.events, events(tc, thr, filters, labels, "gap", [0.0] * len(labels)), list(tc), labels)
+    vc, tc = (model_curves(cfg, trained, {f: ds.path(f) for f in ds.files}, ds.clip_seconds, progress=False)
+              for ds in (valid, test))
+    smooth_v, smooth_t = smooth_curves(vc, filters), smooth_curves(tc, filters)
+    base = event_metrics(test.events, events_of_curves(smooth_t, thr, labels), list(tc), labels, **collars)
     out = []
     for step in steps:
-        scores = {v: _f1(valid.events, events(vc, thr, filters, labels, step, [v] * len(labels)), list(vc),
-                         labels) for v in CANDIDATES[step]}
-        chosen = []
-        for lab in labels:  # best validation F1; ties: the value that changes least
-            key = {v: (-np.nan_to_num(scores[v]["class_wise"][lab]["f1"]), abs(v - neutral[step]))
-                   for v in CANDIDATES[step]}
-            chosen.append(min(key, key=key.get))
-        new = _f1(test.events, events(tc, thr, filters, labels, step, chosen), list(tc), labels)
+        if step == "min_duration":
+            shortest, _ = choose_min_durations(vc, valid.events, labels, thr, filters, CANDIDATES[step],
+                                               **collars)
+            est = events_of_curves(smooth_t, thr, labels, min_durations=shortest)
+            chosen = shortest.tolist()
+        else:
+            chosen = _choose_extra_step(smooth_v, valid.events, thr, labels, step, collars)
+            est = extra_step_events(smooth_t, thr, labels, step, chosen)
+        new = event_metrics(test.events, est, list(tc), labels, **collars)
         out.append({"step": step, "seed": seed, "chosen": dict(zip(labels, chosen, strict=True)),
                     "event_f1_before": base["macro"]["f1"], "event_f1_after": new["macro"]["f1"]})
         print(f"{step:13s} seed {seed}: event F1 {base['macro']['f1']:.3f} -> {new['macro']['f1']:.3f}",

@@ -26,6 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from common import mean_sd  # noqa: E402
+
 from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
 
@@ -39,14 +41,6 @@ def _cfg(seed: int, root: Path, recipe: str):
 METRICS = ("event_f1", "psds1", "psds2", "segment_f1", "negatives_share")
 
 
-def _cell(values: list[float], percent: bool) -> str:
-    scale, fmt = (100.0, "{:.0f}") if percent else (1.0, "{:.3f}")
-    text = fmt.format(scale * statistics.mean(values)) + (" %" if percent else "")
-    if len(values) > 1:
-        text += " ± " + fmt.format(scale * statistics.stdev(values))
-    return text
-
-
 def _markdown(rows: list[dict]) -> str:
     """One line per (training recipe, test recipe): mean ± standard deviation over the seeds."""
     lines = ["| trained on | tested on | event macro F1 | PSDS1 | PSDS2 | segment macro F1 | negatives hit |",
@@ -55,7 +49,7 @@ def _markdown(rows: list[dict]) -> str:
         for test in ("uniform", "desed_like"):
             mine = [r for r in rows if r["train"] == train and r["test"] == test]
             if mine:
-                cells = " | ".join(_cell([r[k] for r in mine], k == "negatives_share") for k in METRICS)
+                cells = " | ".join(mean_sd([r[k] for r in mine], k == "negatives_share") for k in METRICS)
                 lines.append(f"| {train} scenes | {test} scenes | {cells} |")
     return "\n".join(lines) + "\n"
 
