@@ -57,8 +57,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
+from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

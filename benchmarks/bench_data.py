@@ -2,7 +2,7 @@
 
 The original project read the audio file and computed its spectrogram with librosa inside
 ``__getitem__``: once per chunk per epoch. This project computes every chunk's log-mel once and
-memory-maps the cache (:func:`sed_utils.features.feature_cache`). The question this answers: how
+memory-maps the cache (:func:`sed_utils.features.logmel.feature_cache`). The question this answers: how
 much faster is an epoch of batches, and is data loading still worth worker processes?
 """
 

@@ -1,6 +1,6 @@
 """Feature benchmark: building the log-mel cache, sequential vs 2 worker processes.
 
-``sed_utils.features.feature_cache`` extracts sequentially with ONE torch thread (its docstring gives
+``sed_utils.features.logmel.feature_cache`` extracts sequentially with ONE torch thread (its docstring gives
 the measurement behind that choice). This benchmark re-measures it on the real ESC-50 against the
 two obvious alternatives on a 2-core machine: the same loop with 2 torch threads, and a
 multiprocessing pool of 2 single-thread workers over files. It answers whether parallel extraction
@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from common import column, log, median, spread, timed
 
-from sed_utils.chunking import build_esc50_chunks
 from sed_utils.config import Config
-from sed_utils.features import FEATURE_DTYPE, chunk_waveforms, feature_cache, mel_extractor
+from sed_utils.features.logmel import FEATURE_DTYPE, chunk_waveforms, feature_cache, mel_extractor
+from sed_utils.labels.chunks import build_esc50_chunks
 
 _WORKER: dict[str, Any] = {}
 

@@ -172,7 +172,7 @@ def _epoch_chunks(cfg: Config) -> int:
     """Training chunks per epoch with this config (from the cached chunk table)."""
     import numpy as np
 
-    from sed_utils.chunking import build_esc50_chunks
+    from sed_utils.labels.chunks import build_esc50_chunks
 
     table = build_esc50_chunks(cfg, progress=False)
     n = int((table["kept"] & np.isin(table["fold"], cfg.folds.train)).sum())
@@ -181,7 +181,7 @@ def _epoch_chunks(cfg: Config) -> int:
 
 
 def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
-    from sed_utils.features import n_frames
+    from sed_utils.features.logmel import n_frames
 
     shape = (cfg.mel.n_mels, n_frames(cfg, cfg.chunking.chunk_seconds))
     n_classes = len(cfg.desed_labels)

@@ -22,8 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere: make ``sed_utils`` importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from sed_utils import atomic  # noqa: E402
 from sed_utils.config import Config, load_config  # noqa: E402
+from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TABLES_NAME = "README_tables.md"

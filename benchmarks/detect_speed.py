@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from sed_utils import atomic  # noqa: E402
+from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LABELS = ["Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"]

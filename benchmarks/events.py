@@ -52,8 +52,8 @@ if str(REPO_ROOT) not in sys.path:
 
 from common import mean_sd  # noqa: E402
 
-from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
+from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = [

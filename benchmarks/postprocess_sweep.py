@@ -35,8 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from sed_utils import atomic  # noqa: E402
 from sed_utils.config import load_config  # noqa: E402
+from sed_utils.core import atomic  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "postprocess_sweep.json"
 CANDIDATES = {
@@ -73,7 +73,7 @@ def extra_step_events(smooth, thr, labels, step: str, values) -> object:
 
 def _choose_extra_step(smooth, ref, thr, labels, step: str, collars: dict) -> list[float]:
     """Per class, the value of ``step`` with the best validation F1; ties: the one that changes least."""
-    from sed_utils.metrics import event_metrics
+    from sed_utils.metrics.f1 import event_metrics
 
     neutral = {"gap": 0.0, "hysteresis": 1.0}[step]
     scores = {v: event_metrics(ref, extra_step_events(smooth, thr, labels, step, [v] * len(labels)),
@@ -89,7 +89,7 @@ def sweep_seed(seed: int, steps: list[str]) -> list[dict]:
     from sed_utils.data.scenes import scene_set
     from sed_utils.data.test_sets import load_test_set
     from sed_utils.frame_evaluation import model_checkpoint, model_curves, tune_on_validation
-    from sed_utils.metrics import event_metrics
+    from sed_utils.metrics.f1 import event_metrics
     from sed_utils.postprocess import choose_min_durations, events_of_curves, smooth_curves
 
     cfg = load_config("scenes", [f"seed={seed}", f"runs_root={REPO_ROOT / 'runs' / 'events' / f'seed{seed}'}",

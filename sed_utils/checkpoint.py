@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from sed_utils import atomic
 from sed_utils.config import MelConfig
-from sed_utils.errors import CheckpointError
+from sed_utils.core import atomic
+from sed_utils.core.errors import CheckpointError
 from sed_utils.frame_model import FrameDetector, build_frame_detector
 from sed_utils.model import Detector, build_detector, pick_device
 

@@ -1,11 +1,11 @@
 """torch Datasets over cached log-mel chunks, and the calls that gather every set the model meets.
 
 ``ChunkDataset`` reads from the feature cache (fast: an array lookup per item) and applies the
-augmentations of :mod:`sed_utils.augment` on the fly, so every epoch sees a different variant of
+augmentations of :mod:`sed_utils.features.augment` on the fly, so every epoch sees a different variant of
 each chunk. ``OnTheFlyDataset`` is the original project's way (read the audio file and compute the
 spectrogram inside ``__getitem__``); it is kept to measure what the cache saves.
 
-Items are log-mels in dB, NOT normalised: the model's :class:`~sed_utils.features.Normaliser`
+Items are log-mels in dB, NOT normalised: the model's :class:`~sed_utils.features.logmel.Normaliser`
 does that inside its forward pass, so training, validation and evaluation feed it the same kind
 of input. :func:`segments_with_features` is the one "strongly labelled clips -> 1 s segments ->
 cached log-mels" step; :func:`scene_segments` and :func:`segments_of_test_set` apply it to the scenes of
@@ -25,14 +25,14 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from sed_utils.augment import augment_db, spec_augment
-from sed_utils.chunking import build_esc50_chunks, build_segments
 from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import ambient_categories
 from sed_utils.data.scenes import scene_set
 from sed_utils.data.test_sets import load_test_set
-from sed_utils.features import cut_samples, feature_cache, mel_extractor, normalization_stats
+from sed_utils.features.augment import augment_db, spec_augment
+from sed_utils.features.logmel import cut_samples, feature_cache, mel_extractor, normalization_stats
 from sed_utils.io.audio import read_audio
+from sed_utils.labels.chunks import build_esc50_chunks, build_segments
 
 if TYPE_CHECKING:
     from sed_utils.config import AugmentConfig, Config
@@ -215,7 +215,7 @@ def background_features(cfg: Config, table: pd.DataFrame, *, progress: bool = Tr
     """Log-mels of the non-silent ambient chunks (:func:`sed_utils.data.esc50.ambient_categories`) of the
     TRAINING folds, for the background augmentation (notebook 04); None when it is off or none exists.
 
-    ``table`` is the full chunk table of :func:`sed_utils.chunking.build_esc50_chunks` (kept or
+    ``table`` is the full chunk table of :func:`sed_utils.labels.chunks.build_esc50_chunks` (kept or
     not: a rain chunk need not be a training negative to serve as a background). Only
     ``cfg.train_folds`` are used, so validation and test clips never leak into training through
     the backgrounds either. Loaded into memory (a few thousand chunks, ~50 MB with the defaults).

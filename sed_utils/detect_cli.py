@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sed_utils import atomic
 from sed_utils.config import REPO_ROOT
-from sed_utils.errors import SedError
+from sed_utils.core import atomic
+from sed_utils.core.errors import SedError
 
 # sed_utils.detection (torch) is imported inside the functions that need it
 

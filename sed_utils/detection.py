@@ -14,7 +14,7 @@ Where the thresholds come from, in this order (decided so that a copied checkpoi
    median filters and minimum durations chosen for event-based F1 on validation scenes);
 3. else the one stored by notebook 06 (``"segments"``: thresholds chosen for 1 s segments, with
    ``eval.median_filter_frames``) and a note saying that they were tuned for segments;
-4. else a :class:`~sed_utils.errors.CheckpointError` saying which notebook stores them.
+4. else a :class:`~sed_utils.core.errors.CheckpointError` saying which notebook stores them.
 
 Nothing here was tuned on a test set: the stored values were chosen on validation data.
 """
@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained
-from sed_utils.errors import AudioError, CheckpointError, SedError
+from sed_utils.core import atomic
+from sed_utils.core.errors import AudioError, CheckpointError, SedError
+from sed_utils.core.progress import tqdm
 from sed_utils.inference import frame_scores, sliding_window_scores
 from sed_utils.io.audio import read_recording, resample
 from sed_utils.postprocess import classwise_median_filter, curve_events, window_bounds
-from sed_utils.progress import tqdm
 
 __all__ = ["AUDIO_SUFFIXES", "PostProcessing", "Detection", "DetectionBatch", "find_checkpoint",
            "load_model", "post_processing_of", "score_curve", "detect", "expand_inputs", "detect_files",
@@ -233,7 +233,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
         median_filters: override the median-filter lengths the same way (in curve frames).
         filename: the name written into the events table (default: the file's name, or "audio").
 
-    Returns a :class:`Detection`. Raises :class:`~sed_utils.errors.AudioError` naming the file for
+    Returns a :class:`Detection`. Raises :class:`~sed_utils.core.errors.AudioError` naming the file for
     audio that cannot be used (see :func:`sed_utils.io.audio.read_recording`).
     """
     trained = load_model(model, kind)

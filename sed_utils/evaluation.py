@@ -3,7 +3,7 @@
 :func:`evaluate_run` is what notebook 06 and the runner call. It wires the pieces below it
 together: the checkpoint (:mod:`sed_utils.checkpoint`), the one forward loop and the sliding
 windows (:mod:`sed_utils.inference`), scores -> events (:mod:`sed_utils.postprocess`) and the
-three views of the metrics (:mod:`sed_utils.metrics`). Model scores are cached per checkpoint
+three views of the metrics (:mod:`sed_utils.metrics.f1`). Model scores are cached per checkpoint
 (``cfg.run_dir / "eval_cache"``), so re-running notebook 06 with another collar or threshold costs
 seconds.
 
@@ -23,18 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
-from sed_utils.chunking import build_segments
 from sed_utils.config import Config
+from sed_utils.core import atomic
+from sed_utils.core.keys import digest, file_identity, json_clean
+from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.scenes import scene_set
 from sed_utils.data.test_sets import describe_test_set
 from sed_utils.dataset import scene_segments, segments_of_test_set
 from sed_utils.inference import predict_proba, sliding_window_scores
 from sed_utils.io.audio import read_audio
-from sed_utils.keys import digest, file_identity, json_clean
-from sed_utils.metrics import (
+from sed_utils.labels.chunks import build_segments
+from sed_utils.metrics.f1 import (
     REFERENCE_NUMBERS,
     choose_thresholds,
     class_confusion,
@@ -43,6 +44,7 @@ from sed_utils.metrics import (
     reference_chunk_f1,
     segment_metrics,
 )
+from sed_utils.metrics.psds import psds
 from sed_utils.postprocess import (
     event_frame,
     scores_to_events,
@@ -51,8 +53,6 @@ from sed_utils.postprocess import (
     smooth_curves,
     window_bounds,
 )
-from sed_utils.progress import tqdm
-from sed_utils.psds import psds
 
 __all__ = [
     "heldout_scenes_config",

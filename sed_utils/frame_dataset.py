@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from sed_utils.config import AugmentConfig, Config
 from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, esc50_root, load_esc50_meta, negative_clips
-from sed_utils.features import feature_cache
+from sed_utils.features.logmel import feature_cache
 from sed_utils.frame_labels import TIME_STRIDE, clip_targets, frame_targets_of_files, output_frames
 
 __all__ = ["FrameData", "clip_frame_data", "negative_clip_features", "FrameDataset", "frame_seconds_of"]

@@ -18,7 +18,7 @@ The steps of :func:`evaluate_event_model`:
    the choice weighs against recall;
 2. curves of the test set -> events -> sed_eval event- and segment-based metrics (segment scores
    from frames: the max over the segment), PSDS1 / PSDS2 and intersection-based F1
-   (:mod:`sed_utils.psds`) on the median-filtered curves the events come from;
+   (:mod:`sed_utils.metrics.psds`) on the median-filtered curves the events come from;
 3. false alarms on real negatives: the share of ESC-50 clips of the other 45 classes, from the
    test set's folds, on which the detector reports any event (``held_out`` is false where those
    folds also took part in the tuning: the full profile, whose negatives are the validation fold's).
@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from sed_utils import atomic
 from sed_utils.checkpoint import TrainedModel, load_trained, store_post_processing
-from sed_utils.chunking import build_segments
 from sed_utils.config import Config
+from sed_utils.core import atomic
+from sed_utils.core.keys import digest, file_identity, json_clean
+from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, esc50_root, load_esc50_meta, negative_clips
 from sed_utils.data.scenes import scene_set
@@ -45,8 +46,9 @@ from sed_utils.data.test_sets import describe_test_set, load_test_set
 from sed_utils.detection import score_curve
 from sed_utils.frame_training import frame_checkpoint_path
 from sed_utils.io.audio import read_audio
-from sed_utils.keys import digest, file_identity, json_clean
-from sed_utils.metrics import choose_thresholds, event_metrics, segment_metrics
+from sed_utils.labels.chunks import build_segments
+from sed_utils.metrics.f1 import choose_thresholds, event_metrics, segment_metrics
+from sed_utils.metrics.psds import ScoreCurves, intersection_f1, psds
 from sed_utils.postprocess import (
     choose_event_postprocessing,
     choose_min_durations,
@@ -55,8 +57,6 @@ from sed_utils.postprocess import (
     segments_to_events,
     smooth_curves,
 )
-from sed_utils.progress import tqdm
-from sed_utils.psds import ScoreCurves, intersection_f1, psds
 
 __all__ = ["model_checkpoint", "model_curves", "tune_on_validation", "evaluate_curves",
            "negative_clip_paths", "negative_false_alarms", "evaluate_event_model", "events_results_path"]

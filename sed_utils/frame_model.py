@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from sed_utils.config import MelConfig
-from sed_utils.features import LogMel, Normaliser, build_logmel
+from sed_utils.features.logmel import LogMel, Normaliser, build_logmel
 from sed_utils.frame_labels import TIME_STRIDE, output_frames
 from sed_utils.model import build_resnet18
 

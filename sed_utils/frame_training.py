@@ -35,18 +35,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sed_utils import atomic
 from sed_utils.checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint, save_checkpoint
 from sed_utils.config import Config
+from sed_utils.core import atomic
+from sed_utils.core.errors import CheckpointError
+from sed_utils.core.progress import tqdm
 from sed_utils.data.scenes import scene_set
-from sed_utils.errors import CheckpointError
-from sed_utils.features import normalization_stats
+from sed_utils.features.logmel import normalization_stats
 from sed_utils.frame_dataset import FrameData, FrameDataset, clip_frame_data, negative_clip_features
 from sed_utils.frame_model import FrameDetector, build_frame_detector
 from sed_utils.inference import predict_logits, sigmoid
-from sed_utils.metrics import macro_f1_at_chosen_thresholds
+from sed_utils.metrics.f1 import macro_f1_at_chosen_thresholds
 from sed_utils.model import pick_device, set_seed
-from sed_utils.progress import tqdm
 from sed_utils.training import training_key
 
 __all__ = ["FRAME_MODEL_DIR", "FrameTrainResult", "frame_training_data", "fit_frame_epoch", "validate_frames",

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from sed_utils.features import cut_windows, window_starts
+from sed_utils.core.progress import tqdm
+from sed_utils.features.logmel import cut_windows, window_starts
 from sed_utils.frame_model import TIME_STRIDE, FrameDetector
 from sed_utils.io.audio import resample
 from sed_utils.model import Detector
-from sed_utils.progress import tqdm
 
 __all__ = ["predict_logits", "predict_proba", "sigmoid", "sliding_window_scores", "frame_scores",
            "model_device", "to_device"]
@@ -148,7 +148,7 @@ def sliding_window_scores(
     Why: the model was trained on 1 s chunks, so its window (``detector.window_seconds``) is what
     it understands; sliding it by 250 ms instead of 1 s gives onsets/offsets 4x finer than the
     segment grid, which the event-based metric (200 ms collars) needs. Windows are cut by the same
-    :func:`~sed_utils.features.cut_windows` and the same front end as training chunks, so the
+    :func:`~sed_utils.features.logmel.cut_windows` and the same front end as training chunks, so the
     model sees no new kind of input. Audio at another rate is resampled to the detector's first.
 
     Returns:

@@ -33,7 +33,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from sed_utils.config import MelConfig
-from sed_utils.features import LogMel, Normaliser, build_logmel
+from sed_utils.features.logmel import LogMel, Normaliser, build_logmel
 
 __all__ = [
     "build_resnet18",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 
-from sed_utils.metrics import EVENT_COLUMNS, event_metrics
+from sed_utils.metrics.f1 import EVENT_COLUMNS, event_metrics
 
 __all__ = [
     "EVENT_THRESHOLDS",

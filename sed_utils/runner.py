@@ -19,11 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sed_utils import atomic
 from sed_utils.config import REPO_ROOT, load_config
-from sed_utils.data.registry import prepare_datasets
-from sed_utils.detect_cli import add_detect_parser, run_detect
-from sed_utils.errors import (
+from sed_utils.core import atomic
+from sed_utils.core.errors import (
     AudioError,
     CheckpointError,
     ConfigError,
@@ -32,7 +30,9 @@ from sed_utils.errors import (
     NotebookFailed,
     SedError,
 )
-from sed_utils.progress import PLAIN_PROGRESS_ENV
+from sed_utils.core.progress import PLAIN_PROGRESS_ENV
+from sed_utils.data.registry import prepare_datasets
+from sed_utils.detect_cli import add_detect_parser, run_detect
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Set to 1 (or pass --debug) to see the traceback of an expected error too.
@@ -142,7 +142,7 @@ def run_series(
 def _kernel_environment() -> Iterator[None]:
     """What the notebook kernels inherit while the runner starts them, restored afterwards.
 
-    Progress bars as text (:mod:`sed_utils.progress`), so the saved copies show where each loop
+    Progress bars as text (:mod:`sed_utils.core.progress`), so the saved copies show where each loop
     ended; matplotlib's inline backend even where ``MPLBACKEND=Agg`` is set for headless runs (CI
     sets it), which would otherwise leave every figure out of the executed notebooks."""
     wanted = {PLAIN_PROGRESS_ENV: "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``,
     ``download`` and ``detect PATH...`` (:mod:`sed_utils.detect_cli`) (no notebook: the runner).
 
-    An expected error (:class:`~sed_utils.errors.SedError`: a bad config value, a failed download,
+    An expected error (:class:`~sed_utils.core.errors.SedError`: a bad config value, a failed download,
     a missing dataset) prints one line and a hint and exits with 2; ``--debug`` or ``SED_DEBUG=1``
     adds the traceback. Anything else is a bug and keeps Python's traceback.
     """

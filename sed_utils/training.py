@@ -31,7 +31,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from sed_utils import atomic
 from sed_utils.checkpoint import (
     CheckpointInfo,
     checkpoint_info,
@@ -39,12 +38,13 @@ from sed_utils.checkpoint import (
     save_checkpoint,
 )
 from sed_utils.config import Config
+from sed_utils.core import atomic
+from sed_utils.core.errors import CheckpointError
+from sed_utils.core.progress import tqdm
 from sed_utils.dataset import DataBundle
-from sed_utils.errors import CheckpointError
 from sed_utils.inference import predict_logits, predict_proba, sigmoid, to_device
-from sed_utils.metrics import macro_f1, macro_f1_at_chosen_thresholds
+from sed_utils.metrics.f1 import macro_f1, macro_f1_at_chosen_thresholds
 from sed_utils.model import Detector, build_detector, pick_device, set_seed
-from sed_utils.progress import tqdm
 
 __all__ = [
     "CHECKPOINT_NAME",

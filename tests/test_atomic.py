@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed_utils import atomic
+from sed_utils.core import atomic
 
 
 def test_writes_land_complete_and_leave_no_temporary(tmp_path):

@@ -120,7 +120,7 @@ def test_cached_resampled_missing_file(tmp_path):
 
 def _interrupt_rename(monkeypatch):
     """Make the final rename of every atomic write fail, as if the process died just before it."""
-    from sed_utils import atomic
+    from sed_utils.core import atomic
 
     def interrupted(src, dst):
         raise OSError("interrupted before the rename")

@@ -18,7 +18,7 @@ from sed_utils.checkpoint import (
     weights_digest,
 )
 from sed_utils.config import MelConfig
-from sed_utils.errors import CheckpointError
+from sed_utils.core.errors import CheckpointError
 from sed_utils.model import build_detector
 
 LABELS = ["Dog", "Cat", "Alarm_bell_ringing"]

@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from sed_utils.chunking import (
+from sed_utils.config import load_config
+from sed_utils.data.test_sets import load_test_set
+from sed_utils.labels.chunks import (
     build_esc50_chunks,
     build_segments,
     chunk_rms_db,
@@ -27,8 +29,6 @@ from sed_utils.chunking import (
     segment_labels,
     silent_chunks,
 )
-from sed_utils.config import load_config
-from sed_utils.data.test_sets import load_test_set
 from sed_utils.plots import chunking as chunk_plots
 
 LABELS = ["Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"]
@@ -256,7 +256,7 @@ def test_esc50_chunk_cache_hit_and_invalidation(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("audio read on a cache hit")
 
-    monkeypatch.setattr("sed_utils.chunking.cached_resampled", boom)  # the name chunking calls
+    monkeypatch.setattr("sed_utils.labels.chunks.cached_resampled", boom)  # the name chunking calls
     pd.testing.assert_frame_equal(build_esc50_chunks(cfg, progress=False), first)
     with pytest.raises(AssertionError, match="cache hit"):  # a changed parameter rebuilds
         build_esc50_chunks(tiny_config(tmp_path, "chunking.silence_db=-20"), progress=False)

@@ -140,7 +140,8 @@ def test_scenes_test_set_needs_no_desed_download():
 
 
 def test_config_errors_are_sed_errors_and_value_errors():
-    from sed_utils import config, errors
+    from sed_utils import config
+    from sed_utils.core import errors
 
     assert config.ConfigError is errors.ConfigError  # the old import path still works
     with pytest.raises(errors.SedError):
@@ -197,8 +198,8 @@ def test_every_config_field_has_a_rule():
     """A knob added to a section without a rule in config_rules.RULES fails here, not in a notebook."""
     import dataclasses
 
-    from sed_utils.config import _SECTIONS
-    from sed_utils.config_rules import RULES
+    from sed_utils.config.rules import RULES
+    from sed_utils.config.settings import _SECTIONS
 
     fields = {f"{name}.{f.name}" for name, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
     assert fields - set(RULES) == set(), "fields without a rule"

@@ -11,8 +11,6 @@ import pytest
 import torch
 from test_chunking import LABELS, SR, make_desed, make_esc50, tiny_config
 
-from sed_utils import augment
-from sed_utils.chunking import build_esc50_chunks, build_segments
 from sed_utils.config import AugmentConfig
 from sed_utils.data import scenes
 from sed_utils.data.test_sets import load_test_set
@@ -25,8 +23,10 @@ from sed_utils.dataset import (
     segments_of_test_set,
     segments_with_features,
 )
-from sed_utils.features import feature_cache, mel_extractor, normalization_stats
+from sed_utils.features import augment
+from sed_utils.features.logmel import feature_cache, mel_extractor, normalization_stats
 from sed_utils.io.audio import read_audio
+from sed_utils.labels.chunks import build_esc50_chunks, build_segments
 
 
 def _spec(seed: int = 0, shape=(64, 101)) -> np.ndarray:

@@ -12,9 +12,9 @@ import pytest
 from test_scenes import fake_cfg  # noqa: F401  (the fixture)
 
 from sed_utils.config import load_config
+from sed_utils.core.errors import ConfigError, DatasetError
 from sed_utils.data import scenes
 from sed_utils.data.scene_mixing import load_desed_stats
-from sed_utils.errors import ConfigError, DatasetError
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "desed_stats.py"
 

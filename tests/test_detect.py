@@ -24,8 +24,8 @@ import torch
 import sed_utils
 from sed_utils.checkpoint import save_checkpoint, store_post_processing
 from sed_utils.config import MelConfig
+from sed_utils.core.errors import AudioError, CheckpointError
 from sed_utils.detection import detect, detect_files, find_checkpoint, post_processing_of
-from sed_utils.errors import AudioError, CheckpointError
 from sed_utils.frame_model import build_frame_detector
 from sed_utils.model import build_detector
 from sed_utils.runner import main
@@ -279,7 +279,7 @@ def test_a_model_trained_in_seconds_finds_the_tone(tmp_path):
     """A frame model trained for about a minute (30 steps) on noise with 1 kHz beeps (labelled Alarm)
     finds a beep at its place in a new file, through the CLI, and the events score with sed_eval."""
     from sed_utils.checkpoint import load_trained
-    from sed_utils.metrics import event_metrics
+    from sed_utils.metrics.f1 import event_metrics
 
     sr, seconds = 16000, 4.0
     rng = np.random.default_rng(0)

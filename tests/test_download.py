@@ -29,9 +29,9 @@ import pytest
 import soundfile as sf
 
 from sed_utils.config import load_config
+from sed_utils.core.errors import DownloadError
 from sed_utils.data import registry
 from sed_utils.data.registry import fetch_all, fetch_dataset, folder_stats, folder_tree, read_marker
-from sed_utils.errors import DownloadError
 from sed_utils.io import download as dl
 from sed_utils.io.download import download_file, read_mirror_checksums
 from sed_utils.io.extract import safe_extract

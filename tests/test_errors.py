@@ -1,4 +1,4 @@
-"""sed_utils.errors: one base class, each class also the built-in it refines, old import paths kept."""
+"""sed_utils.core.errors: one base class, each class also the built-in it refines, old import paths kept."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sed_utils import errors
+from sed_utils.core import errors
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from sed_utils.evaluation import (
     valid_predictions_path,
     write_json_atomic,
 )
-from sed_utils.metrics import (
+from sed_utils.metrics.f1 import (
     class_confusion,
     event_metrics,
     f1_vs_threshold,
@@ -63,7 +63,7 @@ def test_figures_build_from_metric_outputs():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sed_utils.metrics import REFERENCE_NUMBERS
+    from sed_utils.metrics.f1 import REFERENCE_NUMBERS
     from sed_utils.plots import evaluation as eval_plots
 
     ref = ev(("a.wav", 1.0, 3.0, "Dog"), ("b.wav", 0.0, 1.0, "Cat"))

@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 from test_chunking import SR, tiny_config
 
-from sed_utils import features
 from sed_utils.config import MelConfig
-from sed_utils.features import (
+from sed_utils.features import logmel as features
+from sed_utils.features.logmel import (
     Normaliser,
     build_logmel,
     cut_samples,
@@ -184,7 +184,7 @@ def test_build_logmel_follows_the_mel_settings():
 
 
 def test_an_interrupted_feature_cache_write_leaves_no_file(clips, monkeypatch):
-    from sed_utils import atomic
+    from sed_utils.core import atomic
 
     cfg, table = clips
 
@@ -219,7 +219,7 @@ def test_a_replaced_audio_file_gets_new_features(clips):
 
 def test_nan_audio_is_refused_naming_the_file_and_nothing_is_cached(clips):
     """Issue 12: NaN samples went through as all-NaN features (cached) and a silent 'no event'."""
-    from sed_utils.errors import AudioError
+    from sed_utils.core.errors import AudioError
 
     cfg, table = clips
     bad = np.zeros(2 * SR, dtype=np.float32)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from sed_utils.config import load_config
-from sed_utils.features import Normaliser, build_logmel, mel_extractor
+from sed_utils.features.logmel import Normaliser, build_logmel, mel_extractor
 from sed_utils.inference import predict_logits, predict_proba, sigmoid, sliding_window_scores
 from sed_utils.io.audio import resample
 from sed_utils.model import Detector

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sed_utils.keys import digest, file_digests, frame_hash, json_clean, params_key, sha256_file
+from sed_utils.core.keys import digest, file_digests, frame_hash, json_clean, params_key, sha256_file
 
 
 def test_params_key_is_short_stable_and_ignores_key_order():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sed_utils.core.errors import DatasetError
 from sed_utils.data.desed import DESED_LABELS, StrongLabelSet, load_desed
 from sed_utils.data.esc50 import add_target_labels, load_esc50_meta
 from sed_utils.data.label_stats import (
@@ -19,7 +20,6 @@ from sed_utils.data.label_stats import (
     labels_present,
     overlap_seconds,
 )
-from sed_utils.errors import DatasetError
 from sed_utils.plots.explore import (
     plot_class_counts,
     plot_cooccurrence,
@@ -308,7 +308,7 @@ def test_plots_return_figures_with_the_events_drawn():
     assert spec_ax.get_xlim() == lane_ax.get_xlim() == (0.0, 1.0)
     # the figure shows the model's own front end (torchaudio log-mel, dB re 1.0), not another log-mel
     from sed_utils.config import MelConfig
-    from sed_utils.features import build_logmel
+    from sed_utils.features.logmel import build_logmel
 
     with torch.inference_mode():
         want = build_logmel(MelConfig(), 16000)(torch.from_numpy(audio)).numpy()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sed_eval
 
-from sed_utils.metrics import (
+from sed_utils.metrics.f1 import (
     choose_thresholds,
     class_confusion,
     event_metrics,

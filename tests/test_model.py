@@ -11,7 +11,7 @@ import torch
 
 from sed_utils import model as model_mod
 from sed_utils.config import MelConfig
-from sed_utils.features import Normaliser, build_logmel
+from sed_utils.features.logmel import Normaliser, build_logmel
 from sed_utils.model import (
     Detector,
     build_detector,

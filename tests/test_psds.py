@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed_utils.psds import PSDS_SETTINGS, intersection_f1, psds
+from sed_utils.metrics.psds import PSDS_SETTINGS, intersection_f1, psds
 
 BOUNDS = np.arange(11, dtype=float)  # ten 1 s frames
 DUR = {"a": 10.0, "b": 10.0}

@@ -99,17 +99,17 @@ def test_saved_copies_keep_figures_and_finished_progress_bars_under_a_headless_b
     bar must be saved at its end ("3/3"), not as a widget's first frame ("0/3")."""
     import os
 
-    from sed_utils.progress import PLAIN_PROGRESS_ENV
+    from sed_utils.core.progress import PLAIN_PROGRESS_ENV
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv(PLAIN_PROGRESS_ENV, raising=False)
     nbs, out = tmp_path / "nbs", tmp_path / "out"
     nbs.mkdir()
     _notebook(nbs / "01_fig.ipynb", "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()",
-              "from sed_utils.progress import tqdm\nsum(1 for _ in tqdm(range(3), desc='loop'))")
+              "from sed_utils.core.progress import tqdm\nsum(1 for _ in tqdm(range(3), desc='loop'))")
     (run,) = run_series("demo", output_dir=out, notebook_dir=nbs, log=lambda *_: None)
     cells = {"".join(c["source"]).split("\n")[0]: c for c in json.loads(run.output.read_text())["cells"]}
-    figure, loop = cells["import matplotlib.pyplot as plt"], cells["from sed_utils.progress import tqdm"]
+    figure, loop = cells["import matplotlib.pyplot as plt"], cells["from sed_utils.core.progress import tqdm"]
     assert any("image/png" in o.get("data", {}) for o in figure["outputs"]), "the figure is missing"
     text = "".join("".join(o["text"]) for o in loop["outputs"] if o.get("output_type") == "stream")
     assert "3/3" in text and "loop" in text

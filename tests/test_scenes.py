@@ -18,8 +18,8 @@ import soundfile as sf
 import torch
 
 from sed_utils.config import load_config
+from sed_utils.core.errors import DatasetError
 from sed_utils.data import scene_mixing, scenes
-from sed_utils.errors import DatasetError
 from sed_utils.plots import scenes as scene_plots
 
 SR = 16000
@@ -358,7 +358,7 @@ class _LevelModel(torch.nn.Module):
 def _level_detector(cfg, tmp_path):
     """A TrainedModel whose Detector has the series' front end around :class:`_LevelModel` (no checkpoint)."""
     from sed_utils.checkpoint import CheckpointInfo, TrainedModel
-    from sed_utils.features import Normaliser, build_logmel
+    from sed_utils.features.logmel import Normaliser, build_logmel
     from sed_utils.model import Detector
 
     detector = Detector(build_logmel(cfg.mel, cfg.audio.sample_rate), Normaliser(0.0, 1.0), _LevelModel(),
@@ -370,9 +370,9 @@ def _level_detector(cfg, tmp_path):
 
 
 def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg, tmp_path):
-    from sed_utils.chunking import build_segments
     from sed_utils.evaluation import thresholds_from_validation, validation_scene_predictions
-    from sed_utils.metrics import choose_thresholds
+    from sed_utils.labels.chunks import build_segments
+    from sed_utils.metrics.f1 import choose_thresholds
 
     root = f"data_root={fake_cfg.data_root}"
     cfg = load_config("demo", [root, "eval.valid_scenes=6"])

@@ -9,8 +9,8 @@ import pytest
 import torchaudio
 from tqdm import std as tqdm_std
 
-from sed_utils import progress
 from sed_utils.config import MelConfig
+from sed_utils.core import progress
 from sed_utils.plots.style import (
     CLASS_COLORS,
     OTHER_COLOR,

@@ -22,9 +22,9 @@ from torch.utils.data import Dataset, TensorDataset
 
 from sed_utils.checkpoint import FORMAT, FORMAT_VERSION, CheckpointInfo, load_trained
 from sed_utils.config import load_config
-from sed_utils.errors import CheckpointError
+from sed_utils.core.errors import CheckpointError
 from sed_utils.inference import predict_proba
-from sed_utils.metrics import macro_f1
+from sed_utils.metrics.f1 import macro_f1
 from sed_utils.model import Detector
 from sed_utils.plots.training import plot_class_f1, plot_history
 from sed_utils.training import EarlyStopping, train_model

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from sed_utils import atomic
+from sed_utils.core import atomic
+from sed_utils.core.keys import sha256_file
 from sed_utils.data.demo_sounds import _band_noise, active_extent, synth_event
 from sed_utils.data.desed import DESED_CLIP_SECONDS
 from sed_utils.data.esc50 import ESC50_CLIP_SECONDS
-from sed_utils.keys import sha256_file
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sed_utils.errors import DatasetError
+from sed_utils.core.errors import DatasetError
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

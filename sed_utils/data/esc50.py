@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sed_utils.config import ESC50_FOLDS
-from sed_utils.errors import DatasetError
+from sed_utils.core.errors import DatasetError
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -36,7 +36,7 @@ ESC50_CLIP_SECONDS = 5.0
 
 #: ESC-50 categories that sound like a steady background (rain, wind, engines, ...). They are the
 #: backgrounds of the held-out scenes (:mod:`sed_utils.data.scenes`) and, from the TRAINING folds only,
-#: what the background augmentation lays under training chunks (:mod:`sed_utils.augment`).
+#: what the background augmentation lays under training chunks (:mod:`sed_utils.features.augment`).
 AMBIENT_CATEGORIES = (
     "rain",
     "wind",

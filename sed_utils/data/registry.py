@@ -10,7 +10,7 @@ a half-extracted folder that fails much later with a confusing error). So here:
   same loaders the notebooks use;
 * a completion marker (``.sed_complete.json``) records what was verified, so the next run skips the
   work as long as the content still passes its check;
-* every failure raises :class:`~sed_utils.errors.DownloadError` naming the URL or folder, the problem
+* every failure raises :class:`~sed_utils.core.errors.DownloadError` naming the URL or folder, the problem
   and what to do.
 
 On the demo profile the archives come from the synthetic mirror of :mod:`sed_utils.data.demo_data`,
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 
-from sed_utils import atomic
+from sed_utils.core import atomic
+from sed_utils.core.errors import DatasetError, DownloadError
+from sed_utils.core.keys import file_digests
 from sed_utils.data.demo_data import make_demo_mirror
 from sed_utils.data.desed import DESED_CLIP_SECONDS, DESED_LABELS, desed_audio_dir, desed_tsv, load_desed
 from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, load_esc50_meta
-from sed_utils.errors import DatasetError, DownloadError
 from sed_utils.io.download import CHECKSUM_FILE, _download, _mirror_base, mirror_url, read_mirror_checksums
 from sed_utils.io.extract import safe_extract
-from sed_utils.keys import file_digests
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sed_utils.core.errors import DatasetError
 from sed_utils.data.esc50 import ambient_categories
-from sed_utils.errors import DatasetError
 
 __all__ = [
     "SCENE_SECONDS",

@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sed_utils import atomic
+from sed_utils.core import atomic
+from sed_utils.core.errors import DatasetError
+from sed_utils.core.keys import file_identity, params_key
+from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet, load_desed
 from sed_utils.data.esc50 import AMBIENT_CATEGORIES, esc50_root, load_esc50_meta
 from sed_utils.data.scene_mixing import (
@@ -46,10 +49,7 @@ from sed_utils.data.scene_mixing import (
     make_scene,
     select_pools,
 )
-from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled, write_wav
-from sed_utils.keys import file_identity, params_key
-from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sed_utils import atomic
-from sed_utils.errors import AudioError
+from sed_utils.core import atomic
+from sed_utils.core.errors import AudioError
 
 __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
            "read_recording"]

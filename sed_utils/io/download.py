@@ -24,9 +24,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from sed_utils.errors import DownloadError
-from sed_utils.keys import file_digests
-from sed_utils.progress import tqdm
+from sed_utils.core.errors import DownloadError
+from sed_utils.core.keys import file_digests
+from sed_utils.core.progress import tqdm
 
 __all__ = [
     "download_file",

@@ -5,7 +5,7 @@ Separate from :mod:`sed_utils.io.download` because extraction is its own risk: a
 extraction could leave a half-filled folder that fails much later with a confusing error. So members
 are checked before they are written, everything goes to a temporary folder beside the target that is
 renamed into place only when complete, and every failure raises
-:class:`~sed_utils.errors.DownloadError`. It reuses the transfer layer's archive-kind and disk-full
+:class:`~sed_utils.core.errors.DownloadError`. It reuses the transfer layer's archive-kind and disk-full
 helpers; nothing here knows about a dataset.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sed_utils.errors import DownloadError
+from sed_utils.core.errors import DownloadError
+from sed_utils.core.progress import tqdm
 from sed_utils.io.download import _archive_kind, _disk_full, _is_disk_full
-from sed_utils.progress import tqdm
 
 __all__ = ["safe_extract"]
 

@@ -1,6 +1,6 @@
 """Figures of notebook 03: what chunking keeps and drops, and what the multilabel segments hold.
 
-The counts come from :func:`sed_utils.chunking.chunk_statistics`; each ``plot_*`` returns a Figure.
+The counts come from :func:`sed_utils.labels.chunks.chunk_statistics`; each ``plot_*`` returns a Figure.
 """
 
 from __future__ import annotations

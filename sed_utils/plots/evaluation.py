@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from sed_utils.metrics import NONE_LABEL
+from sed_utils.metrics.f1 import NONE_LABEL
 from sed_utils.plots.style import label_colors, legend_outside
 from sed_utils.postprocess import scores_to_events
 

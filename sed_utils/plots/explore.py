@@ -1,7 +1,7 @@
 """Figures and the clip browser of notebook 02: the label statistics drawn, waveforms and log-mels.
 
 The numbers come from :mod:`sed_utils.data.label_stats`; the spectrograms from
-:func:`sed_utils.features.logmel_db`, the model's own front end, so every figure of the series
+:func:`sed_utils.features.logmel.logmel_db`, the model's own front end, so every figure of the series
 shows the same dB scale. Each ``plot_*`` returns a matplotlib Figure.
 """
 
@@ -23,7 +23,7 @@ from sed_utils.data.label_stats import (
     events_per_clip,
     overlap_seconds,
 )
-from sed_utils.features import logmel_db
+from sed_utils.features.logmel import logmel_db
 from sed_utils.io.audio import read_audio
 from sed_utils.plots.style import (
     OTHER_COLOR,

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 
 from sed_utils.data.scene_mixing import SCENE_SECONDS
 from sed_utils.data.scenes import label_statistics, load_scene_sources, load_scenes
-from sed_utils.features import logmel_db
+from sed_utils.features.logmel import logmel_db
 from sed_utils.io.audio import read_audio
 from sed_utils.plots.style import (
     OTHER_COLOR,

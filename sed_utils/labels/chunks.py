@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from sed_utils.atomic import write_csv
+from sed_utils.core.atomic import write_csv
+from sed_utils.core.errors import DatasetError
+from sed_utils.core.keys import file_identity, frame_hash, params_key
+from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet
 from sed_utils.data.esc50 import add_target_labels, esc50_root, load_esc50_meta
-from sed_utils.errors import DatasetError
 from sed_utils.io.audio import cached_resampled
-from sed_utils.keys import file_identity, frame_hash, params_key
-from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config

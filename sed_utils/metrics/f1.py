@@ -27,6 +27,10 @@ import pandas as pd
 import sed_eval
 from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
 
+__all__ = ["EVENT_COLUMNS", "REFERENCE_NUMBERS", "reference_chunk_f1", "segment_metrics", "event_metrics",
+           "per_class_table", "f1_vs_threshold", "choose_thresholds", "macro_f1_at_chosen_thresholds",
+           "multilabel_confusion", "class_confusion", "macro_f1"]
+
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 NONE_LABEL = "none"
 DEFAULT_GRID = np.round(np.linspace(0.05, 0.95, 19), 4)

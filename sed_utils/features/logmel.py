@@ -26,11 +26,11 @@ import pandas as pd
 import torch
 import torchaudio
 
-from sed_utils import atomic
 from sed_utils.config import MelConfig
+from sed_utils.core import atomic
+from sed_utils.core.keys import file_identity, params_key
+from sed_utils.core.progress import tqdm
 from sed_utils.io.audio import cached_resampled, read_audio
-from sed_utils.keys import file_identity, params_key
-from sed_utils.progress import tqdm
 
 if TYPE_CHECKING:
     from sed_utils.config import Config
@@ -160,7 +160,7 @@ def _rel(path: str, root: Path) -> str:
 
 def feature_key(cfg: Config, table: pd.DataFrame) -> str:
     """Cache key: mel parameters + sample rate + the rows (path, start, end) in order + each audio
-    file's size and mtime (:func:`~sed_utils.keys.file_identity`: a replaced file gets new
+    file's size and mtime (:func:`~sed_utils.core.keys.file_identity`: a replaced file gets new
     features) (notebook 04; notebooks 05, 06 through feature_cache)."""
     rows = pd.DataFrame(
         {

@@ -4,7 +4,7 @@ Why augment at all: ESC-50 has only 40 clips per class, so the model sees the sa
 epoch. Random masks, gains, noise, shifts and mixes make each epoch's copy a little different,
 which teaches the model what does *not* matter (level, position, a missing band).
 
-Conventions: log-mel inputs are ``[n_mels, frames]`` in dB (what :mod:`sed_utils.features`
+Conventions: log-mel inputs are ``[n_mels, frames]`` in dB (what :mod:`sed_utils.features.logmel`
 caches); every random function takes a ``numpy.random.Generator`` so a given seed always gives
 the same result; inputs are never modified in place. Which augmentations run, and how strongly,
 comes from ``cfg.augment`` (:class:`sed_utils.config.AugmentConfig`).

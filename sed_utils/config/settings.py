@@ -22,12 +22,12 @@ from typing import Any
 
 import yaml
 
-from sed_utils.config_rules import ESC50_FOLDS, check_sections
-from sed_utils.errors import ConfigError
+from sed_utils.config.rules import ESC50_FOLDS, check_sections
+from sed_utils.core.errors import ConfigError
 
 __all__ = ["Config", "load_config", "parse_override", "ESC50_FOLDS", "REPO_ROOT"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yml"
 

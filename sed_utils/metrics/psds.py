@@ -1,6 +1,6 @@
 """Threshold-free metrics of score curves: PSDS1, PSDS2 and intersection-based F1 (sed_scores_eval).
 
-Why these, next to sed_eval's F1 (:mod:`sed_utils.metrics`): an F1 is measured at ONE operating
+Why these, next to sed_eval's F1 (:mod:`sed_utils.metrics.f1`): an F1 is measured at ONE operating
 point (thresholds and post-processing), so it mixes how good the scores are with how well the
 thresholds were chosen. The Polyphonic Sound Detection Score (Bilen et al., ICASSP 2020; DCASE
 task 4 since 2021) sweeps the threshold instead: for each threshold it counts the share of

@@ -4,7 +4,7 @@ Why a table of its own: a value out of range does not fail where it is read but 
 far from the cause (``mel.n_mels=0`` as an empty spectrogram in notebook 04, ``train.epochs=0`` as
 a missing checkpoint in notebook 06, ``eval.threshold=7`` as "no event anywhere", fold 9 as a
 split without clips). Here every field has one rule, the rule says in words what is allowed, and
-a bad value stops :func:`~sed_utils.config.load_config` with a :class:`~sed_utils.errors.ConfigError`
+a bad value stops :func:`~sed_utils.config.load_config` with a :class:`~sed_utils.core.errors.ConfigError`
 naming the key, the value and that rule. A test walks every dataclass field and fails when one has
 no rule, so a new knob cannot arrive unchecked.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sed_utils.errors import ConfigError
+from sed_utils.core.errors import ConfigError
 
 __all__ = ["RULES", "ESC50_FOLDS", "check_sections"]
 
