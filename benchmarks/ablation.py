@@ -2,21 +2,21 @@
 
 Trains the ResNet18 on the real ESC-50 (profile ``scenes``: folds 1-3 train, 4 validates) once per
 row and seed, and scores it with sed_eval's segment-based macro F1 (1 s segments) on 10 s scenes
-mixed from the held-out fold 5 (``eval.n_scenes`` scenes, fixed ``eval.scenes_seed``, the same for
-every row and seed). Rows are cumulative (see ``STEPS`` and ``OFF`` below):
+mixed from the held-out fold 5 (``scenes.test`` scenes, fixed ``scenes.seed``, the same for every
+row and seed), through the package's one evaluation (``sed_utils.evaluate.evaluate``). Rows are
+cumulative (see ``STEPS`` and ``OFF`` below):
 
-    original recipe        no negatives, no augmentation, global threshold 0.6 (as the original)
+    original recipe        no negatives, no augmentation, global threshold 0.6 (as the original), the
+                           model on the 1 s segment grid (windows every 1 s)
     + negatives            chunks of the other 45 ESC-50 classes as all-zero examples
     + mixing               two chunks mixed into one multilabel example
     + augmentation         SpecAugment masks, gain, noise, time shift
-    + class thresholds     per-class thresholds chosen on the clean validation chunks (same model)
+    + class thresholds     per-class segment thresholds chosen on the validation scenes (same model)
     + backgrounds          ambient ESC-50 chunks of the training folds laid under training examples
-    + scene thresholds     per-class thresholds chosen on scenes mixed from the validation fold
-                           (same model as the row above)
-    + scene selection      the epoch chosen (and training stopped) on those validation scenes
+    + scene selection      the epoch chosen (and training stopped) on the validation scenes
     + training scenes      scenes mixed from the training folds, cut into 1 s segments, as extra
                            training data
-    + window scores        a segment's score = the max of the sliding windows mostly inside it
+    + window scores        windows every 250 ms: a segment's score = the max of the curve inside it
                            (same model as the row above)
     + cosine schedule      learning rate falling to 0 over 8 epochs, no early stop
                            (the last of these rows is config.yml's defaults: checked)
@@ -72,14 +72,13 @@ OFF = {
     "augment.gain_db": "0",
     "augment.noise_prob": "0",
     "augment.time_shift": "0",
-    "eval.per_class_thresholds": "false",
+    "postprocess.segment_thresholds": "[0.6]",
     "augment.background_prob": "0",
-    "eval.valid_scenes": "0",
-    "train.select_on": "chunks",
-    "train.train_scenes": "0",
-    "eval.segment_scores": "grid",
+    "models.chunk.select_on": "chunks",
+    "models.chunk.train_scenes": "0",
+    "postprocess.window_hop_seconds": "1.0",
     "train.lr_schedule": "constant",
-    "train.epochs": "12",
+    "models.chunk.epochs": "12",
     "train.patience": "4",
 }
 # (row, title, switches it turns on). Order matters: each row adds to the ones above.
@@ -89,14 +88,15 @@ STEPS: list[tuple[str, str, list[str]]] = [
     ("mixing", "+ multilabel mixing", ["augment.mix_prob"]),
     ("augment", "+ SpecAugment, gain, noise, time shift",
      ["augment.specaugment", "augment.gain_db", "augment.noise_prob", "augment.time_shift"]),
-    ("thresholds", "+ per-class thresholds from the validation chunks", ["eval.per_class_thresholds"]),
+    ("class_thresholds", "+ per-class thresholds chosen on validation-fold scenes",
+     ["postprocess.segment_thresholds"]),
     ("background", "+ ambient backgrounds under training examples", ["augment.background_prob"]),
-    ("scene_thresholds", "+ thresholds chosen on validation-fold scenes", ["eval.valid_scenes"]),
-    ("scene_selection", "+ epoch chosen on validation-fold scenes", ["train.select_on"]),
-    ("train_scenes", "+ training-fold scenes as training data", ["train.train_scenes"]),
-    ("window_scores", "+ segment scores pooled from sliding windows", ["eval.segment_scores"]),
+    ("scene_selection", "+ epoch chosen on validation-fold scenes", ["models.chunk.select_on"]),
+    ("train_scenes", "+ training-fold scenes as training data", ["models.chunk.train_scenes"]),
+    ("window_scores", "+ windows every 250 ms: segment scores from the curve's max",
+     ["postprocess.window_hop_seconds"]),
     ("cosine", "+ cosine learning-rate schedule, 8 epochs without early stop",
-     ["train.lr_schedule", "train.epochs", "train.patience"]),
+     ["train.lr_schedule", "models.chunk.epochs", "train.patience"]),
 ]
 ON_TOP: dict[str, str] = {}  # switches whose config.yml default is "off": the value their row turns on
 PRETRAINED = ("pretrained", "+ ImageNet weights", ["train.pretrained=true"])
@@ -124,21 +124,20 @@ def run_one(row: str, overrides: list[str], seed: int, extra: list[str], folder:
     ``folder`` names the run folder: rows whose training config is the same (they differ only in
     how the trained model is used, e.g. its thresholds) share one model.
     """
-    from sed_utils.dataset import build_datasets
-    from sed_utils.evaluation import evaluate_run
-    from sed_utils.training import train_model
+    from sed_utils.evaluate import evaluate
+    from sed_utils.train import train, training_data
 
     runs_root = REPO_ROOT / "runs" / "ablation" / f"{folder}-seed{seed}"
     cfg = load_config("scenes", [*overrides, *extra, f"seed={seed}", f"runs_root={runs_root}"])
     if cfg.train.pretrained:
-        from sed_utils.model import build_resnet18
+        from sed_utils.models import build_resnet18
 
         # Ask first (0.1 s offline) instead of training a random-init model for minutes under this name.
         if not build_resnet18(len(cfg.desed_labels), pretrained=True).pretrained_loaded:
             return {"row": row, "seed": seed, "skipped": "ImageNet weights could not be downloaded (offline)"}
-    bundle = build_datasets(cfg, progress=False)
-    result = train_model(cfg, bundle, progress=False)
-    res = evaluate_run(cfg, progress=False)
+    data = training_data(cfg, "chunk", progress=False)
+    result = train(cfg, "chunk", data=data, progress=False)
+    res = evaluate(cfg, "chunk", progress=False).results
     out = {
         "row": row,
         "seed": seed,
@@ -147,12 +146,12 @@ def run_one(row: str, overrides: list[str], seed: int, extra: list[str], folder:
         "segment_macro_f1": res["segment_based"]["macro"]["f1"],
         "segment_micro_f1": res["segment_based"]["overall"]["f1"],
         "event_macro_f1": res["event_based"]["macro"]["f1"],
-        "valid_macro_f1": result.best_valid_macro_f1,
+        "valid_macro_f1": result.best_score,
         "selected_on": result.selected_on,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": result.seconds,
-        "train_items": len(bundle.train),
+        "train_items": len(data.train),
     }
     (runs_root / f"results-{row}.json").write_text(json.dumps(res, indent=2, default=str))
     return out
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in r.items() if k not in ("row", "seed", "overrides", "command")}
             print(f"    -> {json.dumps(shown)}", flush=True)
             runs.append(r)
-            md = write_summary([*earlier, *runs], cfg.eval.n_scenes, t0)  # after every run: hours of work
+            md = write_summary([*earlier, *runs], cfg.scenes.test, t0)  # after every run: hours of work
     print(md)
     return 0
 
@@ -265,12 +264,12 @@ def model_folders(extra: list[str]) -> dict[str, str]:
 
     Also checks the promise of the table: the last improvement row is config.yml's defaults.
     """
-    from sed_utils.training import training_key
+    from sed_utils.train import training_key
 
     first: dict[str, str] = {}
     folders = {}
     for row, _, overrides in ROWS:
-        key = training_key(load_config("scenes", [*overrides, *extra]))
+        key = training_key(load_config("scenes", [*overrides, *extra]), "chunk")
         folders[row] = first.setdefault(key, row)
     defaults = load_config("scenes", extra).to_dict()
     last = load_config("scenes", [*ROWS[-2][2], *extra]).to_dict()

@@ -19,14 +19,16 @@ from common import column, log, median, spread, timed
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from sed_utils.config import Config
-from sed_utils.dataset import ChunkDataset, OnTheFlyDataset, build_datasets, label_matrix
+from sed_utils.models import settings_of
+from sed_utils.train import ExampleDataset, Examples, OnTheFlyDataset, label_matrix, training_data
 
 
 class LibrosaOnTheFly(Dataset):
     """The original loading: ``librosa.load`` (resampling when the file is not at the target rate),
     cut the chunk, ``librosa.feature.melspectrogram`` + ``power_to_db``, every ``__getitem__``.
 
-    Same mel parameters as ``cfg.mel`` so the work per item matches what the cache stores.
+    Same mel parameters as ``cfg.features`` so the work per item matches what the cache stores, and
+    the same item layout as the training dataset: ``(x [n_mels, frames], {"clip": [C]})``.
     """
 
     def __init__(self, cfg: Config, table: pd.DataFrame):
@@ -39,10 +41,10 @@ class LibrosaOnTheFly(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         import librosa
 
-        m, sr = self.cfg.mel, self.cfg.audio.sample_rate
+        m, sr = self.cfg.features, self.cfg.audio.sample_rate
         audio, _ = librosa.load(self.paths[index], sr=sr, mono=True)  # soxr_hq resampling when needed
         a = int(round(self.starts[index] * sr))
         n = int(round((self.ends[index] - self.starts[index]) * sr))
@@ -54,7 +56,7 @@ class LibrosaOnTheFly(Dataset):
             n_mels=m.n_mels, fmin=m.f_min, fmax=m.f_max, power=2.0,
         )
         x = librosa.power_to_db(spec, ref=1.0, top_db=m.top_db)  # dB like the cache (the model normalises)
-        return torch.from_numpy(x.astype(np.float32))[None], torch.from_numpy(self.labels[index].copy())
+        return torch.from_numpy(x.astype(np.float32)), {"clip": torch.from_numpy(self.labels[index].copy())}
 
 
 def _make_44k_copies(table: pd.DataFrame, n_clips: int, out_dir: Path, seed: int) -> pd.DataFrame:
@@ -154,14 +156,14 @@ class _Variant:
 
 
 def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
-    batch = cfg.train.batch_size
+    batch = settings_of(cfg, "chunk").batch_size
     n_batches = 4 if quick else 20
-    log("data: building/reading the chunk table and feature cache (build_datasets)")
+    log("data: building/reading the chunk table and feature cache (training_data)")
     holder: dict[str, Any] = {}
-    setup = timed(lambda: holder.setdefault("b", build_datasets(cfg, progress=True)))
-    bundle = holder["b"]
-    train, table = bundle.train, bundle.train_table
-    plain = ChunkDataset(train.features, train.labels)
+    setup = timed(lambda: holder.setdefault("b", training_data(cfg, "chunk", progress=True)))
+    train = holder["b"].train  # the chunk model's ExampleDataset (augmented on the fly)
+    table = train.examples.table
+    plain = ExampleDataset(Examples(train.examples.features, train.examples.clip))  # no augmentation
     tmp = tempfile.TemporaryDirectory(prefix="sed_bench_44k_")
     log("data: writing 44.1 kHz WAV copies of a few clips (upstream ESC-50 format)")
     rows44 = _make_44k_copies(table, 30 if quick else 100, Path(tmp.name), cfg.seed)
@@ -252,7 +254,7 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
             f"Cache vs the original method: {orig16:.0f}x faster on the shared 16 kHz FLAC, {orig44:.0f}x on "
             "44.1 kHz WAV as upstream ships it (which the original resampled on every read). "
             "Goal was >= 10x.",
-            f"Cached features and normalisation setup (build_datasets, cache already built or built now): "
+            f"Cached features and normalisation setup (training_data, cache already built or built now): "
             f"{setup:.1f} s.",
             f"Workers: cached 2 workers vs 0 = {rows[0]['ms_per_item'] / rows[2]['ms_per_item']:.2f}x; "
             f"librosa 2 workers vs 0 = {rows[4]['ms_per_item'] / rows[5]['ms_per_item']:.2f}x, and "

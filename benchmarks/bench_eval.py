@@ -1,10 +1,12 @@
 """Evaluation benchmark: real-time factor of inference over 10 s clips, segment grid vs sliding window.
 
-Evaluation scores each 10 s DESED clip twice: on the 1 s segment grid (10 windows; the segment-based
-metric) and with 1 s windows every ``cfg.eval.event_hop_seconds`` (37 windows at 0.25 s; the
-event-based metric needs the finer onsets). Both go through
-:func:`sed_utils.inference.sliding_window_scores` here (the segment grid is that function with a hop
-of one segment), which reads nothing from caches: read audio -> log-mel -> normalise -> model.
+The evaluation reads the chunk model as a score curve: 1 s windows every
+``cfg.postprocess.window_hop_seconds`` (37 windows per 10 s DESED clip at 0.25 s), from which both the
+events and the 1 s segment scores come. The 1 s segment grid (10 windows, a hop of one segment) is the
+same curve with ``postprocess.window_hop_seconds = 1.0``, as the original project scored segments (the
+ablation's first rows). Both go through :func:`sed_utils.models.window_curve` here (the function the
+evaluation and ``detect`` call for the chunk model), which reads nothing from caches: read audio ->
+log-mel -> normalise -> model.
 
 DESED audio is not available on the benchmark machine, so the clips are 10 s excerpts made by
 concatenating two real ESC-50 clips. Compute per clip depends only on its length, not on content.
@@ -13,7 +15,6 @@ The model has random weights (the cost of a forward pass does not depend on the 
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,8 @@ from common import column, log, median, spread, timed
 
 from sed_utils.config import Config
 from sed_utils.data.esc50 import esc50_root, load_esc50_meta
-from sed_utils.inference import sliding_window_scores
 from sed_utils.io.audio import read_audio, resample
-from sed_utils.model import build_detector
+from sed_utils.models import build_detector, window_curve
 
 CLIP_SECONDS = 10.0
 DESED_PUBLIC_EVAL_CLIPS = 692
@@ -54,42 +54,40 @@ def _make_excerpts(cfg: Config, n: int, out_dir: Path, rate: int) -> list[Path]:
 
 def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
     n_clips = 5 if quick else 20
-    detector = build_detector(cfg.desed_labels, cfg.mel, cfg.audio.sample_rate, cfg.chunking.chunk_seconds,
-                              -14.0, 21.0)
+    detector = build_detector("chunk", cfg.desed_labels, cfg.features, cfg.audio.sample_rate,
+                              cfg.chunking.chunk_seconds, -14.0, 21.0)
     if cfg.train.channels_last:  # as a trained checkpoint is used (predict_proba follows the weights)
         detector.to(memory_format=torch.channels_last)
     detector.eval()
-    seg_eval = dataclasses.replace(cfg.eval, event_hop_seconds=cfg.chunking.segment_seconds)
-    seg_cfg = dataclasses.replace(cfg, eval=seg_eval)
+    hop, seg_hop = cfg.postprocess.window_hop_seconds, cfg.chunking.segment_seconds
 
     with tempfile.TemporaryDirectory(prefix="sed_bench_eval_") as tmp:
         log(f"eval: writing {n_clips} 10 s excerpts (2 ESC-50 clips each) at 16 kHz and 44.1 kHz")
         clips16 = _make_excerpts(cfg, n_clips, Path(tmp), cfg.audio.sample_rate)
         clips44 = _make_excerpts(cfg, n_clips, Path(tmp), 44100)
         variants = {
-            f"1 s segment grid (hop {cfg.chunking.segment_seconds:g} s), 16 kHz WAV": (seg_cfg, clips16),
-            f"sliding window (hop {cfg.eval.event_hop_seconds:g} s), 16 kHz WAV": (cfg, clips16),
-            f"sliding window (hop {cfg.eval.event_hop_seconds:g} s), 44.1 kHz WAV (resampled on read)":
-                (cfg, clips44),
+            f"1 s segment grid (hop {seg_hop:g} s), 16 kHz WAV": (seg_hop, clips16),
+            f"sliding window (hop {hop:g} s), 16 kHz WAV": (hop, clips16),
+            f"sliding window (hop {hop:g} s), 44.1 kHz WAV (resampled on read)": (hop, clips44),
         }
         windows: dict[str, int] = {}
 
-        def score(vcfg: Config, path: Path, name: str) -> None:
-            sr = vcfg.audio.sample_rate
-            times, _ = sliding_window_scores(detector, read_audio(path, sr), sr, vcfg.eval.event_hop_seconds,
-                                             batch_size=vcfg.train.batch_size)
-            windows[name] = len(times)
+        def score(hop_seconds: float, path: Path, name: str) -> None:
+            sr = cfg.audio.sample_rate
+            # a 10 s clip's windows fit in one batch of window_curve's default size
+            _, probs = window_curve(detector, read_audio(path, sr), sr, hop_seconds)
+            windows[name] = len(probs)
 
         log("eval: warm-up")
-        for name, (vcfg, clips) in variants.items():
-            score(vcfg, clips[0], name)
+        for name, (vhop, clips) in variants.items():
+            score(vhop, clips[0], name)
         # Per clip, variants in turn: a burst of background load lands on one clip of each variant,
         # and the median over all clips x repeats ignores it.
         times: dict[str, list[float]] = {name: [] for name in variants}
         for r in range(repeats):
             for i in range(n_clips):
-                for name, (vcfg, clips) in variants.items():
-                    times[name].append(timed(lambda vcfg=vcfg, p=clips[i], name=name: score(vcfg, p, name)))
+                for name, (vhop, clips) in variants.items():
+                    times[name].append(timed(lambda vhop=vhop, p=clips[i], name=name: score(vhop, p, name)))
             log(f"eval: repeat {r + 1}/{repeats}: " + ", ".join(
                 f"{sum(ts[-n_clips:]):.2f} s" for ts in times.values()) + f" for {n_clips} clips")
 
@@ -110,8 +108,8 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
         "title": "4. Evaluation: real-time factor over 10 s clips",
         "description": (
             f"Read a 10 s WAV, cut 1 s windows, log-mel, normalise, ResNet18 (random weights, eval + "
-            f"inference_mode, batch {cfg.train.batch_size}, channels_last={cfg.train.channels_last}) via "
-            f"sliding_window_scores. {n_clips} clips x {repeats} repeats, variants in turn per clip; "
+            f"inference_mode, a clip's windows in one batch, channels_last={cfg.train.channels_last}) via "
+            f"window_curve. {n_clips} clips x {repeats} repeats, variants in turn per clip; "
             "median seconds per clip. "
             "RTF = seconds of audio scored per second of compute (higher is faster)."
         ),
@@ -130,7 +128,7 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
             "DESED audio is not available on the benchmark machine: the 10 s clips are two real ESC-50 clips "
             "concatenated (compute depends on length, not content). The 44.1 kHz row shows the cost of "
             "resampling when eval audio is not stored at the model's 16 kHz.",
-            "In the notebooks the segment grid reads its log-mels from the feature cache when it exists, and "
-            "both kinds of scores are cached per checkpoint: this is the cost of a first, uncached run.",
+            "In the notebooks the score curves are cached by the model's weights and the audio "
+            "(eval_cache): this is the cost of a first, uncached run.",
         ],
     }

@@ -63,7 +63,7 @@ def _sequential(cfg: Config, table: pd.DataFrame, threads: int) -> np.ndarray:
     try:
         _WORKER["cfg"], _WORKER["extractor"] = cfg, mel_extractor(cfg)
         tasks, index = _tasks(table)
-        out = np.empty((len(table), cfg.mel.n_mels, 0), FEATURE_DTYPE)
+        out = np.empty((len(table), cfg.features.n_mels, 0), FEATURE_DTYPE)
         for task, idx in zip(tasks, index, strict=True):
             feats = _extract_file(task)
             if out.shape[-1] == 0:
@@ -164,7 +164,7 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
     return {
         "title": "2. Feature extraction: building the log-mel cache",
         "description": (
-            f"Log-mel ({cfg.mel.n_mels} mels, hop {cfg.mel.hop_length}) of the kept 1 s chunks of "
+            f"Log-mel ({cfg.features.n_mels} mels, hop {cfg.features.hop_length}) of the kept 1 s chunks of "
             f"{len(chosen)} random clips ({len(subset)} chunks), each file read once, all its chunks in one "
             f"batch. Medians of {repeats} repeats, round-robin; every variant's output is checked against "
             "the library's (within 0.1 dB)."

@@ -1,9 +1,12 @@
 """Train/inference-step benchmark: ResNet18 (1-ch conv1, 5 logits) on the CPU, one option at a time.
 
-Answers which ``cfg.train`` defaults to recommend on a 2-core laptop without a GPU: torch threads,
-channels_last, batch size, torch.compile, and for inference ``torch.inference_mode`` vs
-``torch.no_grad``. Inputs are random tensors of the real feature size (1 x n_mels x frames): a step
-costs the same whatever the values, and this isolates compute from data loading (benchmark 1).
+Answers which defaults to recommend on a 2-core laptop without a GPU: torch threads and
+channels_last (``cfg.train``, shared by every model), the chunk model's batch size
+(``models.chunk.batch_size``), torch.compile, and for inference ``torch.inference_mode`` vs
+``torch.no_grad``. The network is the chunk model's (:func:`sed_utils.models.build_resnet18`, the
+module inside :class:`~sed_utils.models.ResNetTagger`), called directly for its logits. Inputs are
+random tensors of the real feature size (1 x n_mels x frames): a step costs the same whatever the
+values, and this isolates compute from data loading (benchmark 1).
 
 Run directly with ``--compile-worker`` only by :func:`run` (torch.compile is tried in a child process
 with a time limit, so a hang or a missing compiler cannot take the whole benchmark down).
@@ -25,7 +28,7 @@ from common import column, log, median, spread
 from torch import nn
 
 from sed_utils.config import Config
-from sed_utils.model import build_resnet18
+from sed_utils.models import build_resnet18, settings_of
 
 
 @dataclass
@@ -176,14 +179,14 @@ def _epoch_chunks(cfg: Config) -> int:
 
     table = build_esc50_chunks(cfg, progress=False)
     n = int((table["kept"] & np.isin(table["fold"], cfg.folds.train)).sum())
-    limit = cfg.train.max_train_chunks
+    limit = settings_of(cfg, "chunk").max_train_chunks
     return min(n, limit) if limit > 0 else n
 
 
 def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
     from sed_utils.features.logmel import n_frames
 
-    shape = (cfg.mel.n_mels, n_frames(cfg, cfg.chunking.chunk_seconds))
+    shape = (cfg.features.n_mels, n_frames(cfg, cfg.chunking.chunk_seconds))
     n_classes = len(cfg.desed_labels)
     warmup, steps = (1, 2) if quick else (2, 5)
     epoch = _epoch_chunks(cfg)

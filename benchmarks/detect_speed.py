@@ -1,8 +1,10 @@
 """How fast, and in how much memory, does ``detect`` run on a CPU? (notebook 09, the CLI)
 
 Measures ``sed_utils.detection.detect_files`` - reading, resampling, scoring, post-processing -
-for both models (random weights: compute depends on the audio's length, not on what the model
-learned), each in a fresh child process so that its peak memory (``ru_maxrss``) is its own:
+for both model kinds (random weights from ``sed_utils.models.build_detector``: compute depends on the
+audio's length, not on what the model learned; the frame model's curve is its frames, the chunk
+model's 1 s windows every 250 ms through ``sed_utils.models.window_curve``), each in a fresh child
+process so that its peak memory (``ru_maxrss``) is its own:
 
 * twenty 10 s clips as a user's files typically are (44.1 kHz stereo 16-bit WAV), and the same
   clips as 16 kHz mono (no resampling), after one warm-up file; ``--repeats`` runs, median;
@@ -66,23 +68,26 @@ print("RESULT" + json.dumps({"seconds": seconds, "audio_seconds": audio, "files"
 
 
 def _models(folder: Path) -> dict[str, Path]:
-    """Random-weight checkpoints of both models, saved as the series saves them."""
+    """Random-weight checkpoints of both model kinds, saved as the series saves them, each with a
+    stored post-processing (threshold 0.5, median filter 5, windows every 0.25 s) as ``detect`` needs."""
     import torch
 
-    from sed_utils.checkpoint import save_checkpoint, store_post_processing
     from sed_utils.config import MelConfig
-    from sed_utils.frame_model import build_frame_detector
-    from sed_utils.model import build_detector
+    from sed_utils.labels import PostProcessing
+    from sed_utils.models import build_detector, save_checkpoint, store_post_processing
 
+    n = len(LABELS)
+    post = PostProcessing(tuple(LABELS), thresholds=(0.5,) * n, median_filters=(5,) * n,
+                          min_durations=(0.0,) * n, segment_thresholds=(0.5,) * n, window_hop_seconds=0.25,
+                          chosen_on="benchmark")
     out = {}
-    for kind, build in (("frame", build_frame_detector), ("chunk", build_detector)):
+    for kind, window_seconds in (("frame", 10.0), ("chunk", 1.0)):  # the input each kind trains on
         torch.manual_seed(0)
-        d = build(LABELS, MelConfig(), 16000, 1.0, np.full(64, -40.0, np.float32), 10.0)
+        d = build_detector(kind, LABELS, MelConfig(), 16000, window_seconds, np.full(64, -40.0, np.float32),
+                           10.0)
         path = folder / f"{kind}.pt"
-        save_checkpoint(path, d, config={}, epoch=0, valid_macro_f1=0.0, complete=True)
-        post = {"event_thresholds": [0.5] * 5, "median_filters": [5] * 5, "hop_seconds": 0.25,
-                "chosen_on": "benchmark", "by": "benchmark"}
-        store_post_processing(path, "events", post)
+        save_checkpoint(path, d, config={}, epoch=0, best_score=0.0, complete=True, key="")
+        store_post_processing(path, post)
         out[kind] = path
     return out
 

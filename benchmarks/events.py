@@ -1,15 +1,14 @@
 """Event detection: the chunk model against the frame model, each post-processing step, 3 seeds.
 
 Profile ``scenes`` on the real ESC-50: both models train on folds 1-3 (the chunk model on chunks
-and training-fold scene segments, the frame model on ``frame.train_scenes`` training-fold scenes),
-everything is chosen on fold 4 (validation scenes), and the test is 200 scenes mixed from the
-held-out fold 5 (fixed ``eval.scenes_seed``) plus the fold's real negative clips (false alarms).
-Rows (the same trained model where it says so):
+and training-fold scene segments, the frame model on ``models.frame.train_scenes`` training-fold
+scenes), everything is chosen on fold 4 (validation scenes), and the test is 200 scenes mixed from the
+held-out fold 5 (fixed ``scenes.seed``) plus the fold's real negative clips (false alarms). Every row
+is the one evaluation of the package (``sed_utils.evaluate.evaluate``, what notebooks 06 and 08 run);
+rows that differ only in the post-processing candidates share a trained model:
 
-    chunk, notebook 06      the chunk model as notebook 06 evaluates it (segment thresholds, sliding
-                            windows every 250 ms, median filter eval.median_filter_frames)
-    chunk, event-tuned      the same model read as a score curve, with a per-class threshold and
-                            median filter chosen for event F1 on the validation scenes (notebook 08)
+    chunk                   the chunk model read as a score curve (1 s windows every 250 ms), per-class
+                            threshold, median filter and minimum duration chosen on the validation scenes
     frame, thresholds only  the frame model, per-class event thresholds, no median filter
     frame, + median filter  + a class-wise median filter chosen on validation (1-13 frames, up to 1 s)
     frame                   + a class-wise minimum event duration chosen on validation, with the
@@ -17,14 +16,11 @@ Rows (the same trained model where it says so):
     frame, filters <= 37    the same choice among 1-37 frames (up to 3 s): with the default grid
                             four classes chose its longest filter; does a longer one help?
     frame, negatives-aware  the same, with the validation fold's clips of the other 45 classes
-                            joining the validation scenes in that choice (eval.tune_with_negatives)
+                            joining the validation scenes in that choice (postprocess.tune_with_negatives)
     frame, trained with negatives (only with ``--negative-clips N``): a second frame model, trained
-                            with N negative-only examples per epoch (frame.negative_clips, training
+                            with N negative-only examples per epoch (models.frame.negative_clips, training
                             folds' clips of the other classes), evaluated as "frame" and as
                             "negatives-aware"; its models live in runs/events/seed<k>-negatives<N>/
-
-The chunk model's notebook-06 row counts its false alarms on the negatives with notebook 06's own
-thresholds and median filter (the value before notebook 08).
 
 Usage (from the repository root; needs the real ESC-50 under the scenes profile's data root)::
 
@@ -44,8 +40,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -57,17 +51,21 @@ from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = [
-    ("chunk_nb06", "chunk model, notebook 06 post-processing"),
-    ("chunk_tuned", "chunk model, event post-processing chosen on validation"),
+    ("chunk", "chunk model (1 s windows every 250 ms), post-processing chosen on validation"),
     ("frame_thresholds", "frame model, per-class thresholds only"),
     ("frame_filter", "frame model, + class-wise median filter of 1-13 frames"),
     ("frame", "frame model, + class-wise minimum event duration of 0-1.28 s (defaults)"),
     ("frame_long_filters", "frame model, median filter chosen among 1-37 frames instead"),
-    ("frame_negatives", "frame model, + negatives in the choice (eval.tune_with_negatives)"),
-    ("frame_neg_trained", "frame model trained with negative clips (frame.negative_clips)"),
+    ("frame_negatives", "frame model, + negatives in the choice (postprocess.tune_with_negatives)"),
+    ("frame_neg_trained", "frame model trained with negative clips (models.frame.negative_clips)"),
     ("frame_neg_trained_aware", "frame model trained with negative clips, + negatives in the choice"),
 ]
 LONG_FILTERS = "[1, 3, 5, 7, 9, 13, 19, 27, 37]"  # up to 3 s: tried 2026-12-05, not the default
+#: row -> (the overrides of its post-processing candidates, its result files' tag)
+VARIANTS = {"frame_thresholds": (["postprocess.median_filters=[1]", "postprocess.min_durations=[0.0]"],
+                                 "_thresholds"),
+            "frame_filter": (["postprocess.min_durations=[0.0]"], "_filter"),
+            "frame_long_filters": ([f"postprocess.median_filters={LONG_FILTERS}"], "_long_filters")}
 METRICS = [("event_f1", "event macro F1"), ("psds1", "PSDS1"), ("psds2", "PSDS2"),
            ("segment_f1", "segment macro F1"), ("intersection_f1", "intersection F1"),
            ("negatives_share", "negatives with a false alarm"), ("train_min", "train min")]
@@ -86,31 +84,23 @@ def _numbers(res: dict, train_min: float | None) -> dict:
 
 
 def _frame_rows(seed: int, extra: list[str], runs_root: Path, rows: tuple[str, str],
-                plain_row: str | None = None) -> list[dict]:
-    """Train (or reuse) one frame model and evaluate it with the default post-processing choice and
-    the negatives-aware one (and without a median filter when ``plain_row`` is given)."""
-    from sed_utils.frame_evaluation import evaluate_event_model
-    from sed_utils.frame_training import train_frame_model
+                variants: bool = False) -> list[dict]:
+    """Train (or reuse) one frame model and evaluate it with the default post-processing choice, the
+    negatives-aware one and, with ``variants``, the candidate lists of :data:`VARIANTS`."""
+    from sed_utils.evaluate import evaluate
+    from sed_utils.train import train
 
     base = [*extra, f"seed={seed}", f"runs_root={runs_root}"]
     cfg = load_config("scenes", base)
-    frame = train_frame_model(cfg, progress=False)
+    frame = train(cfg, "frame", progress=False)
     out = []
-    if plain_row:
-        no_min = "frame.min_durations=[0.0]"
-        plain = evaluate_event_model(load_config("scenes", [*base, "frame.median_filters=[1]", no_min]),
-                                     "frame", progress=False, tag="_thresholds")
-        out.append({"row": plain_row, "seed": seed, **_numbers(plain, None)})
-        filtered = evaluate_event_model(load_config("scenes", [*base, no_min]), "frame", progress=False,
-                                        tag="_filter")
-        out.append({"row": "frame_filter", "seed": seed, **_numbers(filtered, None)})
-        longer = evaluate_event_model(load_config("scenes", [*base, f"frame.median_filters={LONG_FILTERS}"]),
-                                      "frame", progress=False, tag="_long_filters")
-        out.append({"row": "frame_long_filters", "seed": seed, **_numbers(longer, None)})
-    full = evaluate_event_model(cfg, "frame", progress=False)
-    out.append({"row": rows[0], "seed": seed, **_numbers(full, frame.info.seconds / 60)})
-    aware = evaluate_event_model(load_config("scenes", [*base, "eval.tune_with_negatives=true"]), "frame",
-                                 progress=False, tag="_negatives")
+    for row, (overrides, tag) in VARIANTS.items() if variants else ():
+        res = evaluate(load_config("scenes", [*base, *overrides]), "frame", progress=False, tag=tag).results
+        out.append({"row": row, "seed": seed, **_numbers(res, None)})
+    full = evaluate(cfg, "frame", progress=False).results
+    out.append({"row": rows[0], "seed": seed, **_numbers(full, frame.seconds / 60)})
+    aware = evaluate(load_config("scenes", [*base, "postprocess.tune_with_negatives=true"]), "frame",
+                     progress=False, tag="_negatives").results
     out.append({"row": rows[1], "seed": seed, **_numbers(aware, None)})
     return out
 
@@ -118,29 +108,19 @@ def _frame_rows(seed: int, extra: list[str], runs_root: Path, rows: tuple[str, s
 def run_seed(seed: int, extra: list[str], chunk: bool = True, negative_clips: int = 0) -> list[dict]:
     """Train (or reuse) both models of one seed (the chunk model only when ``chunk``; the second
     frame model only when ``negative_clips``) and evaluate every row."""
-    from sed_utils.checkpoint import load_trained
-    from sed_utils.dataset import build_datasets
-    from sed_utils.evaluation import evaluate_run
-    from sed_utils.frame_evaluation import evaluate_event_model, model_checkpoint, negative_false_alarms
-    from sed_utils.training import train_model
+    from sed_utils.evaluate import evaluate
+    from sed_utils.train import train
 
     runs_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
     cfg = load_config("scenes", [*extra, f"seed={seed}", f"runs_root={runs_root}"])
     out = []
     if chunk:
-        chunk_result = train_model(cfg, build_datasets(cfg, progress=False), progress=False)
-        nb06 = evaluate_run(cfg, progress=False)
-        nb06["negatives"] = negative_false_alarms(
-            cfg, load_trained(model_checkpoint(cfg, "chunk")),
-            {"median_filters": cfg.eval.median_filter_frames,
-             "event_thresholds": np.array([nb06["thresholds"][lab] for lab in cfg.desed_labels])},
-            tuple(cfg.folds.scenes_test), progress=False)
-        out.append({"row": "chunk_nb06", "seed": seed, **_numbers(nb06, chunk_result.seconds / 60)})
-        tuned = evaluate_event_model(cfg, "chunk", progress=False)
-        out.append({"row": "chunk_tuned", "seed": seed, **_numbers(tuned, None)})
-    out += _frame_rows(seed, extra, runs_root, ("frame", "frame_negatives"), plain_row="frame_thresholds")
+        trained = train(cfg, "chunk", progress=False)
+        res = evaluate(cfg, "chunk", progress=False).results
+        out.append({"row": "chunk", "seed": seed, **_numbers(res, trained.seconds / 60)})
+    out += _frame_rows(seed, extra, runs_root, ("frame", "frame_negatives"), variants=True)
     if negative_clips:
-        out += _frame_rows(seed, [*extra, f"frame.negative_clips={negative_clips}"],
+        out += _frame_rows(seed, [*extra, f"models.frame.negative_clips={negative_clips}"],
                            runs_root.with_name(f"seed{seed}-negatives{negative_clips}"),
                            ("frame_neg_trained", "frame_neg_trained_aware"))
     return out

@@ -1,12 +1,14 @@
 """Which extra post-processing step helps the frame model's events? A sweep on cached score curves.
 
-For each seed's frame model of ``benchmarks/events.py`` (runs/events/seed<k>, reused, never
+For each seed's frame model of ``benchmarks/events.py`` (runs/events/seed<k>/scenes/frame/, reused, never
 retrained), the per-class threshold and median filter are chosen on the validation scenes as
-notebook 08 does, then ONE extra step is chosen per class on the same validation scenes, with the
-pair fixed, and the held-out test scenes are scored with and without it:
+notebook 08 does (:func:`sed_utils.evaluate.choose_event_postprocessing` among
+``postprocess.median_filters`` and ``postprocess.thresholds``), then ONE extra step is chosen per
+class on the same validation scenes, with the pair fixed, and the held-out test scenes are scored
+with and without it:
 
     min_duration   drop events shorter than d s (d in 0-1.28 s): the package's own step
-                   (``frame.min_durations``, chosen by ``postprocess.choose_min_durations``)
+                   (``postprocess.min_durations``, chosen by ``sed_utils.evaluate.choose_min_durations``)
     gap            join events of a class less than g s apart (g in 0-0.8 s)
     hysteresis     an event starts above the threshold and lasts while the score stays above
                    r x threshold (r in 1, 0.75, 0.5)
@@ -49,8 +51,8 @@ CANDIDATES = {
 def extra_step_events(smooth, thr, labels, step: str, values) -> object:
     """Events of every median-filtered curve with ``step`` ("gap" or "hysteresis", the steps the
     package does not have) at the per-class ``values``; the minimum duration is the package's own
-    (:func:`sed_utils.postprocess.choose_min_durations`, ``events_of_curves``)."""
-    from sed_utils.postprocess import event_frame
+    (:func:`sed_utils.evaluate.choose_min_durations`, :func:`sed_utils.labels.events_of_curves`)."""
+    from sed_utils.labels import event_frame
 
     rows = []
     for name, (bounds, scores) in smooth.items():
@@ -85,31 +87,35 @@ def _choose_extra_step(smooth, ref, thr, labels, step: str, collars: dict) -> li
 
 def sweep_seed(seed: int, steps: list[str]) -> list[dict]:
     """Choose each step on the validation scenes of ``seed``'s model and score it on the test scenes."""
-    from sed_utils.checkpoint import load_trained
     from sed_utils.data.scenes import scene_set
     from sed_utils.data.test_sets import load_test_set
-    from sed_utils.frame_evaluation import model_checkpoint, model_curves, tune_on_validation
+    from sed_utils.evaluate import choose_event_postprocessing, choose_min_durations, set_curves
+    from sed_utils.labels import events_of_curves, smooth_curves
     from sed_utils.metrics.f1 import event_metrics
-    from sed_utils.postprocess import choose_min_durations, events_of_curves, smooth_curves
+    from sed_utils.models import load_trained
 
-    cfg = load_config("scenes", [f"seed={seed}", f"runs_root={REPO_ROOT / 'runs' / 'events' / f'seed{seed}'}",
-                                 "frame.min_durations=[0.0]"])
-    labels = cfg.desed_labels
+    runs_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
+    cfg = load_config("scenes", [f"seed={seed}", f"runs_root={runs_root}"])
+    labels, pp = cfg.desed_labels, cfg.postprocess
     collars = {"t_collar": cfg.eval.onset_collar, "percentage_of_length": cfg.eval.offset_collar_ratio}
-    trained = load_trained(model_checkpoint(cfg, "frame"))
-    post = tune_on_validation(cfg, trained, progress=False)
-    thr, filters = post["event_thresholds"], post["median_filters"]
+    path = cfg.paths.checkpoint("frame")
+    if not path.is_file():
+        raise SystemExit(f"no frame model for seed {seed} at {path}: run "
+                         f"`python benchmarks/events.py --seeds {seed}` first")
+    trained = load_trained(path)
     valid, test = scene_set(cfg, "valid", progress=False), load_test_set(cfg, progress=False)
-    vc, tc = (model_curves(cfg, trained, {f: ds.path(f) for f in ds.files}, ds.clip_seconds, progress=False)
-              for ds in (valid, test))
+    vc, tc = (set_curves(cfg, trained, ds, progress=False) for ds in (valid, test))
+    # per class the (threshold, median filter) pair, as the evaluation chooses it before the minimum duration
+    thr, filters, _ = choose_event_postprocessing(vc, valid.events, labels, pp.median_filters, pp.thresholds,
+                                                  **collars)
     smooth_v, smooth_t = smooth_curves(vc, filters), smooth_curves(tc, filters)
-    base = event_metrics(test.events, events_of_curves(smooth_t, thr, labels), list(tc), labels, **collars)
+    base = event_metrics(test.events, events_of_curves(smooth_t, labels, thr), list(tc), labels, **collars)
     out = []
     for step in steps:
         if step == "min_duration":
             shortest, _ = choose_min_durations(vc, valid.events, labels, thr, filters, CANDIDATES[step],
                                                **collars)
-            est = events_of_curves(smooth_t, thr, labels, min_durations=shortest)
+            est = events_of_curves(smooth_t, labels, thr, min_durations=shortest)
             chosen = shortest.tolist()
         else:
             chosen = _choose_extra_step(smooth_v, valid.events, thr, labels, step, collars)

@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="results folder (default benchmarks/results; with --quick a temp folder)")
     p.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override for the full profile, e.g. -p mel.n_mels=128 (repeatable)")
+                   help="config override for the full profile, e.g. -p features.n_mels=128 (repeatable)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in ORDER]

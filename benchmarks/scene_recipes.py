@@ -5,7 +5,10 @@ training folds and compares it with the model trained on the ``uniform`` scenes 
 evaluated on both kinds of held-out test scenes (fold 5). The post-processing is chosen on the
 validation scenes (fold 4) of the TEST's recipe: a user tunes on data like what they will meet.
 Needs the real ESC-50; the uniform model is reused from ``benchmarks/events.py``
-(runs/events/seed<k>).
+(runs/events/seed<k>/scenes/frame/), the desed_like one lives in
+runs/scene_recipes/desed_like-seed<k>/; a model tested on the other recipe is evaluated from a copy
+of its ``frame/`` folder in runs/scene_recipes/<train>-on-<test>-seed<k>/ (the evaluation writes its
+results and chosen post-processing next to the model).
 
     .venv/bin/python benchmarks/scene_recipes.py --seeds 0 1 2
 
@@ -57,13 +60,13 @@ def _markdown(rows: list[dict]) -> str:
 def run_seed(seed: int) -> tuple[list[dict], float]:
     """Train (or reuse) the desed_like frame model of ``seed`` and evaluate both models on both
     kinds of test scenes; returns the rows and the desed_like model's training minutes."""
-    from sed_utils.frame_evaluation import evaluate_event_model
-    from sed_utils.frame_training import train_frame_model
+    from sed_utils.evaluate import evaluate
+    from sed_utils.train import train
 
     uniform_root = REPO_ROOT / "runs" / "events" / f"seed{seed}"
     like_root = REPO_ROOT / "runs" / "scene_recipes" / f"desed_like-seed{seed}"
-    trained = train_frame_model(_cfg(seed, like_root, "desed_like"), progress=False)
-    if not (_cfg(seed, uniform_root, "uniform").run_dir / "frame_model" / "best.pt").is_file():
+    trained = train(_cfg(seed, like_root, "desed_like"), "frame", progress=False)
+    if not _cfg(seed, uniform_root, "uniform").paths.checkpoint("frame").is_file():
         raise SystemExit(f"no uniform frame model for seed {seed} under {uniform_root}: run "
                          f"`python benchmarks/events.py --seeds {seed}` first")
     rows = []
@@ -73,19 +76,19 @@ def run_seed(seed: int) -> tuple[list[dict], float]:
             if train_recipe != test_recipe:  # the model of one recipe, in a folder of its own
                 name = f"{train_recipe}-on-{test_recipe}-seed{seed}"
                 run_root = REPO_ROOT / "runs" / "scene_recipes" / name
-                src = _cfg(seed, root, train_recipe).run_dir / "frame_model"
-                dst = _cfg(seed, run_root, test_recipe).run_dir / "frame_model"
+                src = _cfg(seed, root, train_recipe).paths.model_dir("frame")
+                dst = _cfg(seed, run_root, test_recipe).paths.model_dir("frame")
                 shutil.copytree(src, dst, dirs_exist_ok=True)
-            res = evaluate_event_model(_cfg(seed, run_root, test_recipe), "frame", progress=False)
+            res = evaluate(_cfg(seed, run_root, test_recipe), "frame", progress=False).results
             rows.append({"seed": seed, "train": train_recipe, "test": test_recipe,
                          "event_f1": res["event_based"]["macro"]["f1"], "psds1": res["psds1"]["value"],
                          "psds2": res["psds2"]["value"], "segment_f1": res["segment_based"]["macro"]["f1"],
                          "negatives_share": res["negatives"]["share"]})
-    return rows, trained.info.seconds / 60
+    return rows, trained.seconds / 60
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sed_utils.frame_training import frame_key
+    from sed_utils.train import training_key
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(train folds 1-3, validation 4, test 5); the desed_like models trained in "
             f"{statistics.mean(minutes):.1f} min on average. Measured {date.today()}. Command: `{command}`\n")
         summary = {"rows": rows, "seeds": done, "command": command,
-                   "frame_key": frame_key(_cfg(args.seeds[0], REPO_ROOT, "desed_like"))}
+                   "frame_key": training_key(_cfg(args.seeds[0], REPO_ROOT, "desed_like"), "frame")}
         atomic.write_text(RESULTS_DIR / "scene_recipes.json", json.dumps(summary, indent=2) + "\n")
         atomic.write_text(RESULTS_DIR / "scene_recipes.md", table)
     print(table)

@@ -1,13 +1,10 @@
-"""sed_utils: the shared code of the sed-tutorial notebook series.
+"""sed_utils: the shared code of the sed-tutorial notebook series, one subpackage per stage.
 
-Data flows one way through the package, each layer importing only the layers above it in this
-list (``tests/test_layers.py`` enforces it; ``docs/architecture.md`` draws it):
+Data flows one way through the stages, each importing only the stages before it
+(``tests/test_layers.py`` enforces it; ``docs/architecture.md`` draws it):
 
-``errors``, ``atomic``, ``keys`` -> ``config`` -> ``io`` (audio, download, extract) -> ``data``
-(ESC-50, DESED, scenes, test sets, registry, demo data, label statistics) -> ``chunking``,
-``features``, ``augment``, ``dataset`` -> ``model`` -> ``metrics`` -> ``checkpoint`` ->
-``inference`` -> ``training`` -> ``postprocess`` -> ``detection`` -> ``evaluation`` -> ``plots`` ->
-``runner``.
+``core`` -> ``config`` -> ``io`` -> ``data`` -> ``features`` -> ``labels`` -> ``metrics`` ->
+``models`` -> ``train`` -> ``evaluate`` -> ``detection`` -> ``plots`` -> ``cli``.
 
 Everything reads its knobs from :func:`sed_utils.config.load_config`. ``sed_utils.detect`` (events in
 your own recordings, notebook 09) is :func:`sed_utils.detection.detect`, loaded on first use so that

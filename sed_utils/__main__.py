@@ -1,7 +1,7 @@
-"""``python -m sed_utils ...``: see :mod:`sed_utils.runner`."""
+"""``python -m sed_utils ...``: see :mod:`sed_utils.cli.runner`."""
 
 import sys
 
-from .runner import main
+from sed_utils.cli.runner import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sed_utils.runner import NotebookRun, run_series
+from sed_utils.cli.runner import NotebookRun, run_series
 
 #: Notebooks 02 and 06 need 01 (data) to 05 (trained model, caches) done before them.
 PREPARED_UP_TO = "05"

@@ -1,10 +1,15 @@
-"""The one configuration: profiles, overrides, types, and clear errors for typos."""
+"""The one configuration: profiles, overrides, types, and clear errors for typos and for the keys of
+the earlier layout (by notebook), which config.yml now groups by concept."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from sed_utils.config import ConfigError, load_config, parse_override
+from sed_utils.config.loader import MOVED
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_demo_profile_overrides_defaults():
@@ -13,8 +18,19 @@ def test_demo_profile_overrides_defaults():
     assert cfg.synthetic is True
     assert cfg.data_root.name == "demo"
     assert cfg.chunking.hop_seconds == 0.5  # from the profile
-    assert cfg.mel.hop_length == 160  # from the defaults
+    assert cfg.features.hop_length == 160  # from the defaults
     assert cfg.run_dir == cfg.runs_root / "demo"
+    assert (cfg.scenes.test, cfg.scenes.valid) == (50, 50)  # from the profile
+    assert cfg.models["chunk"].epochs == 3 and cfg.models["chunk"].batch_size == 32  # profile
+    assert cfg.models["frame"].batch_size == 16 and cfg.models["frame"].weak_weight == 0.5  # defaults
+
+
+def test_each_model_kind_has_its_own_settings_and_shares_train():
+    cfg = load_config("full", ["models.frame.epochs=2", "train.lr=0.01"])
+    assert sorted(cfg.models) == ["chunk", "frame"]
+    assert cfg.models["frame"].epochs == 2 and cfg.models["chunk"].epochs == 8  # one kind changed only
+    assert cfg.train.lr == pytest.approx(0.01)  # one optimiser setting for every kind
+    assert cfg.paths.checkpoint("frame") == cfg.run_dir / "frame" / "best.pt"
 
 
 def test_class_map_is_the_mission_map_in_order():
@@ -37,20 +53,24 @@ def test_folds_are_config_and_tuples():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("demo", ["train.epochs=2", "train.lr=1e-4", "eval.per_class_thresholds=false"])
-    assert cfg.train.epochs == 2 and isinstance(cfg.train.epochs, int)
+    cfg = load_config("demo", ["models.chunk.epochs=2", "train.lr=1e-4", "models.frame.weak_weight=1",
+                               "postprocess.tune_with_negatives=true", "postprocess.median_filters=[1]"])
+    assert cfg.models["chunk"].epochs == 2 and isinstance(cfg.models["chunk"].epochs, int)
     assert cfg.train.lr == pytest.approx(1e-4)
-    assert cfg.eval.per_class_thresholds is False
+    assert cfg.postprocess.tune_with_negatives is True
+    assert cfg.models["frame"].weak_weight == 1.0 and isinstance(cfg.models["frame"].weak_weight, float)
+    assert cfg.postprocess.median_filters == (1,)
 
 
 @pytest.mark.parametrize(
     "override, fragment",
     [
-        ("train.epoch=2", "unknown key 'epoch'"),
-        ("trian.epochs=2", "unknown key 'trian'"),
-        ("train.epochs=two", "expected an integer"),
+        ("train.epoch=2", r"unknown key 'train\.epoch'"),
+        ("trian.lr=2", "unknown key 'trian'"),
+        ("models.chunk.epoch=2", r"unknown key 'models\.chunk\.epoch'"),
+        ("models.chunk.epochs=two", "expected an integer"),
         ("train.pretrained=3", "expected true/false"),
-        ("train.epochs", "dotted.key=value"),
+        ("models.chunk.epochs", "dotted.key=value"),
     ],
 )
 def test_bad_overrides_name_the_problem(override, fragment):
@@ -71,14 +91,22 @@ def test_env_overrides_data_root_and_mirror(monkeypatch, tmp_path):
     assert cfg.download.mirror == "file:///somewhere"
 
 
+MINIMAL = "defaults:\n  data_root: d\n  runs_root: r\n  seed: 1\n  synthetic: false\n  classes: {Dog: dog}\n"
+
+
 def test_relative_paths_resolve_against_the_config_file(tmp_path):
-    (tmp_path / "c.yml").write_text(
-        "defaults:\n  data_root: d\n  runs_root: r\n  seed: 1\n  synthetic: false\n"
-        "  classes: {Dog: dog}\nprofiles:\n  p: {}\n"
-    )
+    choices = "  test_set: desed\n  scene_recipe: uniform\n"
+    (tmp_path / "c.yml").write_text(MINIMAL + choices + "profiles:\n  p: {}\n")
     cfg = load_config("p", path=tmp_path / "c.yml")
     assert cfg.data_root == tmp_path / "d" and cfg.runs_root == tmp_path / "r"
     assert cfg.desed_labels == ["Dog"]
+
+
+def test_a_file_without_test_set_and_scene_recipe_gets_their_defaults(tmp_path):
+    (tmp_path / "c.yml").write_text(MINIMAL + "profiles:\n  p: {}\n")
+    cfg = load_config("p", path=tmp_path / "c.yml")
+    assert (cfg.test_set, cfg.scene_recipe) == ("desed", "uniform")
+    assert cfg.data_root == tmp_path / "d"
 
 
 def test_missing_or_broken_file_is_named(tmp_path):
@@ -96,14 +124,16 @@ def test_parse_override_nests():
 
 def test_to_dict_is_plain(tmp_path: Path):
     d = load_config("demo").to_dict()
-    assert isinstance(d["data_root"], str) and d["train"]["batch_size"] == 32
+    assert isinstance(d["data_root"], str) and d["models"]["chunk"]["batch_size"] == 32
+    assert d["features"]["n_mels"] == 64 and d["scenes"]["valid"] == 50 and "mel" not in d
 
 
-@pytest.mark.parametrize("given", ['["train.epochs=2", "seed=3"]', "train.epochs=2", ["train.epochs=2"]])
+@pytest.mark.parametrize("given", ['["models.chunk.epochs=2", "seed=3"]', "models.chunk.epochs=2",
+                                   ["models.chunk.epochs=2"]])
 def test_overrides_as_papermill_passes_them(given):
     """papermill -p hands the notebook a string; a YAML list or a single key=value both work."""
     cfg = load_config("demo", given)
-    assert cfg.train.epochs == 2
+    assert cfg.models["chunk"].epochs == 2
     if "seed" in str(given):
         assert cfg.seed == 3
 
@@ -120,14 +150,14 @@ def test_test_set_picks_the_folds():
     "override, fragment",
     [
         ("test_set=dcase", "test_set must be one of"),
+        ("scene_recipe=dense", "scene_recipe must be one of"),
         ("folds.scenes_valid=[4, 5]", r"folds.scenes_valid \[4, 5\] and folds.scenes_test \[5\] overlap"),
         ("folds.valid=[4]", "overlap"),
-        ("train.select_on=epochs", "select_on must be one of"),
-        ("eval.valid_scenes=0", "select_on is 'scenes' but eval.valid_scenes is 0"),
-        ("eval.segment_scores=mean", "segment_scores must be one of"),
+        ("models.chunk.select_on=epochs", r"models\.chunk\.select_on must be one of"),
+        ("train.lr_schedule=step", r"train\.lr_schedule must be one of"),
     ],
 )
-def test_fold_leaks_and_unknown_test_sets_are_refused(override, fragment):
+def test_fold_leaks_and_unknown_choices_are_refused(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_config("full", [override])
 
@@ -154,19 +184,29 @@ def test_config_errors_are_sed_errors_and_value_errors():
     [
         ("full", "folds.train=[1, 2, 9]", "folds.train", "folds from 1 to 5"),
         ("full", "folds.valid=[]", "folds.valid", "non-empty list"),
-        ("full", "train.epochs=-1", "train.epochs", "integer >= 1"),
-        ("full", "train.epochs=0", "train.epochs", "integer >= 1"),
-        ("full", "mel.n_mels=0", "mel.n_mels", "from 1 to 512"),
+        ("full", "models.chunk.epochs=-1", "models.chunk.epochs", "integer >= 1"),
+        ("full", "models.chunk.epochs=0", "models.chunk.epochs", "integer >= 1"),
+        ("full", "models.frame.epochs=0", "models.frame.epochs", "integer >= 1"),
+        ("full", "models.frame.batch_size=0", "models.frame.batch_size", "integer >= 1"),
+        ("full", "models.frame.weak_weight=-1", "models.frame.weak_weight", "number >= 0"),
+        ("full", "models.chunk.max_train_chunks=-1", "models.chunk.max_train_chunks", "integer >= 0"),
+        ("full", "features.n_mels=0", "features.n_mels", "from 1 to 512"),
         ("full", "audio.sample_rate=0", "audio.sample_rate", "from 1000 to 192000"),
-        ("full", "eval.threshold=7", "eval.threshold", "probability from 0 to 1"),
+        ("full", "postprocess.thresholds=7", "postprocess.thresholds", "thresholds from 0 to 1"),
+        ("full", "postprocess.segment_thresholds=[0.5, 1.5]", "postprocess.segment_thresholds",
+         "thresholds from 0 to 1"),
+        ("full", "postprocess.window_hop_seconds=0", "postprocess.window_hop_seconds", "hop in seconds > 0"),
+        ("full", "eval.reference_threshold=7", "eval.reference_threshold", "probability from 0 to 1"),
         ("full", "chunking.hop_seconds=0", "chunking.hop_seconds", "number > 0"),
-        ("full", "download.timeout_seconds=-5", "download.timeout_seconds", "number > 0"),
+        ("full", "download.timeout_seconds=-5", "download.timeout_seconds", "seconds > 0"),
         ("full", "download.retries=-1", "download.retries", "from 0 to 100"),
-        ("full", "download.stall_seconds=0", "download.stall_seconds", "number > 0"),
+        ("full", "download.stall_seconds=0", "download.stall_seconds", "seconds > 0"),
         ("full", "download.mirror=ftp://example.org/esc", "download.mirror", "http://, https:// or file://"),
-        ("full", "mel.f_max=9000", "mel.f_max", "at most half the sample rate"),
-        ("full", "mel.win_length=2048", "mel.win_length", "at most mel.n_fft"),
-        ("full", "eval.median_filter_frames=4", "eval.median_filter_frames", "odd integer"),
+        ("full", "features.f_max=9000", "features.f_max", "at most half the sample rate"),
+        ("full", "features.win_length=2048", "features.win_length", "at most features.n_fft"),
+        ("full", "postprocess.median_filters=4", "postprocess.median_filters", "odd lengths"),
+        ("full", "scenes.valid=0", "scenes.valid", "integer >= 1"),
+        ("full", "scenes.test=0", "scenes.test", "integer >= 1"),
         ("full", "augment.mix_prob=1.5", "augment.mix_prob", "probability"),
         ("full", "seed=-1", "seed", "integer >= 0"),
         ("full", "seed=abc", "seed", "integer >= 0"),
@@ -184,6 +224,31 @@ def test_out_of_range_values_are_refused_naming_key_value_and_rule(profile, over
     assert key in message and allowed in message, message
 
 
+@pytest.mark.parametrize(
+    "override, key, shown",
+    [
+        ("train.lr=.inf", "train.lr", "inf"),
+        ("download.timeout_seconds=.inf", "download.timeout_seconds", "inf"),
+        ("augment.noise_snr_db=.nan", "augment.noise_snr_db", "nan"),  # its rule allows any number
+        ("augment.background_snr_db=-.inf", "augment.background_snr_db", "-inf"),
+        ("models.frame.weak_weight=.inf", "models.frame.weak_weight", "inf"),
+        ("postprocess.min_durations=[0, .inf]", "postprocess.min_durations", "inf"),
+        ("postprocess.thresholds=[.nan]", "postprocess.thresholds", "nan"),
+    ],
+)
+def test_infinite_and_nan_numbers_are_refused(override, key, shown):
+    """YAML reads .inf and .nan as floats; a rule like "a number >= 0" would pass inf, and a NaN passes
+    no comparison at all: no number of the config may be either."""
+    with pytest.raises(ConfigError) as info:
+        load_config("full", [override])
+    assert f"{key} = " in str(info.value) and shown in str(info.value), str(info.value)
+
+
+def test_a_nan_is_refused_saying_the_number_must_be_finite():
+    with pytest.raises(ConfigError, match="finite"):
+        load_config("full", ["augment.noise_snr_db=.nan"])
+
+
 @pytest.mark.parametrize("override", ["folds.train=[1, 2, x]", "folds.train=[1, 2.5]", "folds.valid=[true]"])
 def test_fold_lists_of_non_integers_are_a_config_error(override):
     with pytest.raises(ConfigError, match=r"folds\.\w+: expected a list of integers"):
@@ -195,13 +260,14 @@ def test_a_single_fold_may_be_written_without_brackets():
 
 
 def test_every_config_field_has_a_rule():
-    """A knob added to a section without a rule in config_rules.RULES fails here, not in a notebook."""
-    import dataclasses
-
+    """A knob added to a section, or to the model settings (``models.<kind>``, ruled as
+    ``models.<field>``), without a rule in RULES fails here, not in a notebook."""
     from sed_utils.config.rules import RULES
-    from sed_utils.config.settings import _SECTIONS
+    from sed_utils.config.settings import SECTIONS, ModelConfig
 
-    fields = {f"{name}.{f.name}" for name, cls in _SECTIONS.items() for f in dataclasses.fields(cls)}
+    fields = {f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    fields |= {f"models.{f.name}" for f in dataclasses.fields(ModelConfig)}
+    assert {"models.epochs", "models.weak_weight", "models.select_on", "features.n_mels"} <= fields
     assert fields - set(RULES) == set(), "fields without a rule"
     assert set(RULES) - fields == set(), "rules for fields that do not exist"
 
@@ -212,9 +278,146 @@ def test_the_shipped_profiles_pass_every_rule():
 
 
 def test_minimum_durations_are_a_list_of_seconds():
-    cfg = load_config("scenes", ["frame.min_durations=[0, 0.5]"])
-    assert cfg.frame.min_durations == (0.0, 0.5)
-    with pytest.raises(ConfigError, match=r"frame\.min_durations: expected a list of numbers"):
-        load_config("scenes", ["frame.min_durations=[0, x]"])
-    with pytest.raises(ConfigError, match=r"frame\.min_durations = .* durations >= 0"):
-        load_config("scenes", ["frame.min_durations=[-0.5]"])
+    cfg = load_config("scenes", ["postprocess.min_durations=[0, 0.5]"])
+    assert cfg.postprocess.min_durations == (0.0, 0.5)
+    with pytest.raises(ConfigError, match=r"postprocess\.min_durations: expected a list of numbers"):
+        load_config("scenes", ["postprocess.min_durations=[0, x]"])
+    with pytest.raises(ConfigError, match=r"postprocess\.min_durations = .* durations >= 0"):
+        load_config("scenes", ["postprocess.min_durations=[-0.5]"])
+
+
+# ---- the sections by concept: sections, model kinds, and the keys of the earlier layout ----------------
+
+
+@pytest.mark.parametrize("override, section", [
+    ("features=null", "features"), ("train=5", "train"), ("scenes=[1, 2]", "scenes"),
+    ("postprocess=0.5", "postprocess"), ("models=null", "models"), ("models.chunk=3", "models.chunk")])
+def test_a_section_set_to_null_or_a_scalar_is_refused_naming_it(override, section):
+    with pytest.raises(ConfigError, match=rf"{section} must be a mapping of keys to values"):
+        load_config("demo", [override])
+
+
+@pytest.mark.parametrize("section", ["train: 5", "models: 3", "models: {chunk: 5}"])
+def test_a_section_of_the_file_set_to_a_scalar_is_a_config_error(tmp_path, section):
+    (tmp_path / "c.yml").write_text(MINIMAL + f"  test_set: desed\n  {section}\nprofiles:\n  p: {{}}\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config("p", path=tmp_path / "c.yml")
+
+
+def test_an_unknown_model_kind_is_refused_listing_the_kinds():
+    with pytest.raises(ConfigError, match=r"unknown key 'models\.transformer'; known keys here: "
+                                          r"\['chunk', 'frame'\]"):
+        load_config("demo", ["models.transformer.epochs=1"])
+
+
+@pytest.mark.parametrize("override", ["models.frame.max_train_chunks=3", "models.frame.select_on=chunks",
+                                      "models.chunk.weak_weight=1", "models.chunk.negative_clips=2"])
+def test_a_model_section_takes_only_the_keys_config_yml_lists_for_it(override):
+    """models.frame has no max_train_chunks in config.yml (the frame model trains on whole scenes):
+    setting it would silently do nothing, so it is refused like a typo."""
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"unknown key '{key}'; known keys here"):
+        load_config("demo", [override])
+
+
+#: every key of the earlier layout -> the new key its message must name (None: removed)
+NEW_PLACE = {
+    "eval.n_scenes": "scenes.test",
+    "eval.valid_scenes": "scenes.valid",
+    "eval.scenes_seed": "scenes.seed",
+    "eval.event_hop_seconds": "postprocess.window_hop_seconds",
+    "eval.median_filter_frames": "postprocess.median_filters",
+    "eval.threshold": "postprocess.thresholds",
+    "eval.per_class_thresholds": "postprocess.thresholds",
+    "eval.segment_scores": None,
+    "eval.tune_with_negatives": "postprocess.tune_with_negatives",
+    "train.epochs": "models.chunk.epochs",
+    "train.batch_size": "models.chunk.batch_size",
+    "train.train_scenes": "models.chunk.train_scenes",
+    "train.max_train_chunks": "models.chunk.max_train_chunks",
+    "train.select_on": "models.chunk.select_on",
+    "frame": "models.frame",
+    "frame.train_scenes": "models.frame.train_scenes",
+    "frame.epochs": "models.frame.epochs",
+    "frame.batch_size": "models.frame.batch_size",
+    "frame.weak_weight": "models.frame.weak_weight",
+    "frame.negative_clips": "models.frame.negative_clips",
+    "frame.lr": "train.lr",
+    "frame.weight_decay": "train.weight_decay",
+    "frame.median_filters": "postprocess.median_filters",
+    "frame.min_durations": "postprocess.min_durations",
+}
+def _has_key(cfg, dotted: str) -> bool:
+    """Whether ``dotted`` (``scenes.test``, ``models.frame.epochs``, ``models.frame``) is a key of ``cfg``."""
+    node = cfg
+    for part in dotted.split("."):
+        if isinstance(node, dict):
+            if part not in node:
+                return False
+            node = node[part]
+        elif dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
+            node = getattr(node, part)
+        else:
+            return False
+    return True
+
+
+def test_the_moved_keys_table_covers_every_key_of_moved():
+    assert set(NEW_PLACE) == set(MOVED), "a key of loader.MOVED without its new place in this test, or back"
+    cfg = load_config("full")
+    for old, new in NEW_PLACE.items():
+        assert new is None or _has_key(cfg, new), (old, new)
+        assert not _has_key(cfg, old), old  # the old key really is gone
+
+
+@pytest.mark.parametrize("old", list(NEW_PLACE))
+def test_every_moved_key_is_refused_naming_its_new_place(old):
+    value = "{}" if old == "frame" else "1"
+    with pytest.raises(ConfigError) as info:
+        load_config("demo", [f"{old}={value}"])
+    message = str(info.value)
+    assert old in message and "groups its keys by concept" in message, message
+    new = NEW_PLACE[old]
+    assert (new in message) if new else ("was removed" in message), message
+
+
+def test_moved_keys_still_point_to_each_model():
+    """train.epochs went to every model: the message names both kinds' sections."""
+    for old in ("train.epochs", "train.batch_size"):
+        key = old.split(".")[1]
+        pattern = rf"{old} is now per model: models\.chunk\.{key} .*models\.frame\.{key}"
+        with pytest.raises(ConfigError, match=pattern):
+            load_config("demo", [f"{old}=2"])
+
+
+@pytest.mark.parametrize("old, new", [("mel.n_mels=32", "features.n_mels"),
+                                      ("mel.hop_length=80", "features.hop_length"),
+                                      ("mel.top_db=60", "features.top_db")])
+def test_mel_keys_are_refused_naming_the_features_key(old, new):
+    with pytest.raises(ConfigError, match=rf"{old.split('=')[0]} is now {new}"):
+        load_config("demo", [old])
+
+
+def test_a_profile_with_keys_of_the_earlier_layout_is_refused_naming_the_new_ones(tmp_path):
+    base = (REPO / "config.yml").read_text()
+    for old, fragment in [("eval: {n_scenes: 20}", "eval.n_scenes is now scenes.test"),
+                          ("mel: {n_mels: 32}", "mel.n_mels is now features.n_mels"),
+                          ("frame: {epochs: 2}", "frame.epochs is now models.frame.epochs")]:
+        path = tmp_path / "c.yml"
+        path.write_text(base + f"  old:\n    {old}\n")
+        with pytest.raises(ConfigError, match=rf"profiles\.old: {fragment}"):
+            load_config("old", path=path)
+    path.write_text(base.replace("  features:\n", "  mel:\n", 1))  # the defaults' section of the old name
+    with pytest.raises(ConfigError, match=r"unknown keys in defaults: \['mel'\] \(mel is now features\)"):
+        load_config("full", path=path)
+
+
+@pytest.mark.parametrize("section, old", [("eval", "n_scenes: 7"), ("train", "epochs: 3"),
+                                          ("features", "n_melz: 32")])
+def test_the_defaults_own_keys_are_checked_too(tmp_path, section, old):
+    base = (REPO / "config.yml").read_text()
+    path = tmp_path / "c.yml"
+    path.write_text(base.replace(f"\n  {section}:\n", f"\n  {section}:\n    {old}\n", 1))
+    assert path.read_text() != base
+    with pytest.raises(ConfigError, match=rf"{section}\.{old.split(':')[0]}"):
+        load_config("full", path=path)

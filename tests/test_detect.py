@@ -1,14 +1,15 @@
 """``sed_utils.detect`` and ``python -m sed_utils detect`` on generated audio (notebook 09).
 
-Most tests use an untrained model, saved as a real checkpoint with stored post-processing: what
-they check is the plumbing (formats, rates, channels, padding, bad files, outputs), and with
+Most tests use an untrained model, saved as a real checkpoint (format 3) with stored post-processing:
+what they check is the plumbing (formats, rates, channels, padding, bad files, outputs), and with
 threshold 0 every class is active everywhere, so the expected events are known exactly. The slow
-tests train a small model on tones for a few seconds and check that it finds a tone where it is,
-and run an hour-long file with the memory measured.
+tests train a small frame model on beeps with the package's training loop and check that it finds a
+beep where it is, and run an hour-long file with the memory measured.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import resource
 import subprocess
@@ -22,36 +23,42 @@ import soundfile as sf
 import torch
 
 import sed_utils
-from sed_utils.checkpoint import save_checkpoint, store_post_processing
-from sed_utils.config import MelConfig
+from sed_utils.cli.runner import main
+from sed_utils.config import MelConfig, RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError
 from sed_utils.detection import detect, detect_files, find_checkpoint, post_processing_of
-from sed_utils.frame_model import build_frame_detector
-from sed_utils.model import build_detector
-from sed_utils.runner import main
+from sed_utils.labels.grid import PostProcessing
+from sed_utils.models import build_detector, load_trained, save_checkpoint, store_post_processing
 
 LABELS = ["Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"]
 REPO = Path(__file__).resolve().parent.parent
+WINDOW = {"chunk": 1.0, "frame": 10.0}
 
 
-def _checkpoint(path: Path, kind: str, post: dict | None = "events") -> Path:
+def _post(chosen_on: str = "a test", **per_class) -> PostProcessing:
+    """A post-processing as the evaluation stores it: thresholds 0.5, filters 3, no minimum duration."""
+    n = len(LABELS)
+    values = {"thresholds": (0.5,) * n, "median_filters": (3,) * n, "min_durations": (0.0,) * n,
+              "segment_thresholds": (0.5,) * n, **{k: tuple(v) for k, v in per_class.items()}}
+    return PostProcessing(tuple(LABELS), chosen_on=chosen_on, **values)
+
+
+def _checkpoint(path: Path, kind: str, post: PostProcessing | None = None) -> Path:
     torch.manual_seed(0)
-    build = build_frame_detector if kind == "frame" else build_detector
-    d = build(LABELS, MelConfig(), 16000, 1.0, np.full(64, -40.0, np.float32), 10.0)
-    save_checkpoint(path, d, config={}, epoch=1, valid_macro_f1=0.5, complete=True)
-    if post:
-        store_post_processing(path, post, {"event_thresholds": [0.5] * 5, "median_filters": [3] * 5,
-                                           "hop_seconds": 0.25, "chosen_on": "a test", "by": "the test"})
+    d = build_detector(kind, LABELS, MelConfig(), 16000, WINDOW[kind], np.full(64, -40.0, np.float32), 10.0)
+    save_checkpoint(path, d, config={}, epoch=1, best_score=0.5, complete=True)
+    if post is not None:
+        store_post_processing(path, post)
     return path
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    run = root / "run"
-    frame = _checkpoint(run / "frame_model" / "best.pt", "frame")
-    chunk = _checkpoint(run / "model" / "best.pt", "chunk", post="segments")
-    return {"run": run, "frame": frame, "chunk": chunk}
+    run = RunPaths(root / "run")  # the layout training writes: runs/<profile>/<kind>/best.pt
+    frame = _checkpoint(run.checkpoint("frame"), "frame", _post())
+    chunk = _checkpoint(run.checkpoint("chunk"), "chunk", _post("the chunk test"))
+    return {"run": run.root, "frame": frame, "chunk": chunk}
 
 
 def _noise(seconds: float, sr: int, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -90,6 +97,8 @@ def test_every_format_rate_and_layout_gives_the_events_of_threshold_0(models, go
         assert (mine["onset"] == 0).all() and np.allclose(mine["offset"], seconds, atol=0.002), name
     err = capsys.readouterr().err
     assert "short.wav: 0.30 s is shorter than 1 s: zero-padded" in err
+    source = "chosen on a test (stored in the checkpoint), with the caller's overrides"  # --threshold 0
+    assert f"[detect] post-processing: {source}" in err
     # the DCASE layout reads back into sed_eval
     import sed_eval  # noqa: F401  (dcase_util comes with it)
     from dcase_util.containers import MetaDataContainer
@@ -113,33 +122,77 @@ def test_array_input_and_file_input_agree(models, tmp_path):
     sf.write(tmp_path / "x.wav", x, 16000, subtype="FLOAT")
     a = detect(tmp_path / "x.wav", models["frame"])
     b = sed_utils.detect(x, models["frame"], sample_rate=16000, filename="x.wav")
+    assert sed_utils.detect is detect
     assert np.array_equal(a.scores, b.scores) and a.events.equals(b.events)
     assert a.bounds[-1] == pytest.approx(4.0) and a.scores.shape == (50, 5)  # 4 s / 80 ms
+    assert a.labels == LABELS and a.sample_rate == 16000 and a.seconds == pytest.approx(4.0)
     with pytest.raises(ValueError, match="sample_rate"):
         detect(x, models["frame"])
 
 
-def test_thresholds_come_from_the_checkpoint_and_can_be_overridden(models):
-    from sed_utils.checkpoint import load_trained
+def test_the_chunk_model_is_read_as_windows_at_the_stored_hop(models):
+    trained = load_trained(models["chunk"])
+    det = detect(_noise(3.0, 16000)[:, 0], trained, sample_rate=16000, thresholds=0.0)
+    assert det.post.window_hop_seconds == 0.25
+    # windows every 0.25 s, each standing for the hop around its centre; the last ends where the audio does
+    np.testing.assert_allclose(np.diff(det.bounds[1:-1]), 0.25)
+    assert det.bounds[0] == 0.0 and det.bounds[-1] == pytest.approx(3.0) and det.scores.shape[1] == 5
+    assert len(det.events) == 5 and np.allclose(det.events["offset"], 3.0)
 
+
+def test_thresholds_come_from_the_checkpoint_and_can_be_overridden(models):
     trained = load_trained(models["frame"])
-    post = post_processing_of(trained)
-    assert post.stored == "events" and post.thresholds.tolist() == [0.5] * 5 and "the test" in post.source
-    post = post_processing_of(trained, thresholds={"Dog": 0.2}, median_filters=1)
-    assert post.thresholds.tolist() == [0.2, 0.5, 0.5, 0.5, 0.5] and post.median_filters.tolist() == [1] * 5
+    post, source = post_processing_of(trained)
+    assert post == _post() and post.thresholds == (0.5,) * 5
+    assert source == "chosen on a test (stored in the checkpoint)"
+    post, source = post_processing_of(trained, thresholds={"Dog": 0.2}, median_filters=1)
+    assert post.thresholds == (0.2, 0.5, 0.5, 0.5, 0.5) and post.median_filters == (1,) * 5
+    assert post.min_durations == (0.0,) * 5 and post.chosen_on == "a test"  # the rest stays as stored
+    assert source.endswith("with the caller's overrides")
+    post, _ = post_processing_of(trained, thresholds=[0.1, 0.2, 0.3, 0.4, 0.6])
+    assert post.thresholds == (0.1, 0.2, 0.3, 0.4, 0.6)
     with pytest.raises(ValueError, match="unknown class"):
         post_processing_of(trained, thresholds={"Bird": 0.2})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         post_processing_of(trained, thresholds=1.5)
-    det = detect(np.zeros(16000, np.float32), load_trained(models["chunk"]), sample_rate=16000)
-    assert any("tuned for 1 s segments" in n for n in det.notes)  # the chunk model only has notebook 06's
+    with pytest.raises(ValueError, match=">= 1 frame"):
+        post_processing_of(trained, median_filters=0)
+    with pytest.raises(ValueError, match="3 values for 5 classes"):
+        post_processing_of(trained, thresholds=[0.1, 0.2, 0.3])
 
 
-def test_a_run_folder_picks_the_frame_model_unless_told(models):
+def test_a_detection_says_where_its_post_processing_came_from_and_notes_only_the_file(models):
+    """Every model kind stores one post-processing (the evaluation's): the source is reported once per
+    detection, the notes hold what concerns the file itself (here: the padding of a short clip)."""
+    for kind, chosen_on in (("chunk", "the chunk test"), ("frame", "a test")):
+        trained = load_trained(models[kind])
+        det = detect(np.zeros(16000, np.float32), trained, sample_rate=16000)
+        assert det.source == f"chosen on {chosen_on} (stored in the checkpoint)" and det.notes == [], kind
+        assert det.post == trained.info.post_processing, kind
+        short = detect(np.zeros(8000, np.float32), trained, sample_rate=16000, thresholds=0.3)
+        assert short.source.endswith("with the caller's overrides"), kind
+        assert short.notes == ["0.50 s is shorter than 1 s: zero-padded to that length"], kind
+
+
+def test_a_run_folder_picks_the_frame_model_unless_told(models, tmp_path):
     assert find_checkpoint(models["run"]) == models["frame"]
+    assert find_checkpoint(models["run"], "frame") == models["frame"]
     assert find_checkpoint(models["run"], "chunk") == models["chunk"]
+    assert find_checkpoint(models["chunk"]) == models["chunk"]  # a file is itself
+    assert find_checkpoint(models["frame"].parent) == models["frame"]  # a folder holding best.pt
     with pytest.raises(FileNotFoundError, match="notebook 05"):
-        find_checkpoint(models["run"] / "frame_model", "chunk")
+        find_checkpoint(models["run"] / "frame", "chunk")
+    with pytest.raises(ValueError, match=r"kind must be one of \['chunk', 'frame'"):
+        find_checkpoint(models["run"], "transformer")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file or run folder"):
+        find_checkpoint(tmp_path / "nowhere")
+    # a run with the chunk model only uses it
+    only = RunPaths(tmp_path / "only_chunk")
+    only.model_dir("chunk").mkdir(parents=True)
+    only.checkpoint("chunk").write_bytes(models["chunk"].read_bytes())
+    assert find_checkpoint(only.root) == only.checkpoint("chunk")
+    with pytest.raises(FileNotFoundError, match="notebook 08"):
+        find_checkpoint(only.root, "frame")
 
 
 def _bad_files(folder: Path) -> dict[str, str]:
@@ -182,6 +235,8 @@ def test_bad_files_are_named_with_their_reason_and_do_not_stop_the_batch(models,
     for name, words in expected.items():  # the API raises the same errors
         with pytest.raises(AudioError, match=words.split(" (")[0]):
             detect(tmp_path / "in" / name, models["frame"])
+    batch = detect_files([tmp_path / "in", tmp_path / "missing.wav"], models["frame"], progress=False)
+    assert len(batch.detections) == 1 and len(batch.failures) == len(expected) + 1  # the API's batch too
 
 
 def test_when_every_file_fails_no_output_is_left(models, tmp_path, capsys):
@@ -193,6 +248,29 @@ def test_when_every_file_fails_no_output_is_left(models, tmp_path, capsys):
     assert "nothing written" in capsys.readouterr().err
 
 
+def test_the_output_is_replaced_atomically(models, tmp_path, monkeypatch):
+    """The events file appears whole or not at all: an old one stays intact when the write fails."""
+    from sed_utils.core import atomic
+
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    out = tmp_path / "events.tsv"
+    out.write_text("the previous run's events\n")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)  # atomic looks os.replace up on the os module
+    with pytest.raises(KeyboardInterrupt):
+        main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--out", str(out),
+              "--quiet"])
+    monkeypatch.undo()
+    assert out.read_text() == "the previous run's events\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "events.tsv"]  # no partial file left
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--out", str(out),
+                 "--quiet"]) == 0
+    assert out.read_text().startswith("filename\tonset\toffset\tevent_label\tscore")
+
+
 def test_bad_arguments_and_models_get_clear_errors(models, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
     assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]),
@@ -201,14 +279,30 @@ def test_bad_arguments_and_models_get_clear_errors(models, tmp_path, capsys):
     assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]),
                  "--threshold", "Dog=high"]) == 2
     assert "'high' is not a number" in capsys.readouterr().err
-    bare = _checkpoint(tmp_path / "bare.pt", "frame", post=None)
-    with pytest.raises(CheckpointError, match="notebook 08"):
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]),
+                 "--format", "xml"]) == 2
+    assert "--format 'xml'" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "a.wav"), "--run", str(models["run"]),
+                 "--model", "transformer"]) == 2
+    assert "kind must be one of" in capsys.readouterr().err
+    # a checkpoint never evaluated: no stored post-processing, so thresholds must be given
+    bare = _checkpoint(tmp_path / "bare.pt", "frame")
+    with pytest.raises(CheckpointError, match=r"holds no post-processing.*notebook 06 or 08"):
         detect(tmp_path / "a.wav", bare)
+    given = detect(tmp_path / "a.wav", bare, thresholds=0.5)
+    assert given.source == "given" and given.post.median_filters == (1,) * 5
+    # checkpoints of earlier formats: 1 (a bare state dict) and 2 (the two stacks)
     old = tmp_path / "old.pt"
     torch.save({"state_dict": {}, "labels": LABELS, "config": {}, "epoch": 1, "valid_macro_f1": 0.5}, old)
     assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(old)]) == 2
     err = capsys.readouterr().err
-    assert "format 1" in err and "retrain" in err
+    assert "format 1" in err and "re-run notebooks 05 and 08" in err
+    two = tmp_path / "two.pt"
+    torch.save({"format": "sed-tutorial-detector", "format_version": 2, "state_dict": {}, "labels": LABELS},
+               two)
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(two)]) == 2
+    err = capsys.readouterr().err
+    assert "format 2" in err and "reads format 3" in err and "re-run notebooks 05 and 08" in err
 
 
 def test_stdout_tsv_and_plots(models, tmp_path, capsys):
@@ -219,20 +313,70 @@ def test_stdout_tsv_and_plots(models, tmp_path, capsys):
     plots = tmp_path / "figs"
     assert main(["detect", str(tmp_path / "a.wav"), str(sub / "a.wav"), "--run", str(models["run"]),
                  "--model", "chunk", "--threshold", "0", "--plot", str(plots), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    table = pd.read_csv(__import__("io").StringIO(out), sep="\t")
+    captured = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(captured.out), sep="\t")
     assert set(table["filename"]) == {str(tmp_path / "a.wav"), str(sub / "a.wav")}
     assert sorted(p.name for p in plots.iterdir()) == ["a-2.png", "a.png"]
+    assert f"[detect] chunk model {models['chunk']}" in captured.err
+    assert "post-processing: chosen on the chunk test (stored in the checkpoint)" in captured.err
+
+
+def test_threshold_and_filter_overrides_apply_in_order():
+    from sed_utils.cli.detect import parse_overrides
+
+    assert parse_overrides([], LABELS, float, "threshold") is None  # nothing given: the stored values
+    both = parse_overrides(["0.6", "Dog=0.4"], LABELS, float, "threshold")
+    assert both == {"Dog": 0.4, **{label: 0.6 for label in LABELS[1:]}}
+    assert parse_overrides(["Dog=0.4", "0.6"], LABELS, float, "threshold")["Dog"] == 0.6  # the later one wins
+    assert parse_overrides(["Cat=5"], LABELS, int, "median-filter") == {"Cat": 5}
+    with pytest.raises(ValueError, match="--median-filter 'Cat=2.5': '2.5' is not a number"):
+        parse_overrides(["Cat=2.5"], LABELS, int, "median-filter")
+
+
+def test_without_run_or_checkpoint_the_first_trained_run_is_used(models, tmp_path, monkeypatch, capsys):
+    """runs/full, then runs/scenes, then runs/demo of the repository: real data first."""
+    from sed_utils.cli import detect as cli_detect
+
+    monkeypatch.setattr(cli_detect, "REPO_ROOT", tmp_path)  # _model_source looks the runs up from here
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    argv = ["detect", str(tmp_path / "a.wav"), "--threshold", "0", "--quiet"]
+    assert main(argv) == 2
+    assert "no trained model under runs/full, runs/scenes or runs/demo" in capsys.readouterr().err
+    for profile, kind in (("demo", "frame"), ("scenes", "chunk")):
+        target = RunPaths(tmp_path / "runs" / profile).checkpoint(kind)
+        target.parent.mkdir(parents=True)
+        target.write_bytes(models[kind].read_bytes())
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"using the model of {tmp_path / 'runs' / 'scenes'}" in err and "[detect] chunk model" in err
+    assert main([*argv, "--model", "frame"]) == 0  # scenes has no frame model: demo's is used
+    assert f"using the model of {tmp_path / 'runs' / 'demo'}" in capsys.readouterr().err
 
 
 def test_detect_files_keeps_memory_flat(models, good_files):
     batch = detect_files([good_files], models["frame"], progress=False)
     assert not batch.failures and len(batch.detections) == len(GOOD)
     assert all(d.audio.size == 0 for d in batch.detections)  # the audio is not kept per file
+    kept = detect_files([good_files / "u8.wav"], models["frame"], progress=False, keep_audio=True)
+    assert kept.detections[0].audio.size == 32000  # unless asked for
+
+
+def test_the_stored_minimum_durations_drop_short_events(models, tmp_path):
+    """The evaluation stores a minimum event duration per class; detect applies it (0 keeps every event)."""
+    import shutil
+
+    audio = _noise(3.0, 16000)[:, 0]
+    before = detect(audio, load_trained(models["frame"]), sample_rate=16000, thresholds=0.0)
+    assert len(before.events) == 5 and before.post.min_durations == (0.0,) * 5  # one 3 s event each
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(models["frame"], ckpt)
+    store_post_processing(ckpt, _post(min_durations=[0.5, 0.5, 5.0, 5.0, 5.0]))
+    after = detect(audio, load_trained(ckpt), sample_rate=16000, thresholds=0.0)
+    assert sorted(after.events["event_label"]) == ["Cat", "Dog"]  # 3 s events: shorter than 5 s, dropped
 
 
 # --------------------------------------------------------------------------------------------
-# Slow: an hour-long file, memory measured; a model trained in seconds finds a tone
+# Slow: an hour-long file, memory measured; a model trained in seconds finds a beep
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_an_hour_long_file_runs_in_bounded_memory(models, tmp_path):
@@ -253,7 +397,7 @@ def test_an_hour_long_file_runs_in_bounded_memory(models, tmp_path):
               "from sed_utils.detection import load_model\n"
               "load_model(sys.argv[4])\n"
               "loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-              "from sed_utils.runner import main\n"
+              "from sed_utils.cli.runner import main\n"
               "code = main(sys.argv[1:])\n"
               "print('KB', loaded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
               "sys.exit(code)")
@@ -271,48 +415,59 @@ def test_an_hour_long_file_runs_in_bounded_memory(models, tmp_path):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 4096  # this process stayed small too
 
 
-STEPS, BATCH = 30, 8  # about a minute of CPU on 2 cores
+N_TRAIN, BATCH = 240, 8  # one epoch of 30 steps: about a minute of CPU on 2 cores
+BEEP_SR, BEEP_SECONDS, FRAME_SECONDS = 16000, 4.0, 0.08
+
+
+def _beep_scene(rng: np.random.Generator, onset: float, length: float) -> np.ndarray:
+    x = 0.05 * rng.standard_normal(int(BEEP_SECONDS * BEEP_SR)).astype(np.float32)
+    a, b = int(onset * BEEP_SR), int((onset + length) * BEEP_SR)
+    x[a:b] += 0.3 * np.sin(2 * np.pi * 1000 * np.arange(b - a) / BEEP_SR).astype(np.float32)
+    return x
+
+
+def _beep_examples(rng: np.random.Generator, n: int):
+    """``n`` scenes of noise with one 1 kHz beep (labelled Alarm), as the training loop's examples:
+    log-mels in dB and the frame targets of the frame model's 80 ms grid."""
+    from sed_utils.features.logmel import logmel_db
+    from sed_utils.labels.grid import TimeGrid
+    from sed_utils.train import Examples
+
+    features, frames = [], []
+    for _ in range(n):
+        onset, length = rng.uniform(0.2, 2.5), rng.uniform(0.4, 1.2)
+        features.append(logmel_db(_beep_scene(rng, onset, length), BEEP_SR, MelConfig()))
+        grid = TimeGrid.regular(LABELS, FRAME_SECONDS, TimeGrid.frames_for(BEEP_SECONDS, FRAME_SECONDS))
+        frames.append(grid.encode(pd.DataFrame({"onset": [onset], "offset": [onset + length],
+                                                "event_label": ["Alarm_bell_ringing"]})))
+    frames = np.stack(frames)
+    return Examples(np.stack(features), frames.max(axis=1), frames)
 
 
 @pytest.mark.slow
-def test_a_model_trained_in_seconds_finds_the_tone(tmp_path):
-    """A frame model trained for about a minute (30 steps) on noise with 1 kHz beeps (labelled Alarm)
-    finds a beep at its place in a new file, through the CLI, and the events score with sed_eval."""
-    from sed_utils.checkpoint import load_trained
+def test_a_frame_model_trained_in_seconds_finds_the_beep(tmp_path):
+    """A frame model trained by sed_utils.train.train for one epoch (30 steps, about a minute) on noise
+    with 1 kHz beeps (labelled Alarm) finds a beep at its place in a new file, through the CLI on the
+    run folder, and the events score with sed_eval."""
+    from sed_utils.config import load_config
     from sed_utils.metrics.f1 import event_metrics
+    from sed_utils.train import ExampleDataset, TrainingData, train
 
-    sr, seconds = 16000, 4.0
     rng = np.random.default_rng(0)
-    torch.manual_seed(0)
-
-    def scene(onset: float, length: float) -> np.ndarray:
-        x = 0.05 * rng.standard_normal(int(seconds * sr)).astype(np.float32)
-        a, b = int(onset * sr), int((onset + length) * sr)
-        x[a:b] += 0.3 * np.sin(2 * np.pi * 1000 * np.arange(b - a) / sr).astype(np.float32)
-        return x
-
-    detector = build_frame_detector(LABELS, MelConfig(), sr, 1.0, np.full(64, -50.0, np.float32), 15.0)
-    opt = torch.optim.AdamW(detector.parameters(), lr=2e-3)
-    frames = int(seconds / 0.08) + 1
-    detector.train()
-    for _ in range(STEPS):
-        waves, targets = [], torch.zeros(BATCH, frames, len(LABELS))
-        for i in range(BATCH):
-            onset, length = rng.uniform(0.2, 2.5), rng.uniform(0.4, 1.2)
-            waves.append(scene(onset, length))
-            targets[i, int(onset / 0.08 + 0.5):int((onset + length) / 0.08 + 0.5), 2] = 1.0
-        logits, _ = detector.forward_waveform(torch.from_numpy(np.stack(waves)))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[:, :logits.shape[1]])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    ckpt = tmp_path / "tone.pt"
-    save_checkpoint(ckpt, detector.eval(), config={}, epoch=1, valid_macro_f1=0.0, complete=True)
-    store_post_processing(ckpt, "events", {"event_thresholds": [0.5] * 5, "median_filters": [3] * 5,
-                                          "chosen_on": "the test", "by": "the test"})
-    sf.write(tmp_path / "new.wav", scene(1.5, 1.0), sr)
+    cfg = load_config("demo", [f"runs_root={tmp_path / 'runs'}", f"data_root={tmp_path / 'data'}",
+                               "models.frame.epochs=1", f"models.frame.batch_size={BATCH}", "train.lr=0.002",
+                               "train.lr_schedule=constant"])
+    assert cfg.desed_labels == LABELS
+    examples, valid = _beep_examples(rng, N_TRAIN), _beep_examples(rng, 16)
+    data = TrainingData("frame", ExampleDataset(examples), {"scenes": valid},
+                        float(examples.features.mean()), float(examples.features.std()), BEEP_SECONDS)
+    result = train(cfg, "frame", data=data, progress=False, device="cpu")
+    assert result.checkpoint == cfg.paths.checkpoint("frame") and result.info.complete
+    assert result.info.post_processing is None  # training stores none: the evaluation does
+    store_post_processing(result.checkpoint, _post("the test"))
+    sf.write(tmp_path / "new.wav", _beep_scene(rng, 1.5, 1.0), BEEP_SR)
     out = tmp_path / "new.tsv"
-    assert main(["detect", str(tmp_path / "new.wav"), "--checkpoint", str(ckpt), "--out", str(out),
+    assert main(["detect", str(tmp_path / "new.wav"), "--run", str(cfg.run_dir), "--out", str(out),
                  "--quiet"]) == 0
     est = pd.read_csv(out, sep="\t")
     alarm = est[est["event_label"] == "Alarm_bell_ringing"]
@@ -323,23 +478,37 @@ def test_a_model_trained_in_seconds_finds_the_tone(tmp_path):
                       LABELS)
     assert m["class_wise"]["Alarm_bell_ringing"]["recall"] == 1.0  # onset and offset within the collars
     assert set(est["event_label"]) == {"Alarm_bell_ringing"}  # and nothing else fires on noise
-    assert load_trained(ckpt).kind == "frame"
+    assert load_trained(result.checkpoint).kind == "frame"
 
 
-def test_the_stored_minimum_durations_drop_short_events(models, tmp_path):
-    """Notebook 08 stores a minimum event duration per class; detect applies it, and a checkpoint
-    stored before that step (no such key) keeps every event."""
-    import shutil
+@pytest.mark.slow
+def test_detect_applies_what_the_evaluation_chose_and_stored(tmp_path):
+    """train -> evaluate -> detect on the demo data: the evaluation stores the post-processing it chose
+    on the validation scenes in the checkpoint, and detect on a run folder applies it, giving a test
+    clip exactly the events the evaluation found in it (one curve, one post-processing, for both)."""
+    from sed_utils.config import load_config
+    from sed_utils.data.registry import prepare_datasets
+    from sed_utils.evaluate import evaluate
+    from sed_utils.train import train
 
-    from sed_utils.checkpoint import load_trained
-
-    audio = _noise(3.0, 16000)[:, 0]
-    before = detect(audio, load_trained(models["frame"]), sample_rate=16000, thresholds=0.0)
-    assert len(before.events) == 5 and before.post.min_durations.tolist() == [0.0] * 5  # one 3 s event each
-    ckpt = tmp_path / "best.pt"
-    shutil.copy(models["frame"], ckpt)
-    store_post_processing(ckpt, "events", {"event_thresholds": [0.5] * 5, "median_filters": [3] * 5,
-                                           "min_durations": [0.5, 0.5, 5.0, 5.0, 5.0],
-                                           "chosen_on": "a test", "by": "the test"})
-    after = detect(audio, load_trained(ckpt), sample_rate=16000, thresholds=0.0)
-    assert sorted(after.events["event_label"]) == ["Cat", "Dog"]  # 3 s events: shorter than 5 s, dropped
+    cfg = load_config("demo", [f"data_root={tmp_path / 'data'}", f"runs_root={tmp_path / 'runs'}",
+                               "models.chunk.epochs=1", "models.chunk.max_train_chunks=64",
+                               "models.chunk.train_scenes=0", "scenes.valid=4",
+                               "postprocess.thresholds=[0.2, 0.5]", "postprocess.median_filters=[1, 3]",
+                               "postprocess.min_durations=[0, 0.5]"])
+    prepare_datasets(cfg, progress=False)
+    trained = train(cfg, "chunk", progress=False, device="cpu")
+    assert trained.info.post_processing is None
+    ev = evaluate(cfg, "chunk", progress=False)
+    stored = load_trained(cfg.paths.checkpoint("chunk")).info.post_processing
+    assert stored == ev.post and stored.chosen_on.startswith("4 validation scenes")
+    assert ev.results["post_processing"] == stored.to_dict()
+    busiest = ev.events["filename"].value_counts().index[0]
+    det = detect(ev.test.path(busiest), cfg.run_dir, kind="chunk", filename=busiest)
+    assert det.source == f"chosen on {stored.chosen_on} (stored in the checkpoint)" and det.post == stored
+    mine = ev.events[ev.events["filename"] == busiest].sort_values(["event_label", "onset"])
+    found = det.events.sort_values(["event_label", "onset"])
+    assert len(found) == len(mine) > 0
+    times = ["onset", "offset"]
+    np.testing.assert_allclose(found[times].to_numpy(float), mine[times].to_numpy(float), atol=1e-6)
+    assert list(found["event_label"]) == list(mine["event_label"])

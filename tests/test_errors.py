@@ -25,12 +25,13 @@ def test_every_error_is_a_sed_error_and_its_builtin(cls, builtin):
     assert cls.__name__ in errors.__all__
 
 
-def test_the_old_import_paths_name_the_same_classes():
-    from sed_utils import config, runner
+def test_the_stages_name_the_same_classes():
+    from sed_utils import config, core
+    from sed_utils.cli import runner
     from sed_utils.data import desed, esc50
     from sed_utils.io import audio
 
-    assert config.ConfigError is errors.ConfigError
+    assert config.ConfigError is core.ConfigError is errors.ConfigError
     assert runner.NotebookFailed is errors.NotebookFailed
     assert audio.AudioError is errors.AudioError
     assert esc50.DatasetError is desed.DatasetError is errors.DatasetError

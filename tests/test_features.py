@@ -11,7 +11,7 @@ import torch
 from test_chunking import SR, tiny_config
 
 from sed_utils.config import MelConfig
-from sed_utils.features import logmel as features
+from sed_utils.features import logmel as logmel_module  # feature_cache looks mel_extractor up here
 from sed_utils.features.logmel import (
     Normaliser,
     build_logmel,
@@ -55,15 +55,15 @@ def test_mel_extractor_shape_and_per_chunk_top_db():
     with torch.inference_mode():
         both = ext(torch.stack([loud, quiet]))
         alone = ext(quiet)
-    assert both.shape == (2, cfg.mel.n_mels, 101)  # 1 s, hop 160, center=True -> 101 frames
+    assert both.shape == (2, cfg.features.n_mels, 101)  # 1 s, hop 160, center=True -> 101 frames
     torch.testing.assert_close(both[1], alone)  # each chunk clamped on its own maximum
-    assert float(alone.max() - alone.min()) <= cfg.mel.top_db + 1e-3
+    assert float(alone.max() - alone.min()) <= cfg.features.top_db + 1e-3
 
 
 def test_feature_cache_miss_hit_and_invalidation(clips, monkeypatch):
     cfg, table = clips
     feats = feature_cache(cfg, table, "t", progress=False)
-    assert feats.shape == (4, cfg.mel.n_mels, 101) and feats.dtype == np.float16
+    assert feats.shape == (4, cfg.features.n_mels, 101) and feats.dtype == np.float16
     # row 2 computed from clip1 [1, 2) s must equal the extractor run on that audio directly
     audio, _ = sf.read(table.path[2], dtype="float32")
     with torch.inference_mode():
@@ -74,13 +74,13 @@ def test_feature_cache_miss_hit_and_invalidation(clips, monkeypatch):
     assert len(files) == 2 and not list((cfg.cache_dir / "features").glob("*.tmp"))
 
     calls = []
-    real = features.mel_extractor
-    monkeypatch.setattr(features, "mel_extractor", lambda c: calls.append(1) or real(c))
+    real = logmel_module.mel_extractor
+    monkeypatch.setattr(logmel_module, "mel_extractor", lambda c: calls.append(1) or real(c))
     again = feature_cache(cfg, table, "t", progress=False)  # hit: nothing recomputed
     assert calls == [] and isinstance(again, np.memmap)
     np.testing.assert_array_equal(again, feats)
 
-    smaller = tiny_config(cfg.data_root, "mel.n_mels=32")  # changed parameter -> new key, new file
+    smaller = tiny_config(cfg.data_root, "features.n_mels=32")  # changed parameter -> new key, new file
     assert feature_cache(smaller, table, "t", progress=False).shape == (4, 32, 101)
     assert calls == [1] and len(list((cfg.cache_dir / "features").glob("t-*.npy"))) == 3
     feature_cache(cfg, table.iloc[::-1], "t", progress=False)  # different row order -> new key too
@@ -160,12 +160,12 @@ def test_logmel_db_is_the_model_front_end_in_db():
     cfg = tiny_config("/tmp/unused")
     rng = np.random.default_rng(2)
     audio = (0.3 * rng.standard_normal(int(2.5 * SR))).astype(np.float32)
-    db = logmel_db(audio, SR, cfg.mel)
+    db = logmel_db(audio, SR, cfg.features)
     with torch.inference_mode():
         want = mel_extractor(cfg)(torch.from_numpy(audio)).numpy()
-    assert db.shape == (cfg.mel.n_mels, int(2.5 * SR) // cfg.mel.hop_length + 1)
+    assert db.shape == (cfg.features.n_mels, int(2.5 * SR) // cfg.features.hop_length + 1)
     np.testing.assert_array_equal(db, want)
-    assert float(db.max() - db.min()) <= cfg.mel.top_db + 1e-3  # floored below the clip's loudest bin
+    assert float(db.max() - db.min()) <= cfg.features.top_db + 1e-3  # floored below the clip's loudest bin
     # dB re 1.0: a full-scale sine's bins are near 0 dB..+40 dB, far above a -60 dBFS one's
     t = np.arange(SR) / SR
     loud = logmel_db(np.sin(2 * np.pi * 1000 * t).astype(np.float32), SR)
@@ -196,7 +196,7 @@ def test_an_interrupted_feature_cache_write_leaves_no_file(clips, monkeypatch):
         feature_cache(cfg, table, "t", progress=False)
     assert list((cfg.cache_dir / "features").iterdir()) == []  # no file a later run would trust
     monkeypatch.undo()
-    assert feature_cache(cfg, table, "t", progress=False).shape == (4, cfg.mel.n_mels, 101)
+    assert feature_cache(cfg, table, "t", progress=False).shape == (4, cfg.features.n_mels, 101)
 
 
 def test_a_replaced_audio_file_gets_new_features(clips):

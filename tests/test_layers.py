@@ -2,7 +2,7 @@
 
 Every import of ``sed_utils`` (those inside functions and under ``TYPE_CHECKING`` included) is read
 with ``ast``, without importing anything. The test fails on an import circle, on an import of a
-higher layer than the importing module's, on a module missing from :data:`LAYERS`, on a module
+higher stage than the importing module's (:data:`STAGES`), on a module outside every stage, on a module
 over 500 lines, on a function over 80 lines (unless its docstring says why it must be longer), on
 torch in the metrics, and on a public function or class whose docstring does not name the
 notebook that uses it. The checker's own tests (``test_checker_*``) show that it catches each case.
@@ -18,35 +18,26 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "sed_utils"
 
-#: The layers, lowest first. A module may import modules of its own layer or of lower ones;
-#: same-layer imports must not form a circle. docs/architecture.md draws the same picture.
-LAYERS: list[tuple[str, list[str]]] = [
-    ("foundations", ["sed_utils.core.errors", "sed_utils.core.atomic", "sed_utils.core.keys",
-                     "sed_utils.core.progress", "sed_utils.core"]),
-    ("config", ["sed_utils.config.rules", "sed_utils.config.settings", "sed_utils.config", "sed_utils"]),
-    ("io", ["sed_utils.io", "sed_utils.io.audio", "sed_utils.io.download", "sed_utils.io.extract"]),
-    ("datasets", ["sed_utils.data", "sed_utils.data.esc50", "sed_utils.data.desed",
-                  "sed_utils.data.label_stats", "sed_utils.data.demo_sounds"]),
-    ("datasets built from others", ["sed_utils.data.scene_mixing", "sed_utils.data.demo_data"]),
-    ("dataset folders", ["sed_utils.data.scenes", "sed_utils.data.registry"]),
-    ("test sets", ["sed_utils.data.test_sets"]),
-    ("chunks and features", ["sed_utils.labels.chunks", "sed_utils.labels", "sed_utils.features.logmel",
-                             "sed_utils.features.augment", "sed_utils.features", "sed_utils.frame_labels"]),
-    ("torch datasets", ["sed_utils.dataset", "sed_utils.frame_dataset"]),
-    ("model", ["sed_utils.model", "sed_utils.frame_model"]),
-    ("metrics", ["sed_utils.metrics.f1", "sed_utils.metrics.psds", "sed_utils.metrics"]),
-    ("checkpoint", ["sed_utils.checkpoint"]),
-    ("inference", ["sed_utils.inference"]),
-    ("training", ["sed_utils.training", "sed_utils.frame_training"]),
-    ("post-processing", ["sed_utils.postprocess"]),
-    ("detection", ["sed_utils.detection"]),
-    ("evaluation", ["sed_utils.evaluation", "sed_utils.frame_evaluation"]),
-    ("plots", ["sed_utils.plots", "sed_utils.plots.style", "sed_utils.plots.explore",
-               "sed_utils.plots.chunking", "sed_utils.plots.pipeline", "sed_utils.plots.training",
-               "sed_utils.plots.evaluation", "sed_utils.plots.scenes", "sed_utils.plots.events",
-               "sed_utils.plots.detection"]),
-    ("runner", ["sed_utils.detect_cli", "sed_utils.runner", "sed_utils.__main__"]),
-]
+#: The stages, lowest first: one subpackage each. A module may import modules of its own stage or of
+#: lower ones; same-stage imports must not form a circle. The package root (it imports config only)
+#: belongs to ``config``, ``__main__`` to ``cli``. docs/architecture.md draws the same picture.
+STAGES = ["core", "config", "io", "data", "features", "metrics", "labels", "models", "train", "evaluate",
+          "detection", "plots", "cli"]
+
+
+def stage_layers(package_dir: Path) -> list[tuple[str, list[str]]]:
+    """The layers of a package laid out in :data:`STAGES`: every module of each stage's subpackage.
+    A module outside every stage is in no layer (and is reported by :func:`layer_problems`)."""
+    root = package_dir.name
+    placed = {root: "config", f"{root}.__main__": "cli"}
+    layers: dict[str, list[str]] = {s: [] for s in STAGES}
+    for module in module_files(package_dir):
+        parts = module.split(".")
+        stage = placed.get(module, parts[1] if len(parts) > 1 else "")
+        if stage in layers:
+            layers[stage].append(module)
+    return [(s, layers[s]) for s in STAGES]
+
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
@@ -137,7 +128,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def layer_problems(graph: dict[str, set[str]], layers: list[tuple[str, list[str]]]) -> list[str]:
     """Modules without a layer, and imports of a higher layer than the importer's."""
     rank = {m: i for i, (_, members) in enumerate(layers) for m in members}
-    problems = [f"{m}: not in LAYERS (add it to tests/test_layers.py and docs/architecture.md)"
+    problems = [f"{m}: not in LAYERS (put it in a stage's subpackage, see STAGES and docs/architecture.md)"
                 for m in sorted(graph) if m not in rank]
     for module, targets in sorted(graph.items()):
         for t in sorted(targets):
@@ -184,14 +175,14 @@ def test_no_import_circle():
     assert find_cycles(package_imports(PACKAGE_DIR)) == []
 
 
-def test_imports_go_down_the_layers():
-    assert layer_problems(package_imports(PACKAGE_DIR), LAYERS) == []
+def test_imports_go_down_the_stages():
+    assert layer_problems(package_imports(PACKAGE_DIR), stage_layers(PACKAGE_DIR)) == []
 
 
-def test_every_layer_module_exists():
-    files = module_files(PACKAGE_DIR)
-    stale = [m for _, members in LAYERS for m in members if m not in files]
-    assert stale == [], f"LAYERS names modules that do not exist: {stale}"
+def test_every_stage_is_a_subpackage_with_modules():
+    for stage, members in stage_layers(PACKAGE_DIR):
+        assert (PACKAGE_DIR / stage / "__init__.py").is_file(), f"stage {stage} has no subpackage"
+        assert members, f"stage {stage} holds no module"
 
 
 def test_no_package_file_is_ignored_by_git():
@@ -262,12 +253,15 @@ def test_checker_catches_an_upward_import_added_to_the_real_package(tmp_path):
 
     copy = tmp_path / "sed_utils"
     shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    assert layer_problems(package_imports(copy), LAYERS) == []
+    assert layer_problems(package_imports(copy), stage_layers(copy)) == []
     config = copy / "config" / "settings.py"
-    late = "\n\ndef _late():\n    from sed_utils.evaluation import evaluate_run\n"
+    late = "\n\ndef _late():\n    from sed_utils.evaluate.evaluation import evaluate\n"
     config.write_text(config.read_text() + late)
-    problems = layer_problems(package_imports(copy), LAYERS)
-    assert any("sed_utils.config" in p and "sed_utils.evaluation" in p for p in problems)
+    problems = layer_problems(package_imports(copy), stage_layers(copy))
+    assert any("sed_utils.config.settings" in p and "sed_utils.evaluate.evaluation" in p for p in problems)
+    (copy / "stray.py").write_text("")  # a module outside every stage
+    assert any("sed_utils.stray: not in LAYERS" in p for p in layer_problems(package_imports(copy),
+                                                                          stage_layers(copy)))
 
 
 def test_checker_flags_unlisted_modules_long_functions_and_silent_docstrings(tmp_path):

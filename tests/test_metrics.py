@@ -279,10 +279,11 @@ def test_macro_f1_at_chosen_thresholds_uses_each_class_best_threshold():
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [0, 1]])
     p = np.array([[0.35, 0.9], [0.4, 0.1], [0.3, 0.8], [0.2, 0.2], [0.1, 0.7]])
     grid = np.array([0.25, 0.32, 0.5, 0.75])
-    f1, thresholds = macro_f1_at_chosen_thresholds(y, p, grid)
+    f1, per_class, thresholds = macro_f1_at_chosen_thresholds(y, p, grid)
     np.testing.assert_array_equal(thresholds, choose_thresholds(y, p, grid))
     # class 0 is perfect at 0.32 only; class 1 scores 0.8 at 0.25, 0.32 and 0.5 (rows 0, 2, 4 predicted:
     # tp 2, fp 1) and 0.5 at 0.75: the tie goes to 0.5
     assert thresholds.tolist() == [0.32, 0.5]
+    assert per_class.tolist() == pytest.approx([1.0, 0.8])
     assert f1 == pytest.approx((1.0 + 0.8) / 2)
     assert f1 == pytest.approx(macro_f1(y, (p >= thresholds).astype(float), 0.5)[0])

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from sed_utils.runner import NOTEBOOK_DIR, list_notebooks
+from sed_utils.cli.runner import NOTEBOOK_DIR, list_notebooks
 
 NOTEBOOKS = list_notebooks()
 LINK = re.compile(r"\]\(([^)]+)\)")

@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from sed_utils.runner import NotebookFailed, list_notebooks, run_series, select_notebooks
+from sed_utils.cli.runner import NotebookFailed, list_notebooks, run_series, select_notebooks
 
 
 def _notebook(path, *cells):
@@ -43,14 +43,14 @@ def test_runner_passes_parameters_stops_at_failing_cell_and_resumes(tmp_path):
     _notebook(nbs / "03_never.ipynb", "print('should not run')")
 
     with pytest.raises(NotebookFailed) as err:
-        run_series("demo", ["train.epochs=1"], notebook_dir=nbs, output_dir=out, log=lambda *_: None)
+        run_series("demo", ["models.chunk.epochs=1"], notebook_dir=nbs, output_dir=out, log=lambda *_: None)
     message = str(err.value)
     assert "02_fail.ipynb" in message and "code cell 3" in message and "boom in cell two" in message
     assert not (out / "03_never.ipynb").exists()
 
     executed = json.loads((out / "01_ok.ipynb").read_text())
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
-    assert "profile demo ['train.epochs=1']" in printed
+    assert "profile demo ['models.chunk.epochs=1']" in printed
     assert "01_ok.ipynb" in json.loads((out / "timings.json").read_text())
 
     runs = run_series("demo", notebook_dir=nbs, output_dir=out, start="03", log=lambda *_: None)
@@ -62,20 +62,28 @@ def test_bad_override_fails_before_any_kernel_starts(tmp_path):
 
     with pytest.raises(ConfigError):
         run_series("demo", ["train.nope=1"], notebook_dir=tmp_path, output_dir=tmp_path / "o")
+    with pytest.raises(ConfigError, match="is now scenes.valid"):  # a moved key, too
+        run_series("demo", ["eval.valid_scenes=4"], notebook_dir=tmp_path, output_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
 
 
 def test_expected_errors_print_one_line_and_a_hint_not_a_traceback(tmp_path, capsys, monkeypatch):
     """Issue 12: a bad config value or a failed download is reported as one line (what is wrong) plus
     a hint, exit status 2; the traceback only with --debug or SED_DEBUG=1."""
-    from sed_utils.runner import main
+    from sed_utils.cli.runner import main
 
     monkeypatch.delenv("SED_DEBUG", raising=False)
     monkeypatch.delenv("SED_MIRROR", raising=False)
-    assert main(["run", "--profile", "demo", "-p", "train.epochs=0"]) == 2
+    assert main(["run", "--profile", "demo", "-p", "models.chunk.epochs=0"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.startswith("[sed_utils] ConfigError: ") and "train.epochs = 0 is not allowed" in err
+    assert err.startswith("[sed_utils] ConfigError: ") and "models.chunk.epochs = 0 is not allowed" in err
     assert "hint: check config.yml" in err and "--debug" in err
+    # a key of the earlier layout: the same one line, naming where it went
+    assert main(["run", "--profile", "demo", "-p", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("[sed_utils] ConfigError: ")
+    assert "train.epochs is now per model" in err and "models.chunk." in err and len(err.splitlines()) == 3
 
     empty = tmp_path / "mirror"
     empty.mkdir()

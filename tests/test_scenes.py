@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 
 from sed_utils.config import load_config
-from sed_utils.core.errors import DatasetError
+from sed_utils.core.errors import ConfigError, DatasetError
 from sed_utils.data import scene_mixing, scenes
 from sed_utils.plots import scenes as scene_plots
 
@@ -51,25 +51,33 @@ def _sound(kind: str, rng: np.random.Generator, freq: float) -> np.ndarray:
     return x.astype(np.float32)
 
 
-@pytest.fixture
-def fake_cfg(tmp_path, monkeypatch):
-    """A config whose data_root holds a fake ESC-50: 2 clips per category in folds 4 and 5."""
-    monkeypatch.delenv("SED_DATA_ROOT", raising=False)
-    root = tmp_path / "data"
+def write_fake_esc50(root: Path, folds: tuple[int, ...], seed: int, take_b_hz: float = 0.0) -> Path:
+    """A fake ESC-50 under ``root`` (``ESC-50-master/audio`` and ``meta/esc50.csv``): 2 clips, takes A and
+    B, per category of :data:`CATEGORIES` and fold; a tone's pitch is ``300 + 100 * target`` Hz, plus
+    ``take_b_hz`` for take B. Shared by the tests that mix scenes from it (here, test_evaluate,
+    test_third_model). Returns ``root``."""
     audio_dir = root / "ESC-50-master" / "audio"
     audio_dir.mkdir(parents=True)
     (root / "ESC-50-master" / "meta").mkdir()
-    rng = np.random.default_rng(123)
+    rng = np.random.default_rng(seed)
     rows = []
-    for fold in (4, 5):
+    for fold in folds:
         for cat, (target, kind) in CATEGORIES.items():
             for take in "AB":
                 name = f"{fold}-{target}{take}-{take}-{target}.wav"
-                freq = 300 + 100 * target + (50 if take == "B" else 0)
+                freq = 300 + 100 * target + (take_b_hz if take == "B" else 0.0)
                 sf.write(audio_dir / name, _sound(kind, rng, freq), SR, subtype="PCM_16")
                 rows.append([name, fold, target, cat, False, f"{target}{take}", take])
     columns = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
     pd.DataFrame(rows, columns=columns).to_csv(root / "ESC-50-master" / "meta" / "esc50.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def fake_cfg(tmp_path, monkeypatch):
+    """A config whose data_root holds a fake ESC-50: 2 clips per category in folds 4 and 5."""
+    monkeypatch.delenv("SED_DATA_ROOT", raising=False)
+    root = write_fake_esc50(tmp_path / "data", (4, 5), seed=123, take_b_hz=50.0)
     return load_config("demo", [f"data_root={root}"])
 
 
@@ -328,7 +336,7 @@ def test_statistics_example_and_plot(built):
 
 def test_validation_scenes_come_from_the_validation_fold_with_their_own_seed(fake_cfg):
     root = f"data_root={fake_cfg.data_root}"
-    cfg = load_config("demo", [root, "test_set=scenes", "eval.valid_scenes=5", "eval.scenes_seed=2"])
+    cfg = load_config("demo", [root, "test_set=scenes", "scenes.valid=5", "scenes.seed=2"])
     ds = scenes.scene_set(cfg, "valid", progress=False)
     out = Path(ds.audio_dir).parent
     assert out == scenes.scene_folder(cfg, "valid", progress=False)
@@ -336,66 +344,84 @@ def test_validation_scenes_come_from_the_validation_fold_with_their_own_seed(fak
     params = json.loads((out / "params.json").read_text())
     assert params["seed"] == 3 and params["n_scenes"] == 5 and len(ds.files) == 5
     # with DESED as the test set the validation fold is 5
-    ds5 = scenes.scene_set(load_config("demo", [root, "eval.valid_scenes=3"]), "valid", progress=False)
+    ds5 = scenes.scene_set(load_config("demo", [root, "scenes.valid=3"]), "valid", progress=False)
     assert set(scenes.load_scene_sources(Path(ds5.audio_dir).parent)["fold"]) == {5}
-    # no validation scenes asked for (possible when they do not pick the epoch): a clear error
-    none = load_config("demo", [root, "eval.valid_scenes=0", "train.select_on=chunks"])
-    with pytest.raises(ValueError, match="eval.valid_scenes is 0: no valid scenes"):
-        scenes.scene_set(none, "valid", progress=False)
+    # no validation scenes: every model's epoch and post-processing are chosen on them, so the config
+    # refuses 0, and asking for 0 directly is a clear error
+    with pytest.raises(ConfigError, match=r"scenes\.valid = 0 is not allowed"):
+        load_config("demo", [root, "scenes.valid=0"])
+    with pytest.raises(ValueError, match="n_scenes is 0: no valid scenes"):
+        scenes.scene_set(cfg, "valid", n_scenes=0, progress=False)
 
 
 class _LevelModel(torch.nn.Module):
-    """Scores every class by the segment's mean level: informative (events are loud), not perfect."""
+    """Scores every class by the window's mean level: informative (events are loud), not perfect."""
+
+    time_stride = None  # one answer per window, like the chunk model
 
     def __init__(self):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(0.2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.scale * (x.mean(dim=(1, 2, 3)) + 40.0))[:, None].repeat(1, 5)
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"clip_logits": (self.scale * (x.mean(dim=(1, 2, 3)) + 40.0))[:, None].repeat(1, 5)}
 
 
 def _level_detector(cfg, tmp_path):
-    """A TrainedModel whose Detector has the series' front end around :class:`_LevelModel` (no checkpoint)."""
-    from sed_utils.checkpoint import CheckpointInfo, TrainedModel
+    """A chunk-kind TrainedModel whose Detector has the series' front end around :class:`_LevelModel`
+    (no checkpoint)."""
     from sed_utils.features.logmel import Normaliser, build_logmel
-    from sed_utils.model import Detector
+    from sed_utils.models import CheckpointInfo, Detector, TrainedModel
 
-    detector = Detector(build_logmel(cfg.mel, cfg.audio.sample_rate), Normaliser(0.0, 1.0), _LevelModel(),
-                        labels=cfg.desed_labels, sample_rate=cfg.audio.sample_rate, mel=cfg.mel,
+    front_end = build_logmel(cfg.features, cfg.audio.sample_rate)
+    detector = Detector(front_end, Normaliser(0.0, 1.0), _LevelModel(), kind="chunk", labels=cfg.desed_labels,
+                        sample_rate=cfg.audio.sample_rate, mel=cfg.features,
                         window_seconds=cfg.chunking.chunk_seconds).eval()
-    info = CheckpointInfo(path=tmp_path / "no_checkpoint.pt", labels=cfg.desed_labels, config=cfg.to_dict(),
-                          epoch=0, valid_macro_f1=0.0)
+    info = CheckpointInfo(path=tmp_path / "no_checkpoint.pt", kind="chunk", labels=cfg.desed_labels,
+                          config=cfg.to_dict(), epoch=0, best_score=0.0)
     return TrainedModel(detector=detector, info=info)
 
 
 def test_thresholds_are_chosen_on_the_validation_scenes(fake_cfg, tmp_path):
-    from sed_utils.evaluation import thresholds_from_validation, validation_scene_predictions
+    from sed_utils.evaluate import choose_post_processing, set_curves
     from sed_utils.labels.chunks import build_segments
+    from sed_utils.labels.grid import curve_segment_scores
     from sed_utils.metrics.f1 import choose_thresholds
 
-    root = f"data_root={fake_cfg.data_root}"
-    cfg = load_config("demo", [root, "eval.valid_scenes=6"])
+    base = [f"data_root={fake_cfg.data_root}", f"runs_root={tmp_path / 'runs'}", "scenes.valid=6",
+            "postprocess.median_filters=[1, 3]", "postprocess.thresholds=[0.3, 0.5, 0.7]",
+            "postprocess.min_durations=[0]"]
+    cfg = load_config("demo", base)
     labels = cfg.desed_labels
     trained = _level_detector(cfg, tmp_path)
-    y, probs = validation_scene_predictions(cfg, trained)
-    segments = build_segments(cfg, scenes.scene_set(cfg, "valid", progress=False))
-    np.testing.assert_array_equal(y, segments[labels].to_numpy())  # the validation scenes' own labels
+    valid = scenes.scene_set(cfg, "valid", progress=False)
+    curves = set_curves(cfg, trained, valid, progress=False)
+    assert sorted(curves) == sorted(valid.files)  # the validation scenes' own curves
+    segments = build_segments(cfg, valid)
+    y = segments[labels].to_numpy().astype(int)
+    probs = curve_segment_scores(curves, labels, segments)
     assert y.shape == probs.shape == (60, 5) and y.sum() > 0 and len(np.unique(probs)) > 10
-    thresholds, source = thresholds_from_validation(cfg, labels, trained)
-    np.testing.assert_array_equal(thresholds, choose_thresholds(y, probs))
-    # the same segments scored on the grid instead of pooled from sliding windows: same labels
-    grid = load_config("demo", [root, "eval.valid_scenes=6", "eval.segment_scores=grid"])
-    y_grid, probs_grid = validation_scene_predictions(grid, trained)
-    np.testing.assert_array_equal(y_grid, y)
-    assert probs_grid.shape == probs.shape and not np.allclose(probs_grid, probs)
-    assert "6 scenes mixed from ESC-50 validation fold 5" in source
-    with pytest.raises(ValueError, match="needs the trained model"):
-        thresholds_from_validation(cfg, labels)
-    off = load_config("demo", [root, "eval.per_class_thresholds=false", "eval.threshold=0.3"])
-    thresholds, source = thresholds_from_validation(off, labels, trained)
-    np.testing.assert_array_equal(thresholds, np.full(5, 0.3))
-    assert source.startswith("global")
+    # the one segment rule: the highest score of the curve's windows whose centre lies in the segment
+    first = segments.iloc[3]
+    bounds, scores = curves[first["filename"]]
+    centres = (bounds[:-1] + bounds[1:]) / 2
+    inside = (centres >= first["start"]) & (centres < first["end"])
+    np.testing.assert_allclose(probs[3], scores[inside].max(axis=0))
+    post, grids = choose_post_processing(cfg, curves, valid.events, segments, "6 validation scenes")
+    np.testing.assert_array_equal(post.segment_thresholds,
+                                  choose_thresholds(y, probs, np.asarray(cfg.postprocess.segment_thresholds)))
+    assert post.chosen_on == "6 validation scenes" and post.labels == tuple(labels)
+    # the event thresholds and filters: per class, the best event F1 of the grid on the validation scenes
+    table = grids["events"]
+    assert len(table) == 2 * len(cfg.postprocess.thresholds) * len(labels)
+    for c, label in enumerate(labels):
+        mine = table[table["label"] == label]
+        chosen = mine[(mine["threshold"] == post.thresholds[c]) & (mine["filter"] == post.median_filters[c])]
+        assert chosen["f1"].iloc[0] == mine["f1"].max(), label
+    # one candidate: a fixed threshold for every class
+    fixed = load_config("demo", [*base, "postprocess.thresholds=0.3", "postprocess.segment_thresholds=0.3"])
+    post, _ = choose_post_processing(fixed, curves, valid.events, segments, "fixed")
+    assert post.thresholds == (0.3,) * 5 and post.segment_thresholds == (0.3,) * 5
 
 
 def _params(ds) -> dict:
@@ -423,18 +449,19 @@ def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
     _add_fold_copy(fake_cfg.data_root, 4, 3)
     # scenes test set: test = scenes_test (5); valid = scenes_valid (4), train = scenes_train (3)
     cfg = load_config("demo", [root, "test_set=scenes", "folds.scenes_train=[3]", "folds.scenes_valid=[4]",
-                               "eval.n_scenes=2", "eval.valid_scenes=3", "train.train_scenes=4",
-                               "eval.scenes_seed=10"])
+                               "scenes.test=2", "scenes.valid=3", "models.chunk.train_scenes=4",
+                               "scenes.seed=10"])
     want = {"test": ([5], 2, 10), "valid": ([4], 3, 11), "train": ([3], 4, 12)}
     folders = set()
+    counts = {"train": cfg.models["chunk"].train_scenes}  # training scenes are counted per model
     for role, (folds, n, seed) in want.items():
-        ds = scenes.scene_set(cfg, role, progress=False)
+        ds = scenes.scene_set(cfg, role, n_scenes=counts.get(role), progress=False)
         params = _params(ds)
         assert (params["folds"], params["n_scenes"], params["seed"]) == (folds, n, seed), role
         assert len(ds.files) == n and ds.labels == cfg.desed_labels
         out = Path(ds.audio_dir).parent
         assert set(scenes.load_scene_sources(out)["fold"]) == set(folds), role
-        assert out == scenes.scene_folder(cfg, role, progress=False)
+        assert out == scenes.scene_folder(cfg, role, n_scenes=counts.get(role), progress=False)
         folders.add(out)
     assert len(folders) == 3  # one folder per role (own folds, own seed)
     # the scenes test set is the "test" role
@@ -447,11 +474,16 @@ def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
     assert describe_test_set(real) == "held-out ESC-50 scenes (fold 5)"
     assert describe_test_set(load_config("full", [root])) == "DESED public eval"
     # DESED test set: valid = folds.valid, train = folds.train
-    desed = load_config("demo", [root, "folds.train=[4]", "folds.valid=[5]", "eval.valid_scenes=2",
-                                 "train.train_scenes=2"])
+    desed = load_config("demo", [root, "folds.train=[4]", "folds.valid=[5]", "scenes.valid=2",
+                                 "models.frame.train_scenes=2"])
     assert set(scenes.load_scene_sources(scenes.scene_folder(desed, "valid", progress=False))["fold"]) == {5}
-    assert set(scenes.load_scene_sources(scenes.scene_folder(desed, "train", progress=False))["fold"]) == {4}
+    train = scenes.scene_folder(desed, "train", n_scenes=desed.models["frame"].train_scenes, progress=False)
+    assert set(scenes.load_scene_sources(train)["fold"]) == {4}
     with pytest.raises(ValueError, match="scene role must be one of"):
         scenes.scene_set(cfg, "holdout", progress=False)
-    with pytest.raises(ValueError, match="train.train_scenes is 0"):
-        scenes.scene_folder(load_config("demo", [root, "train.train_scenes=0"]), "train", progress=False)
+    # the training scenes' count is each model's (models.<kind>.train_scenes): scene_set must be told it
+    with pytest.raises(ValueError, match=r"give n_scenes \(each model's models\.<kind>\.train_scenes\)"):
+        scenes.scene_set(cfg, "train", progress=False)
+    none = load_config("demo", [root, "models.chunk.train_scenes=0"])  # 0 = no training scenes
+    with pytest.raises(ValueError, match="n_scenes is 0: no train scenes"):
+        scenes.scene_folder(none, "train", n_scenes=none.models["chunk"].train_scenes, progress=False)

@@ -1,8 +1,8 @@
 """The whole notebook series on the demo profile, as `make demo` runs it, in a fresh data folder.
 
 This is the test that proves a fresh clone works end to end: notebook 01 generates the synthetic
-demo archives and downloads them through the real download code, 02-07 run on what it produced,
-and the evaluation's results.json must show a model that actually learned (a broken label,
+demo archives and downloads them through the real download code, 02-09 run on what it produced,
+and the evaluation's results must show a model that actually learned (a broken label,
 feature or threshold step drops these numbers far below the bars). The series runs once per pytest
 session (the ``demo_series`` fixture, tests/conftest.py): the browser test reuses its notebooks 01-05.
 """
@@ -12,8 +12,8 @@ import json
 import pandas as pd
 import pytest
 
-from sed_utils.checkpoint import load_trained
-from sed_utils.runner import list_notebooks
+from sed_utils.cli.runner import list_notebooks
+from sed_utils.models import load_trained
 
 # Bars a working pipeline clears on the synthetic demo data and a broken one misses: chance level for
 # 5 independent binary detectors on these sets is well below 0.3.
@@ -32,23 +32,24 @@ def test_demo_series_runs_and_learns(demo_series):
         errors = [o for o in outputs if o.get("output_type") == "error"]
         assert not errors, f"{run.name} has error outputs"
 
-    results = json.loads((out / "results.json").read_text())
-    assert results["profile"] == "demo"
-    assert results["valid"]["macro_f1"] >= MIN_VALID_MACRO_F1
-    seg = results["segment_based"]
+    # notebooks 06 and 08: both models through the one evaluation, post-processing chosen on validation
+    chunk = json.loads((out / "chunk" / "results.json").read_text())
+    assert chunk["profile"] == "demo" and chunk["model"] == "chunk"
+    assert chunk["training"]["best_score"] >= MIN_VALID_MACRO_F1  # the kept epoch's validation-scene F1
+    seg = chunk["segment_based"]
     assert seg["macro"]["f1"] >= MIN_SEGMENT_MACRO_F1
-    assert 0.0 <= results["event_based"]["macro"]["f1"] <= 1.0
     assert set(seg["class_wise"]) == {"Dog", "Cat", "Alarm_bell_ringing", "Running_water", "Vacuum_cleaner"}
-    assert 0.0 <= results["psds1"]["value"] <= 1.0  # notebook 06 reports PSDS of the sliding windows too
-
-    # notebook 08: both models read as score curves, post-processing chosen on validation scenes
     for model in ("chunk", "frame"):
-        events = json.loads((out / f"events_{model}.json").read_text())
-        assert events["model"] == model and events["synthetic_data"] is True
+        res = json.loads((out / model / "results.json").read_text())
+        assert res["model"] == model and res["synthetic_data"] is True
+        assert 0.0 <= res["event_based"]["macro"]["f1"] <= 1.0
         for key in ("psds1", "psds2"):
-            assert 0.0 <= events[key]["value"] <= 1.0
-        assert events["negatives"]["clips"] > 0
-    assert (out / "events_frame_negatives.json").is_file()  # notebook 08's negatives-aware choice
+            assert 0.0 <= res[key]["value"] <= 1.0
+        assert res["negatives"]["clips"] > 0
+        stored = load_trained(out / model / "best.pt").info.post_processing
+        assert stored is not None and stored.to_dict() == res["post_processing"]  # what detect will use
+    assert (out / "frame" / "results_negatives.json").is_file()  # notebook 08's negatives-aware choice
+    assert (out / "heldout_scenes" / "demo" / "chunk" / "results.json").is_file()  # notebook 07
 
     # notebook 09: the frame model on a generated stereo 44.1 kHz recording, API and CLI agreeing
     own = out / "own_recordings"
@@ -57,6 +58,3 @@ def test_demo_series_runs_and_learns(demo_series):
     assert list(api.columns) == ["filename", "onset", "offset", "event_label", "score"]
     timing = ["onset", "offset", "event_label", "score"]  # the CLI names files by their full path
     assert api[timing].round(3).equals(cli[timing].round(3))
-    stored = load_trained(out / "frame_model" / "best.pt").info.post_processing
-    assert set(stored) == {"events"} and len(stored["events"]["event_thresholds"]) == 5
-    assert set(load_trained(out / "model" / "best.pt").info.post_processing) == {"segments", "events"}

@@ -1,3 +1,5 @@
+import io
+
 """One look across the series: fixed class colours, mel axes in Hz, text progress bars when headless."""
 
 import matplotlib
@@ -57,5 +59,24 @@ def test_hz_axis_ticks_are_increasing_and_inside_the_bands():
 @pytest.mark.parametrize("value, text", [("1", True), ("", False), ("0", False)])
 def test_progress_bars_are_text_when_the_runner_asks(monkeypatch, value, text):
     monkeypatch.setenv(progress.PLAIN_PROGRESS_ENV, value)
-    bar = progress.tqdm(range(3), disable=True)
-    assert (type(bar) is tqdm_std.tqdm) == text
+    bar = progress.tqdm(range(3), file=io.StringIO())
+    # text bars redraw at most every 5 s (small saved copies); outside a notebook both are text bars
+    assert isinstance(bar, tqdm_std.tqdm) and (bar.mininterval == 5.0) == text
+    bar.close()
+
+
+def test_progress_bars_never_start_an_iterator_of_their_own():
+    """tqdm.auto's asyncio mixin calls iter() in its __init__: a DataLoader then starts a second iterator
+    per epoch, which draws from the loader's random generator (changing the shuffle) or starts workers."""
+    started = []
+
+    class Loader:
+        def __iter__(self):
+            started.append(1)
+            return iter(range(3))
+
+        def __len__(self):
+            return 3
+
+    assert list(progress.tqdm(Loader(), disable=True)) == [0, 1, 2]
+    assert started == [1]

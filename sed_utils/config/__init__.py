@@ -1,10 +1,14 @@
 """One typed configuration for the whole series, loaded from ``config.yml`` (every notebook).
 
-``settings``: the typed sections and :func:`load_config` (defaults <- profile <- overrides <-
-environment); ``rules``: one range rule per field, checked on load.
+``settings``: the sections by concept (data, features, augmentation, training, models, post-processing,
+evaluation) and :class:`Config`; ``loader``: :func:`load_config` (defaults <- profile <- overrides <-
+environment; keys of the earlier layout refused with where they went); ``rules``: one range rule per
+field; ``runs``: :class:`RunPaths`, every file a run writes.
 """
 
+from sed_utils.config.loader import MOVED, load_config, parse_override
 from sed_utils.config.rules import ESC50_FOLDS
+from sed_utils.config.runs import RunPaths
 from sed_utils.config.settings import (
     REPO_ROOT,
     AudioConfig,
@@ -14,15 +18,14 @@ from sed_utils.config.settings import (
     DownloadConfig,
     EvalConfig,
     FoldConfig,
-    FrameConfig,
     MelConfig,
+    ModelConfig,
+    PostprocessConfig,
+    ScenesConfig,
     TrainConfig,
-    load_config,
-    parse_override,
 )
 from sed_utils.core.errors import ConfigError
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_override", "ESC50_FOLDS", "REPO_ROOT",
-           "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig", "AugmentConfig",
-           "TrainConfig",
-           "EvalConfig", "FrameConfig"]
+__all__ = ["Config", "ConfigError", "load_config", "parse_override", "MOVED", "ESC50_FOLDS", "REPO_ROOT",
+           "RunPaths", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
+           "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig"]

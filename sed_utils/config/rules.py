@@ -1,20 +1,23 @@
 """What each config value may be: one rule per field, checked by :func:`sed_utils.config.load_config`.
 
 Why a table of its own: a value out of range does not fail where it is read but much later, and
-far from the cause (``mel.n_mels=0`` as an empty spectrogram in notebook 04, ``train.epochs=0`` as
-a missing checkpoint in notebook 06, ``eval.threshold=7`` as "no event anywhere", fold 9 as a
-split without clips). Here every field has one rule, the rule says in words what is allowed, and
+far from the cause (``features.n_mels=0`` as an empty spectrogram in notebook 04,
+``models.chunk.epochs=0`` as a missing checkpoint in notebook 06, a threshold of 7 as "no event
+anywhere", fold 9 as a split without clips, ``train.lr=.inf`` as a model of NaNs). Here every field
+has one rule, the rule says in words what is allowed, and
 a bad value stops :func:`~sed_utils.config.load_config` with a :class:`~sed_utils.core.errors.ConfigError`
 naming the key, the value and that rule. A test walks every dataclass field and fails when one has
 no rule, so a new knob cannot arrive unchecked.
 
-Rules that tie fields together (folds that must not overlap, ``mel.f_max`` under the Nyquist
-frequency, ``mel.win_length`` within ``mel.n_fft``) follow the per-field table.
+Rules that tie fields together (folds that must not overlap, ``features.f_max`` under the Nyquist
+frequency, ``features.win_length`` within ``features.n_fft``) follow the per-field table. No number
+may be infinite or NaN.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -68,31 +71,39 @@ _POSITIVE: Rule = (_positive, "a number > 0")
 _NON_NEGATIVE: Rule = (_at_least(0.0), "a number >= 0")
 _ANY_NUMBER: Rule = (lambda v: True, "any number")
 
-#: ``section.field`` -> (test, what is allowed). Types are checked before (``_coerce`` in config.py);
-#: the choices (``train.select_on`` ...) are checked there too, against their tuples.
+_THRESHOLDS: Rule = (lambda v: len(v) > 0 and all(0.0 <= t <= 1.0 for t in v),
+                     "a non-empty list of thresholds from 0 to 1")
+
+#: ``section.field`` -> (test, what is allowed); ``models.field`` applies to every ``models.<kind>``.
+#: Types are checked before (``_coerce`` in loader.py); the choices (``models.chunk.select_on`` ...)
+#: are checked there too, against their tuples.
 RULES: dict[str, Rule] = {
     "audio.sample_rate": (_between(1000, 192000), "an integer from 1000 to 192000 (Hz)"),
     "download.mirror": (_mirror, "null, a folder path, or an http://, https:// or file:// URL"),
-    "download.timeout_seconds": _POSITIVE,
+    "download.timeout_seconds": (_between(0.001, 86400.0), "a number of seconds > 0 and at most 86400"),
     "download.retries": (_between(0, 100), "an integer from 0 to 100"),
-    "download.stall_seconds": _POSITIVE,
+    "download.stall_seconds": (_between(0.001, 86400.0), "a number of seconds > 0 and at most 86400"),
     "chunking.chunk_seconds": (lambda v: 0 < v <= 5.0, "a length in seconds > 0 and <= 5 (an ESC-50 clip)"),
     "chunking.hop_seconds": _POSITIVE,
     "chunking.silence_db": (lambda v: v < 0, "a level in dB < 0 (below the loudest frame)"),
     "chunking.negative_ratio": _NON_NEGATIVE,
     "chunking.segment_seconds": (lambda v: 0 < v <= 10.0, "a length in seconds > 0 and <= 10 (a DESED clip)"),
-    "mel.n_mels": (_between(1, 512), "an integer from 1 to 512"),
-    "mel.n_fft": (_between(16, 65536), "an integer from 16 to 65536"),
-    "mel.win_length": _ONE_OR_MORE,
-    "mel.hop_length": _ONE_OR_MORE,
-    "mel.f_min": _NON_NEGATIVE,
-    "mel.f_max": _POSITIVE,
-    "mel.top_db": _POSITIVE,
+    "features.n_mels": (_between(1, 512), "an integer from 1 to 512"),
+    "features.n_fft": (_between(16, 65536), "an integer from 16 to 65536"),
+    "features.win_length": _ONE_OR_MORE,
+    "features.hop_length": _ONE_OR_MORE,
+    "features.f_min": _NON_NEGATIVE,
+    "features.f_max": _POSITIVE,
+    "features.top_db": _POSITIVE,
     "folds.train": _FOLD_LIST,
     "folds.valid": _FOLD_LIST,
     "folds.scenes_train": _FOLD_LIST,
     "folds.scenes_valid": _FOLD_LIST,
     "folds.scenes_test": _FOLD_LIST,
+    "scenes.test": _ONE_OR_MORE,
+    "scenes.valid": (_at_least(1), "an integer >= 1 (the validation scenes choose every model's epoch and "
+                                   "post-processing)"),
+    "scenes.seed": _COUNT,
     "augment.specaugment": (lambda v: True, "true or false"),
     "augment.freq_mask": _COUNT,
     "augment.time_mask": _COUNT,
@@ -103,42 +114,32 @@ RULES: dict[str, Rule] = {
     "augment.mix_prob": _PROBABILITY,
     "augment.background_prob": _PROBABILITY,
     "augment.background_snr_db": _ANY_NUMBER,
-    "train.batch_size": _ONE_OR_MORE,
-    "train.epochs": _ONE_OR_MORE,
-    "train.lr": _POSITIVE,
+    "train.lr": (_between(1e-12, 10.0), "a learning rate > 0 and at most 10"),
     "train.weight_decay": _NON_NEGATIVE,
+    "train.lr_schedule": (lambda v: True, "see LR_SCHEDULES"),
     "train.patience": (_at_least(0), "an integer >= 0 (0: no early stopping)"),
     "train.pretrained": (lambda v: True, "true or false"),
     "train.num_threads": (_at_least(0), "an integer >= 0 (0: torch's default)"),
     "train.num_workers": _COUNT,
     "train.channels_last": (lambda v: True, "true or false"),
-    "train.max_train_chunks": (_at_least(0), "an integer >= 0 (0: all)"),
-    "train.select_on": (lambda v: True, "see SELECT_ON"),
-    "train.train_scenes": (_at_least(0), "an integer >= 0 (0: no scene segments)"),
-    "train.lr_schedule": (lambda v: True, "see LR_SCHEDULES"),
-    "eval.threshold": _PROBABILITY,
-    "eval.per_class_thresholds": (lambda v: True, "true or false"),
-    "eval.reference_threshold": _PROBABILITY,
-    "eval.event_hop_seconds": _POSITIVE,
+    "models.epochs": _ONE_OR_MORE,
+    "models.batch_size": _ONE_OR_MORE,
+    "models.train_scenes": (_at_least(0), "an integer >= 0 (0: none)"),
+    "models.max_train_chunks": (_at_least(0), "an integer >= 0 (0: all)"),
+    "models.select_on": (lambda v: True, "see SELECT_ON"),
+    "models.weak_weight": _NON_NEGATIVE,
+    "models.negative_clips": (_at_least(0), "an integer >= 0 (0: none)"),
+    "postprocess.thresholds": _THRESHOLDS,
+    "postprocess.segment_thresholds": _THRESHOLDS,
+    "postprocess.median_filters": (lambda v: len(v) > 0 and all(_odd_at_least_one(m) for m in v),
+                                   "a non-empty list of odd lengths >= 1"),
+    "postprocess.min_durations": (lambda v: len(v) > 0 and all(float(d) >= 0 and math.isfinite(d) for d in v),
+                                  "a non-empty list of durations >= 0 s (0: keep every event)"),
+    "postprocess.window_hop_seconds": (_between(0.001, 10.0), "a hop in seconds > 0 and at most 10"),
+    "postprocess.tune_with_negatives": (lambda v: True, "true or false"),
     "eval.onset_collar": _NON_NEGATIVE,
     "eval.offset_collar_ratio": _NON_NEGATIVE,
-    "eval.median_filter_frames": (_odd_at_least_one, "an odd integer >= 1 (1: no filter)"),
-    "eval.n_scenes": _ONE_OR_MORE,
-    "eval.scenes_seed": _COUNT,
-    "eval.valid_scenes": _COUNT,
-    "eval.segment_scores": (lambda v: True, "see SEGMENT_SCORES"),
-    "eval.tune_with_negatives": (lambda v: True, "true or false"),
-    "frame.train_scenes": _ONE_OR_MORE,
-    "frame.epochs": _ONE_OR_MORE,
-    "frame.batch_size": _ONE_OR_MORE,
-    "frame.lr": _POSITIVE,
-    "frame.weight_decay": _NON_NEGATIVE,
-    "frame.weak_weight": _NON_NEGATIVE,
-    "frame.median_filters": (lambda v: len(v) > 0 and all(_odd_at_least_one(m) for m in v),
-                             "a non-empty list of odd lengths >= 1"),
-    "frame.min_durations": (lambda v: len(v) > 0 and all(float(d) >= 0 for d in v),
-                            "a non-empty list of durations >= 0 s (0: keep every event)"),
-    "frame.negative_clips": (_at_least(0), "an integer >= 0 (0: none)"),
+    "eval.reference_threshold": _PROBABILITY,
 }
 
 
@@ -164,21 +165,44 @@ def _check_folds(cfg_path: Path, folds: Any, test_set: str) -> None:
                         f"or test), or the data it should judge would also train or select the model")
 
 
-def check_sections(cfg_path: Path, sections: dict[str, Any], test_set: str) -> None:
-    """Apply :data:`RULES` to every field of the section dataclasses, then the rules that tie fields
-    together; raise :class:`ConfigError` at the first value that breaks one (every notebook,
-    through load_config)."""
+def _non_finite(value: Any) -> bool:
+    """True for an infinite or NaN number, or a list holding one."""
+    items = value if isinstance(value, tuple) else (value,)
+    return any(isinstance(v, float) and not math.isfinite(v) for v in items)
+
+
+def _check_fields(cfg_path: Path, name: str, section: Any, rule_prefix: str) -> None:
+    for f in dataclasses.fields(section):
+        test, allowed = RULES[f"{rule_prefix}.{f.name}"]
+        value = getattr(section, f.name)
+        if _non_finite(value):
+            raise _fail(cfg_path, f"{name}.{f.name}", value, f"finite numbers only ({allowed})")
+        if not test(value):
+            raise _fail(cfg_path, f"{name}.{f.name}", value, allowed)
+
+
+def check_sections(cfg_path: Path, sections: dict[str, Any], models: dict[str, Any], test_set: str) -> None:
+    """Apply :data:`RULES` to every field of the section dataclasses and of each ``models.<kind>``,
+    then the rules that tie fields together (every notebook, through load_config).
+
+    Args:
+        cfg_path: the config file, named in the error messages.
+        sections: ``{section name: dataclass}``; it must hold ``features``, ``audio`` and ``folds``.
+        models: ``{kind: settings dataclass}``, each checked against the ``models.*`` rules.
+        test_set: the test set in use (``"desed"`` or ``"scenes"``); an error about overlapping folds
+            says when they are this set's.
+
+    Raises:
+        ConfigError: at the first value that breaks a rule, naming key, value and what is allowed.
+    """
     for name, section in sections.items():
-        for f in dataclasses.fields(section):
-            key = f"{name}.{f.name}"
-            test, allowed = RULES[key]
-            value = getattr(section, f.name)
-            if not test(value):
-                raise _fail(cfg_path, key, value, allowed)
-    mel, sr = sections["mel"], sections["audio"].sample_rate
+        _check_fields(cfg_path, name, section, name)
+    for kind, section in models.items():
+        _check_fields(cfg_path, f"models.{kind}", section, "models")
+    mel, sr = sections["features"], sections["audio"].sample_rate
     if mel.win_length > mel.n_fft:
-        raise _fail(cfg_path, "mel.win_length", mel.win_length, f"at most mel.n_fft ({mel.n_fft})")
+        raise _fail(cfg_path, "features.win_length", mel.win_length, f"at most features.n_fft ({mel.n_fft})")
     if not mel.f_min < mel.f_max <= sr / 2:
-        raise _fail(cfg_path, "mel.f_max", mel.f_max,
-                    f"above mel.f_min ({mel.f_min:g}) and at most half the sample rate ({sr / 2:g} Hz)")
+        raise _fail(cfg_path, "features.f_max", mel.f_max,
+                    f"above features.f_min ({mel.f_min:g}) and at most half the sample rate ({sr / 2:g} Hz)")
     _check_folds(cfg_path, sections["folds"], test_set)

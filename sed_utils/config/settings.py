@@ -1,47 +1,48 @@
-"""One typed configuration for the whole series, loaded from ``config.yml``.
+"""The typed sections of ``config.yml``, one dataclass per concept, and :class:`Config` holding them.
 
-Why one file: every notebook and every ``sed_utils`` function reads its knobs from the same
-:class:`Config`, so a value changed once (a fold, the mel size, a threshold) changes everywhere,
-and the profile that produced a result can be written next to it.
-
-Merge order: ``defaults`` <- ``profiles[<profile>]`` <- ``overrides`` (``"train.epochs=2"``
-strings, as the runner and papermill pass them) <- environment (``SED_DATA_ROOT``,
-``SED_MIRROR``). Unknown keys are errors, not silently ignored: a typo in an override would
-otherwise run the wrong experiment without a word.
+Why one typed config: every notebook and every ``sed_utils`` function reads its knobs from the same
+:class:`Config`, so a value changed once (a fold, the mel size, a threshold) changes everywhere, and
+the config that produced a result is saved next to it. The sections follow the concepts a reader
+meets in the series, not the notebooks: the data (``audio``, ``chunking``, ``folds``, ``scenes``),
+the model input (``features``, ``augment``), the training shared by every model (``train``) and
+what each model trains on (``models.<kind>``), the post-processing chosen on validation
+(``postprocess``) and the metrics (``eval``). :func:`sed_utils.config.load_config` builds it.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from sed_utils.config.runs import RunPaths
 
-from sed_utils.config.rules import ESC50_FOLDS, check_sections
-from sed_utils.core.errors import ConfigError
+__all__ = ["REPO_ROOT", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
+           "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
+           "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS"]
 
-__all__ = ["Config", "load_config", "parse_override", "ESC50_FOLDS", "REPO_ROOT"]
-
+#: The repository holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yml"
+#: How the scenes' target events are laid out: see ``scene_recipe`` in config.yml.
+SCENE_RECIPES = ("uniform", "desed_like")
+TEST_SETS = ("desed", "scenes")
+#: What picks the chunk model's epoch: see ``models.chunk.select_on`` in config.yml.
+SELECT_ON = ("chunks", "scenes")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """``audio`` of config.yml: the one sample rate every clip is read at (notebooks 02-07)."""
+    """``audio``: the one sample rate every clip is read at (notebooks 02-09)."""
 
     sample_rate: int = 16000
 
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    """``download`` of config.yml: mirror, timeout and retries of the dataset downloads (notebook 01)."""
+    """``download``: mirror, timeout, retries and stall limit of the dataset downloads (notebook 01)."""
 
     mirror: str | None = None
     timeout_seconds: float = 60.0
@@ -51,8 +52,8 @@ class DownloadConfig:
 
 @dataclass(frozen=True)
 class ChunkingConfig:
-    """``chunking`` of config.yml: chunk length and hop, silence level, negatives, segment length
-    (notebooks 03-06)."""
+    """``chunking``: how ESC-50 clips become 1 s chunks (length, hop, silence, negatives) and the
+    segment length of the segment-based metric (notebooks 03-06)."""
 
     chunk_seconds: float = 1.0
     hop_seconds: float = 0.25
@@ -63,7 +64,8 @@ class ChunkingConfig:
 
 @dataclass(frozen=True)
 class MelConfig:
-    """``mel`` of config.yml: the log-mel settings features, model and figures share (notebooks 02, 04-07)."""
+    """``features``: the log-mel settings the front end of every model, the feature cache and the
+    figures share (notebooks 02, 04-09)."""
 
     n_mels: int = 64
     n_fft: int = 1024
@@ -76,8 +78,7 @@ class MelConfig:
 
 @dataclass(frozen=True)
 class FoldConfig:
-    """``folds`` of config.yml: which ESC-50 folds train, validate and feed each scene set
-    (notebooks 04-07)."""
+    """``folds``: which ESC-50 folds train, validate and feed each scene set (notebooks 04-08)."""
 
     train: tuple[int, ...] = (1, 2, 3, 4)
     valid: tuple[int, ...] = (5,)
@@ -87,9 +88,19 @@ class FoldConfig:
 
 
 @dataclass(frozen=True)
+class ScenesConfig:
+    """``scenes``: how many held-out test scenes and validation scenes are mixed, and their seed
+    (notebooks 05-08; training scenes are counted per model, :class:`ModelConfig`)."""
+
+    test: int = 200
+    valid: int = 200
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
-    """``augment`` of config.yml: probabilities and strengths of the training augmentations
-    (notebooks 04, 05)."""
+    """``augment``: probabilities and strengths of the training augmentations of every model
+    (notebooks 04, 05, 08)."""
 
     specaugment: bool = True
     freq_mask: int = 8
@@ -105,62 +116,80 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``train`` of config.yml: batch size, epochs, optimiser, training data and model selection
-    (notebooks 04, 05)."""
+    """``train``: the optimiser, schedule and loop settings every model shares (notebooks 05, 08)."""
 
-    batch_size: int = 64
-    epochs: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
     patience: int = 0
     pretrained: bool = False
     num_threads: int = 0
     num_workers: int = 0
     channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``models.<kind>``: what one model kind trains on and for how long (notebooks 05, 08).
+
+    ``epochs``, ``batch_size`` and ``train_scenes`` (10 s scenes mixed from the training folds)
+    apply to every kind; ``max_train_chunks`` and ``select_on`` to models trained on 1 s chunks,
+    ``weak_weight`` (the clip-level term of the loss) and ``negative_clips`` (negative-only
+    examples per epoch) to models trained on whole scenes. ``config.yml`` lists for each kind the
+    fields it reads; setting another is refused as an unknown key.
+    """
+
+    epochs: int = 8
+    batch_size: int = 64
+    train_scenes: int = 500
     max_train_chunks: int = 0
     select_on: str = "scenes"
-    train_scenes: int = 500
-    lr_schedule: str = "cosine"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """``eval`` of config.yml: thresholds, post-processing, metric collars and scene counts
-    (notebook 06; the scene counts also notebooks 05, 07)."""
-
-    threshold: float = 0.6
-    per_class_thresholds: bool = True
-    reference_threshold: float = 0.6
-    event_hop_seconds: float = 0.25
-    onset_collar: float = 0.2
-    offset_collar_ratio: float = 0.2
-    median_filter_frames: int = 3
-    n_scenes: int = 200
-    scenes_seed: int = 0
-    valid_scenes: int = 200
-    segment_scores: str = "windows"
-    tune_with_negatives: bool = False
-
-
-@dataclass(frozen=True)
-class FrameConfig:
-    """``frame`` of config.yml: the frame-level model of notebook 08, its training scenes and the
-    post-processing candidates chosen from on the validation scenes."""
-
-    train_scenes: int = 1000
-    epochs: int = 6
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
     weak_weight: float = 0.5
-    median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
-    min_durations: tuple[float, ...] = (0.0, 0.16, 0.32, 0.48, 0.64, 0.8, 0.96, 1.28)
     negative_clips: int = 0
 
 
 @dataclass(frozen=True)
+class PostprocessConfig:
+    """``postprocess``: the candidates the event and segment post-processing is chosen from on the
+    validation scenes, per class and for every model (notebooks 06, 08), and how a model with one
+    score per window is read as a score curve."""
+
+    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    segment_thresholds: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+    median_filters: tuple[int, ...] = (1, 3, 5, 7, 9, 13)
+    min_durations: tuple[float, ...] = (0.0, 0.16, 0.32, 0.48, 0.64, 0.8, 0.96, 1.28)
+    window_hop_seconds: float = 0.25
+    tune_with_negatives: bool = False
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``eval``: the metrics' collars and the original project's threshold (notebooks 06-08)."""
+
+    onset_collar: float = 0.2
+    offset_collar_ratio: float = 0.2
+    reference_threshold: float = 0.6
+
+
+#: Section name -> its dataclass (``models`` holds one :class:`ModelConfig` per kind).
+SECTIONS: dict[str, type] = {
+    "audio": AudioConfig,
+    "download": DownloadConfig,
+    "chunking": ChunkingConfig,
+    "features": MelConfig,
+    "folds": FoldConfig,
+    "scenes": ScenesConfig,
+    "augment": AugmentConfig,
+    "train": TrainConfig,
+    "postprocess": PostprocessConfig,
+    "eval": EvalConfig,
+}
+
+
+@dataclass(frozen=True)
 class Config:
-    """Every knob of the series. Build it with :func:`load_config`, not by hand (every notebook)."""
+    """Every knob of the series. Build it with :func:`sed_utils.config.load_config`, not by hand
+    (every notebook)."""
 
     profile: str
     data_root: Path
@@ -173,14 +202,15 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    mel: MelConfig = field(default_factory=MelConfig)
+    features: MelConfig = field(default_factory=MelConfig)
     folds: FoldConfig = field(default_factory=FoldConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    frame: FrameConfig = field(default_factory=FrameConfig)
 
-    # Convenience views used everywhere -------------------------------------------------------
     @property
     def desed_labels(self) -> list[str]:
         """DESED labels in model output order (the order of ``classes`` in config.yml)."""
@@ -203,12 +233,17 @@ class Config:
 
     @property
     def run_dir(self) -> Path:
-        """Where this profile's checkpoints, executed notebooks and results.json go."""
+        """Where this profile's models, executed notebooks and results go (``runs_root/profile``)."""
         return self.runs_root / self.profile
 
     @property
+    def paths(self) -> RunPaths:
+        """The layout of :attr:`run_dir`: every file a run writes, named in one place."""
+        return RunPaths(self.run_dir)
+
+    @property
     def cache_dir(self) -> Path:
-        """Derived data (resampled audio, chunk tables, features), safe to delete."""
+        """Derived data (resampled audio, chunk tables, features, scenes), safe to delete."""
         return self.data_root / "cache"
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,214 +252,3 @@ class Config:
         d["data_root"] = str(self.data_root)
         d["runs_root"] = str(self.runs_root)
         return d
-
-
-_SECTIONS: dict[str, type] = {
-    "audio": AudioConfig,
-    "download": DownloadConfig,
-    "chunking": ChunkingConfig,
-    "mel": MelConfig,
-    "folds": FoldConfig,
-    "augment": AugmentConfig,
-    "train": TrainConfig,
-    "eval": EvalConfig,
-    "frame": FrameConfig,
-}
-_TOP_LEVEL = {"data_root", "runs_root", "seed", "synthetic", "classes", "test_set", "scene_recipe",
-              *_SECTIONS}
-#: How the scenes' target events are laid out: see ``scene_recipe`` in config.yml.
-SCENE_RECIPES = ("uniform", "desed_like")
-TEST_SETS = ("desed", "scenes")
-#: What picks the checkpoint (and stops training early): see ``train.select_on`` in config.yml.
-SELECT_ON = ("chunks", "scenes")
-LR_SCHEDULES = ("constant", "cosine")
-SEGMENT_SCORES = ("grid", "windows")
-
-
-def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in (update or {}).items():
-        if key not in out:
-            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {sorted(out)}")
-        if isinstance(out[key], dict) and isinstance(value, dict) and key != "classes":
-            out[key] = _deep_merge(out[key], value, f"{where}.{key}")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """Turn ``"train.epochs=2"`` into ``{"train": {"epochs": 2}}`` (value parsed as YAML;
-    every notebook, through load_config)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form dotted.key=value")
-    key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
-    nested: dict[str, Any] = {}
-    cursor = nested
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        cursor = cursor.setdefault(part, {})
-    cursor[parts[-1]] = value
-    return nested
-
-
-def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build a section dataclass, converting lists to tuples and checking types loosely."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in values:
-            continue
-        v = values[f.name]
-        default = getattr(cls(), f.name)
-        if isinstance(default, tuple):  # a list of integers (or numbers); one alone stands for [it]
-            items = v if isinstance(v, (list, tuple)) else [v]
-            numbers = any(isinstance(x, float) for x in default)
-            kinds, what = (((int, float), "numbers like [0.0, 0.5]") if numbers
-                           else (int, "integers like [1, 2]"))
-            if any(isinstance(x, bool) or not isinstance(x, kinds) for x in items):
-                raise ConfigError(f"{where}.{f.name}: expected a list of {what}, got {v!r}")
-            v = tuple(float(x) for x in items) if numbers else tuple(items)
-        elif isinstance(default, bool):
-            if not isinstance(v, bool):
-                raise ConfigError(f"{where}.{f.name}: expected true/false, got {v!r}")
-        elif isinstance(default, int):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"{where}.{f.name}: expected an integer, got {v!r}")
-        elif isinstance(default, float):
-            if isinstance(v, str):  # YAML 1.1 reads "1e-4" as a string
-                try:
-                    v = float(v)
-                except ValueError:
-                    pass
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ConfigError(f"{where}.{f.name}: expected a number, got {v!r}")
-            v = float(v)
-        kwargs[f.name] = v
-    return cls(**kwargs)
-
-
-def _override_list(overrides: Iterable[str] | str | None) -> list[str]:
-    """Accept a list of overrides, or one string as papermill's ``-p overrides ...`` passes it.
-
-    ``papermill -p overrides '["train.epochs=2"]'`` hands the notebook a *string*; reading it
-    character by character would fail with a baffling message, so a string is read as a YAML list
-    (``'["a=1", "b=2"]'``) or as a single ``key=value``.
-    """
-    if overrides is None:
-        return []
-    if isinstance(overrides, str):
-        text = overrides.strip()
-        if not text:
-            return []
-        if text.startswith("["):
-            try:
-                parsed = yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise ConfigError(f"overrides {overrides!r}: not a valid YAML list: {e}") from e
-            return [str(x) for x in parsed or []]
-        return [text]
-    return [str(x) for x in overrides]
-
-
-def _check_choices(cfg_path: Path, sections: dict[str, Any]) -> None:
-    """Refuse values outside their allowed choices, and fold layouts that would leak test data."""
-    select_on = sections["train"].select_on
-    if select_on not in SELECT_ON:
-        raise ConfigError(f"{cfg_path}: train.select_on must be one of {SELECT_ON}, got {select_on!r}")
-    if sections["train"].lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"{cfg_path}: train.lr_schedule must be one of {LR_SCHEDULES}, "
-                          f"got {sections['train'].lr_schedule!r}")
-    if sections["eval"].segment_scores not in SEGMENT_SCORES:
-        raise ConfigError(f"{cfg_path}: eval.segment_scores must be one of {SEGMENT_SCORES}, "
-                          f"got {sections['eval'].segment_scores!r}")
-    if select_on == "scenes" and sections["eval"].valid_scenes < 1:
-        raise ConfigError(
-            f"{cfg_path}: train.select_on is 'scenes' but eval.valid_scenes is "
-            f"{sections['eval'].valid_scenes}: set eval.valid_scenes > 0 or train.select_on=chunks"
-        )
-
-
-def _check_top_level(cfg_path: Path, merged: dict[str, Any], data_root: Any) -> None:
-    """The values outside the sections: seed, synthetic, the two roots, the class map."""
-    seed = merged.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{cfg_path}: seed = {seed!r} is not allowed: expected an integer >= 0")
-    if not isinstance(merged.get("synthetic", False), bool):
-        raise ConfigError(f"{cfg_path}: synthetic = {merged.get('synthetic')!r} is not allowed: "
-                          "expected true or false")
-    for key, value in (("data_root", data_root), ("runs_root", merged.get("runs_root", "runs"))):
-        if not isinstance(value, (str, Path)) or not str(value).strip():
-            raise ConfigError(f"{cfg_path}: {key} = {value!r} is not allowed: expected a folder path")
-    bad = {k: v for k, v in merged["classes"].items() if not isinstance(v, str) or not str(k).strip()}
-    if bad:
-        raise ConfigError(f"{cfg_path}: classes {bad} are not allowed: expected DESED label: ESC-50 category")
-
-
-def load_config(
-    profile: str = "demo",
-    overrides: Iterable[str] | str | None = None,
-    path: str | os.PathLike[str] | None = None,
-) -> Config:
-    """Load ``config.yml``, apply a profile and overrides, and return a typed :class:`Config`
-    (every notebook, the runner).
-
-    Args:
-        profile: a key of ``profiles`` in the file (``demo`` or ``full`` as shipped).
-        overrides: ``"dotted.key=value"`` strings, e.g. ``["train.epochs=2"]`` (a string holding a
-            YAML list, as ``papermill -p`` passes it, works too).
-        path: the yaml file; default ``$SED_CONFIG`` or the repository's ``config.yml``.
-    """
-    cfg_path = Path(path or os.environ.get("SED_CONFIG") or DEFAULT_CONFIG_PATH)
-    try:
-        raw = yaml.safe_load(cfg_path.read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(f"{cfg_path}: config file not found") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{cfg_path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict) or "defaults" not in raw:
-        raise ConfigError(f"{cfg_path}: expected a mapping with a 'defaults' section")
-    defaults = raw["defaults"]
-    unknown = set(defaults) - _TOP_LEVEL
-    if unknown:
-        raise ConfigError(f"{cfg_path}: unknown keys in defaults: {sorted(unknown)}")
-    profiles = raw.get("profiles") or {}
-    if profile not in profiles:
-        raise ConfigError(f"{cfg_path}: unknown profile {profile!r}; available: {sorted(profiles)}")
-    merged = _deep_merge(defaults, profiles[profile] or {}, f"profiles.{profile}")
-    for text in _override_list(overrides):
-        merged = _deep_merge(merged, parse_override(text), f"override {text!r}")
-
-    base = cfg_path.resolve().parent
-
-    def _path(value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
-
-    data_root = os.environ.get("SED_DATA_ROOT") or merged["data_root"]
-    download = merged.get("download") or {}
-    merged["download"] = {**download, "mirror": os.environ.get("SED_MIRROR") or download.get("mirror")}
-    classes = merged["classes"]
-    if not isinstance(classes, dict) or not classes:
-        raise ConfigError(f"{cfg_path}: 'classes' must map DESED labels to ESC-50 categories")
-    sections = {name: _coerce(cls, merged.get(name) or {}, name) for name, cls in _SECTIONS.items()}
-    test_set = str(merged.get("test_set", "desed"))
-    if test_set not in TEST_SETS:
-        raise ConfigError(f"{cfg_path}: test_set must be one of {TEST_SETS}, got {test_set!r}")
-    _check_choices(cfg_path, sections)
-    check_sections(cfg_path, sections, test_set)
-    _check_top_level(cfg_path, merged, data_root)
-    scene_recipe = str(merged.get("scene_recipe", "uniform"))
-    if scene_recipe not in SCENE_RECIPES:
-        raise ConfigError(f"{cfg_path}: scene_recipe must be one of {SCENE_RECIPES}, got {scene_recipe!r}")
-    return Config(
-        profile=profile,
-        data_root=_path(str(data_root)),
-        runs_root=_path(str(merged.get("runs_root", "runs"))),
-        seed=int(merged.get("seed", 0)),
-        synthetic=bool(merged.get("synthetic", False)),
-        classes={str(k): str(v) for k, v in classes.items()},
-        test_set=test_set,
-        scene_recipe=scene_recipe,
-        **sections,
-    )

@@ -6,6 +6,11 @@ widgets' state, so every bar in the executed copy showed its first frame, "0%| 0
 the loop had finished. The runner sets :data:`PLAIN_PROGRESS_ENV` for the kernels it starts; then
 the bars are plain text on stderr, whose last state ("100%| 2000/2000 [00:03]") is what the saved
 copy shows. Text bars also update less often there, so executed notebooks stay small.
+
+``tqdm.autonotebook``, not ``tqdm.auto``: the latter adds an asyncio mixin whose ``__init__`` calls
+``iter()`` on what it wraps. On a DataLoader that starts a second, unused iterator every epoch: it
+draws from the loader's random generator (so the shuffle order, and the weights, depended on whether
+a bar was a widget or text) and, with workers, starts worker processes for nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from typing import Any
 
 from tqdm import tqdm as _text_tqdm
-from tqdm.auto import tqdm as _auto_tqdm
+from tqdm.autonotebook import tqdm as _auto_tqdm
 
 __all__ = ["PLAIN_PROGRESS_ENV", "tqdm"]
 
@@ -23,8 +28,8 @@ PLAIN_PROGRESS_ENV = "SED_PLAIN_PROGRESS"
 
 
 def tqdm(*args: Any, **kwargs: Any) -> Any:
-    """``tqdm.auto.tqdm``, or a text bar updated at most every 5 s when :data:`PLAIN_PROGRESS_ENV`
-    is set (every notebook; see the module docstring)."""
+    """``tqdm.autonotebook.tqdm`` (a widget in JupyterLab, text elsewhere), or a text bar updated at
+    most every 5 s when :data:`PLAIN_PROGRESS_ENV` is set (every notebook; see the module docstring)."""
     if os.environ.get(PLAIN_PROGRESS_ENV, "") not in ("", "0"):
         kwargs.setdefault("mininterval", 5.0)
         return _text_tqdm(*args, **kwargs)

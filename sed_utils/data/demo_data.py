@@ -346,7 +346,22 @@ def write_demo_recording(path: Path, classes: dict[str, str], *, seconds: float 
     Why this shape: a user's recording is rarely 16 kHz mono WAV, so the demo's stand-in is not
     either; the detector must resample and down-mix it. Speech is placed too, unlabelled: a sound
     the model should ignore. Same seed, same bytes.
+
+    Args:
+        path: the FLAC file to write (atomically); its name is the events' ``filename``.
+        classes: DESED label -> ESC-50 category; sounds of other categories are mixed in unlabelled.
+        seconds, sample_rate: the recording's length and rate; the sounds sit at the fixed times of
+            :data:`DEMO_RECORDING_EVENTS` (the last ends at 18 s: a shorter recording is a ValueError).
+        seed: the random draws of the background and of the sounds.
+
+    Returns:
+        The reference events: ``filename, onset, offset, event_label``, in seconds rounded to 1 ms,
+        each the heard extent of its sound (:func:`~sed_utils.data.demo_sounds.active_extent`).
     """
+    needed = max(onset + length for _, onset, length in DEMO_RECORDING_EVENTS)
+    if seconds < needed:
+        raise ValueError(f"write_demo_recording: seconds={seconds} is shorter than its last sound's end "
+                         f"({needed} s)")
     rng = np.random.default_rng(seed)
     n = int(round(seconds * sample_rate))
     mix = 0.01 * _band_noise(n, sample_rate, 60.0, 6000.0, rng)

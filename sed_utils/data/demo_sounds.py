@@ -262,6 +262,15 @@ def active_extent(audio: np.ndarray, sr: int, below_peak_db: float = 30.0) -> tu
 
     Measured on 10 ms frames (RMS), as an annotator marks where a sound is heard: the demo DESED
     labels of notebook 01's generated data come from it.
+
+    Args:
+        audio: mono samples [N].
+        sr: their sample rate in Hz.
+        below_peak_db: how far under the loudest frame's RMS a frame still counts as heard, in dB.
+
+    Returns:
+        ``(start, end)`` in seconds: the start of the first heard frame and the end of the last one
+        (the samples after the last whole 10 ms frame are not measured).
     """
     hop = max(1, sr // 100)
     frames = audio[: len(audio) // hop * hop].reshape(-1, hop) if len(audio) >= hop else audio[None, :]
@@ -275,10 +284,19 @@ def active_extent(audio: np.ndarray, sr: int, below_peak_db: float = 30.0) -> tu
 def synth_event(category: str, duration: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """Render one synthetic sound of ``category`` lasting ``duration`` seconds (float32, peak 0.5).
 
-    ``category`` is an ESC-50 category of the demo (``dog``, ``rain``, ...) or a DESED non-target
-    label (``Speech``, ``Dishes``); see :data:`SYNTH_CATEGORIES`. ``rng`` draws the per-clip
-    variation (pitch, timing, timbre), so two calls give two different dogs. Notebook 01 generates
-    the demo datasets with it.
+    Notebook 01 generates the demo datasets with it.
+
+    Args:
+        category: an ESC-50 category of the demo (``dog``, ``rain``, ...) or a DESED non-target
+            label (``Speech``, ``Dishes``); see :data:`SYNTH_CATEGORIES`.
+        duration, sample_rate: the sound's length in seconds and its rate in Hz.
+        rng: draws the per-clip variation (pitch, timing, timbre), so two calls give two different dogs.
+
+    Returns:
+        Mono float32 samples [round(duration * sample_rate)], zero mean, peak 0.5.
+
+    Raises:
+        ValueError: ``category`` has no recipe, or ``duration`` rounds to no sample.
     """
     if category not in _RECIPES:
         raise ValueError(f"no synthetic recipe for {category!r}; available: {', '.join(SYNTH_CATEGORIES)}")

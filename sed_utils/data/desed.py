@@ -207,15 +207,30 @@ def load_desed(
     """Read and validate a DESED strong-label tsv against its audio folder (notebook 01's content check,
     notebooks 02, 03, 06 for DESED, notebooks 04-07 for the scenes through load_scenes).
 
-    Bad rows (empty or unknown label... see below) raise one :class:`DatasetError` naming the tsv
+    Bad rows (unknown label, bad times... see below) raise one :class:`DatasetError` naming the tsv
     and every bad line when ``strict``; otherwise they are excluded AND listed in
     ``StrongLabelSet.problems`` (reported, never silently dropped). Bad rows: offset <= onset,
     onset < 0, onset at/after the clip end, offset far past it, non-numeric/NaN times, a label outside
-    :data:`DESED_LABELS`, a file named in the tsv but missing from ``audio_dir``.
+    :data:`DESED_LABELS`, an empty filename, an empty label with times, a file named in the tsv but
+    missing from ``audio_dir``.
 
-    Not errors: a row with an empty ``event_label`` (DESED's way to list a clip without events),
-    audio files absent from the tsv (clips without events), offsets up to
+    Not errors: a row with an empty ``event_label`` and empty times (DESED's way to list a clip
+    without events), audio files absent from the tsv (clips without events), offsets up to
     ``OFFSET_TOLERANCE_SECONDS`` past ``clip_seconds`` (clipped to it).
+
+    Args:
+        tsv: the strong-label file (tab-separated, with a ``filename onset offset event_label`` header).
+        audio_dir: the folder of its ``.wav``/``.flac`` files.
+        labels: the target classes, each a DESED label; ``events`` keeps only these.
+        clip_seconds: the clips' nominal length in seconds.
+        strict: raise on bad rows instead of excluding and listing them.
+
+    Returns:
+        A :class:`StrongLabelSet`; its ``files`` are the files the tsv lists or ``audio_dir`` holds.
+
+    Raises:
+        DatasetError: a target label is not a DESED label; the tsv is missing, unreadable or lacks a
+            column; ``audio_dir`` is not a folder; or (when ``strict``) the tsv has bad rows.
     """
     tsv, audio_dir = Path(tsv), Path(audio_dir)
     bad_labels = [lab for lab in labels if lab not in DESED_LABELS]

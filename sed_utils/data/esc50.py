@@ -125,7 +125,16 @@ def negative_clips(meta: pd.DataFrame, targets: list[str] | tuple[str, ...],
                    folds: tuple[int, ...] | list[int]) -> pd.DataFrame:
     """The clips of ``folds`` whose category is not one of ``targets`` (notebook 08): sounds that
     hold none of the five classes. The frame model can train on the training folds' ones, and the
-    held-out fold's ones count false alarms."""
+    held-out fold's ones count false alarms.
+
+    Args:
+        meta: the ESC-50 metadata, as :func:`load_esc50_meta` reads it.
+        targets: the ESC-50 categories of the target classes (``cfg.esc50_categories``).
+        folds: the ESC-50 folds (1-5) to take clips from.
+
+    Returns:
+        The matching rows of ``meta``, with its columns and index.
+    """
     return meta[meta["fold"].isin(list(folds)) & ~meta["category"].isin(list(targets))]
 
 

@@ -186,10 +186,9 @@ class DatasetSpec:
         filename: archive file name; also the name looked up under a mirror.
         folder: the folder the archive becomes under ``data_root``.
         sha256, md5, size: of the upstream archive, when they are stable and known (else None). Both are
-            None as shipped, for different reasons: GitHub builds the ESC-50 zip on demand, so its bytes
-            and size are not stable and upstream publishes no checksum (the content is verified
-            instead); Zenodo does publish DESED's md5 and size, but they could not be read from the
-            offline machine this was written on (the comment in :data:`DATASETS` says how to fill them).
+            None as shipped: GitHub builds the ESC-50 zip on demand, so its bytes and size are not
+            stable and upstream publishes no checksum (the content is verified instead); DESED's md5 and
+            size, which Zenodo publishes, are not filled in (the comment in :data:`DATASETS` says how).
         check: content check of the extracted folder; returns a summary, raises DownloadError.
         page: where a human can read about the dataset (licence, citation).
     """
@@ -223,10 +222,9 @@ DATASETS: dict[str, DatasetSpec] = {
         check=check_esc50,
         page="https://github.com/karolpiczak/ESC-50",
     ),
-    # Zenodo record 3588172 publishes an md5 and a size per file; they could not be read from the
-    # offline machine this was written on. To pin them: open https://zenodo.org/api/records/3588172,
-    # take the entry of DESEDpublic_eval.tar.gz and copy "checksum" (after "md5:") into md5 and "size"
-    # into size. download_file verifies whatever is filled in.
+    # Zenodo record 3588172 publishes an md5 and a size per file, not pinned here. To pin them: open
+    # https://zenodo.org/api/records/3588172, take the entry of DESEDpublic_eval.tar.gz and copy
+    # "checksum" (after "md5:") into md5 and "size" into size. download_file verifies what is filled in.
     "desed": DatasetSpec(
         name="desed",
         title="DESED public evaluation set (DCASE 2019 task 4)",
@@ -313,6 +311,13 @@ def fetch_dataset(
     ``mirror`` (default: env ``SED_MIRROR``) is a base URL under which the archive's file name is fetched
     instead of upstream. When it holds a ``SHA256SUMS`` listing the archive, that checksum is enforced;
     otherwise the registry's (if any).
+
+    Args:
+        timeout, retries, stall_seconds, progress: as :func:`~sed_utils.io.download.download_file` takes them.
+
+    Raises:
+        DownloadError: an unknown ``name``, a failed download (also a mirror without the archive), or
+            an archive that fails to extract or the content check (the archive is then removed).
     """
     spec = _spec(name)
     data_root = Path(data_root)
@@ -402,6 +407,15 @@ def fetch_all(cfg: Config, *, mirror: str | None = None, progress: bool = True) 
 
     ``mirror`` overrides ``cfg.download.mirror`` (the demo profile passes its generated mirror).
     With ``test_set: scenes`` DESED is not needed and not downloaded (see :func:`needed_datasets`).
+
+    Args:
+        cfg: gives ``data_root``, the ``download`` settings and the test set.
+
+    Returns:
+        ``{dataset name: its folder}``.
+
+    Raises:
+        DownloadError: as :func:`fetch_dataset`, at the first dataset that fails.
     """
     return {
         name: fetch_dataset(
@@ -437,6 +451,10 @@ def folder_tree(path: Path, max_entries_per_dir: int = 5, max_depth: int = 6) ->
     (notebook 01).
 
     Folders show how many entries they hold, so "audio/ (2000 entries)" says more than 2000 lines would.
+
+    Args:
+        max_entries_per_dir: entries listed per folder; the rest become one "... N more" line.
+        max_depth: how many levels of folders are listed; deeper folders show only their entry count.
     """
     path = Path(path)
     lines = [f"{path.name}/"]

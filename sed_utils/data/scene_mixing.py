@@ -98,9 +98,19 @@ def _frame_rms_db(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int,
 def active_mask(audio: np.ndarray, sample_rate: int, silence_db: float) -> np.ndarray:
     """Per-sample boolean: True where a frame within ``silence_db`` dB of the loudest frame covers it.
 
-    Notebook 07 labels events with it. ``silence_db`` is negative (e.g. -35: frames more than 35 dB
-    below the loudest are silence).
-    Digital silence (below -100 dBFS) is never active, so an all-zero clip has no active sample.
+    Notebook 07 labels events with it. Frames are 25 ms every 10 ms (the last one zero-padded).
+    Digital silence (-100 dBFS and below) is never active, so an all-zero clip has no active sample.
+
+    Args:
+        audio: mono samples [N].
+        sample_rate: their rate in Hz.
+        silence_db: negative (e.g. -35: frames more than 35 dB below the loudest are silence).
+
+    Returns:
+        A boolean array [N].
+
+    Raises:
+        ValueError: ``silence_db`` is not negative.
     """
     if silence_db >= 0:
         raise ValueError(f"silence_db must be negative (dB below the loudest frame), got {silence_db}")
@@ -120,7 +130,16 @@ def active_spans(
 ) -> list[tuple[int, int]]:
     """Runs of True in ``mask`` as ``(start, stop)`` sample indices, gaps <= ``split_gap`` s bridged.
 
-    Each run becomes one labelled event of a scene (notebook 07)."""
+    Each run becomes one labelled event of a scene (notebook 07).
+
+    Args:
+        mask: per-sample activity [N], as :func:`active_mask` gives it.
+        sample_rate: the rate of ``mask``'s samples in Hz.
+        split_gap: the longest silence, in seconds, that does not split a run.
+
+    Returns:
+        The runs in order, ``stop`` exclusive; an empty list when nothing is active.
+    """
     if not mask.any():
         return []
     padded = np.concatenate([[False], mask, [False]])
@@ -359,6 +378,21 @@ def make_scene(
     when ``n_scenes`` changes, and scenes could be built in any order. With ``desed_stats`` (see
     :func:`load_desed_stats`) the target events follow DESED's label structure
     (:func:`_desed_like_targets`); without, the ``uniform`` recipe of the module docstring.
+
+    Args:
+        index: the scene's number: its name ``scene_<index:04d>.wav`` and, with ``seed``, its draws.
+        pools: ``{"target" | "ambient" | "distractor": clips}``; an empty ambient pool gives a pink-noise
+            background, an empty target or distractor pool places no such event.
+        desed_of: ESC-50 category -> DESED label of the target categories.
+        seed: the run's seed (one generator per ``(seed, index)``).
+        snr_db: ``(low, high)``: each event's SNR over the background is drawn from it, in dB.
+        sample_rate: the scene's rate in Hz.
+        desed_stats: the statistics of the ``desed_like`` recipe; None: the ``uniform`` recipe.
+
+    Returns:
+        ``(audio, labels, sources)``: float32 audio [10 s * sample_rate], peak :data:`PEAK`; the
+        labels as ``(onset s, offset s, DESED label)``, rounded to 1 ms, merged per class and sorted by
+        onset; one provenance dict per clip used (role, source file, fold, span in scene and clip, SNR).
     """
     rng = np.random.default_rng([seed, index])
     n = int(round(SCENE_SECONDS * sample_rate))
@@ -428,7 +462,21 @@ def select_pools(
 ) -> dict[str, pd.DataFrame]:
     """Split the requested folds' clips into target, ambient and distractor pools (notebook 07).
 
-    Why here and checked twice: the scenes are a fair test only if no clip of another fold leaks in."""
+    Why here and checked twice: the scenes are a fair test only if no clip of another fold leaks in.
+
+    Args:
+        meta: the ESC-50 metadata (``fold`` and ``category`` columns).
+        folds: the folds the scenes may draw from.
+        targets: the ESC-50 categories of the target classes; the ambient pool is
+            :func:`~sed_utils.data.esc50.ambient_categories` of them, the distractors all the others.
+        csv_name: the metadata file, named in the error messages.
+
+    Returns:
+        ``{"target" | "ambient" | "distractor": rows of meta}``.
+
+    Raises:
+        DatasetError: ``folds`` hold no clip, or no clip of the targets, or a pool holds another fold.
+    """
     rows = meta[meta["fold"].isin(folds)]
     if rows.empty:
         present = sorted(set(meta["fold"]))

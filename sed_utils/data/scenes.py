@@ -95,7 +95,7 @@ def load_scene_sources(out_dir: Path) -> pd.DataFrame:
 def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,
                   snr_db: tuple[float, float], pools_meta: dict[str, pd.DataFrame]) -> dict:
     """Everything that decides the scenes' bytes: the cache key is its hash. The ``desed_like``
-    recipe adds the statistics it follows (the ``uniform`` scenes keep the keys they always had)."""
+    recipe adds the statistics it follows (the ``uniform`` scenes' parameters hold none of it)."""
     extra = ({"desed_stats": load_desed_stats(), "desed_like_version": DESED_LIKE_VERSION}
              if cfg.scene_recipe == "desed_like" else {})
     return {**extra,
@@ -204,6 +204,22 @@ def build_scenes(
 
     An explicit ``out_dir`` built with other parameters is rebuilt; an ``out_dir`` that exists but
     was not written by this function is refused (nothing of the user's is deleted).
+
+    Args:
+        cfg: gives the data and cache folders, classes, sample rate, ``chunking.silence_db`` and the
+            scene recipe.
+        n_scenes: how many scenes, at least 1.
+        seed: the seed of the scenes' draws (default ``cfg.seed``).
+        snr_db: ``(low, high)``, low <= high: each event's SNR over the background is drawn from it, in dB.
+        progress: show a progress bar while mixing.
+
+    Returns:
+        The scene folder.
+
+    Raises:
+        ValueError: ``n_scenes`` < 1, or ``snr_db`` with low > high.
+        DatasetError: ``folds`` hold no clip, or no target clip that is not silent; ``out_dir`` exists,
+            is not empty and was not written by this function; or the labels fail the loader's checks.
     """
     if n_scenes < 1:
         raise ValueError(f"n_scenes must be at least 1, got {n_scenes}")
@@ -245,51 +261,66 @@ def load_scenes(cfg: Config, out_dir: Path) -> StrongLabelSet:
                       clip_seconds=SCENE_SECONDS)
 
 
-def _role_recipe(cfg: Config, role: str) -> tuple[int, tuple[int, ...], int, str]:
-    """(how many scenes, from which folds, seed offset, the config key that sets the count) of a role."""
+def _role_recipe(cfg: Config, role: str) -> tuple[int | None, tuple[int, ...], int, str]:
+    """(how many scenes, from which folds, seed offset, the config key that sets the count) of a role;
+    training scenes are counted per model (``models.<kind>.train_scenes``), so their count is None."""
     if role == "test":
-        return cfg.eval.n_scenes, tuple(cfg.folds.scenes_test), 0, "eval.n_scenes"
+        return cfg.scenes.test, tuple(cfg.folds.scenes_test), 0, "scenes.test"
     if role == "valid":
-        return cfg.eval.valid_scenes, tuple(cfg.valid_folds), 1, "eval.valid_scenes"
+        return cfg.scenes.valid, tuple(cfg.valid_folds), 1, "scenes.valid"
     if role == "train":
-        return cfg.train.train_scenes, tuple(cfg.train_folds), 2, "train.train_scenes"
+        return None, tuple(cfg.train_folds), 2, "models.<kind>.train_scenes"
     raise ValueError(f"scene role must be one of {SCENE_ROLES}, got {role!r}")
 
 
 def scene_folder(cfg: Config, role: str, *, n_scenes: int | None = None, progress: bool = True) -> Path:
-    """The folder of the ``role`` scenes of :func:`scene_set`, built on first use (notebook 07).
+    """The folder of the ``role`` scenes of :func:`scene_set`, built on first use (notebooks 05-08).
 
-    ``n_scenes`` replaces the role's configured count (the frame model of notebook 08 trains on
-    ``frame.train_scenes``); scene ``i`` is the same scene whatever the count, since each scene has
-    its own random generator.
+    Args:
+        cfg: the config (folds, ``scenes`` counts and seed, the scene recipe).
+        role: ``"test"``, ``"valid"`` or ``"train"``.
+        n_scenes: how many; required for ``"train"`` (each model's ``train_scenes``), else replaces the
+            role's configured count. Scene ``i`` is the same scene whatever the count, since each scene
+            has its own random generator.
+
+    Returns:
+        The folder, in DESED's layout (``audio/``, ``public.tsv``, ``sources.csv``).
     """
     n, folds, offset, key = _role_recipe(cfg, role)
     if n_scenes is not None:
         n, key = int(n_scenes), "n_scenes"
+    if n is None:
+        raise ValueError(f"{role} scenes: give n_scenes (each model's {key})")
     if n < 1:
         raise ValueError(f"{key} is {n}: no {role} scenes requested")
-    return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.eval.scenes_seed + offset, progress=progress)
+    return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress)
 
 
 def scene_set(cfg: Config, role: str, *, n_scenes: int | None = None,
               progress: bool = True) -> StrongLabelSet:
-    """The scenes of one role, mixed on first use and cached (notebooks 04-07).
+    """The scenes of one role, mixed on first use and cached (notebooks 05-08).
 
-    ============  =====================  ====================  ==========================================
-    role          how many               folds                 used for
-    ============  =====================  ====================  ==========================================
-    ``"test"``    ``eval.n_scenes``      ``folds.scenes_test`` the ``scenes`` test set: measuring only
-    ``"valid"``   ``eval.valid_scenes``  ``cfg.valid_folds``   picking the epoch and the thresholds
-    ``"train"``   ``train.train_scenes`` ``cfg.train_folds``   extra 1 s training segments
-    ============  =====================  ====================  ==========================================
+    ============  ===============================  ====================  ================================
+    role          how many                         folds                 used for
+    ============  ===============================  ====================  ================================
+    ``"test"``    ``scenes.test``                  ``folds.scenes_test`` the ``scenes`` test set: measuring
+    ``"valid"``   ``scenes.valid``                 ``cfg.valid_folds``   every model's epoch and
+                                                                         post-processing
+    ``"train"``   ``models.<kind>.train_scenes``   ``cfg.train_folds``   training data
+    ============  ===============================  ====================  ================================
 
     Why three roles from one recipe: a threshold chosen on clean validation chunks is too strict
     for a sound over rain, and clean training chunks are not what the model meets in a recording.
     Scenes from the validation fold look like the test recordings while holding only clips that
     training and the test never see; scenes from the training folds are the DCASE baseline's
-    synthetic-soundscape recipe (``n_scenes`` overrides the count, see :func:`scene_folder`).
-    Each role has its own seed (``eval.scenes_seed`` + 0, 1, 2), so
-    no role's layout (event counts, positions, SNRs) copies another's.
+    synthetic-soundscape recipe. Each role has its own seed (``scenes.seed`` + 0, 1, 2), so no role's
+    layout (event counts, positions, SNRs) copies another's.
+
+    Args:
+        cfg: the config; role: as above; n_scenes: see :func:`scene_folder`.
+
+    Returns:
+        The scenes loaded exactly like DESED public eval (:func:`load_scenes`).
     """
     return load_scenes(cfg, scene_folder(cfg, role, n_scenes=n_scenes, progress=progress))
 

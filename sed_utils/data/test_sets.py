@@ -25,9 +25,21 @@ def load_test_set(cfg: Config, strict: bool = True, *, progress: bool = True) ->
     (notebooks 02, 03, 06).
 
     ``"desed"``: DESED public eval (``strict`` refuses damaged label rows). ``"scenes"``: the
-    ``test`` role of :func:`sed_utils.data.scenes.scene_set`, ``cfg.eval.n_scenes`` 10 s scenes
+    ``test`` role of :func:`sed_utils.data.scenes.scene_set`, ``cfg.scenes.test`` 10 s scenes
     mixed from the held-out ESC-50 fold(s) ``cfg.folds.scenes_test`` (built on first use, then
     cached), for users without DESED.
+
+    Args:
+        cfg: names the test set and gives its settings.
+        strict: DESED only: raise on damaged label rows instead of excluding and listing them.
+        progress: scenes only: show a progress bar while they are mixed.
+
+    Returns:
+        The test set's clips and strong labels.
+
+    Raises:
+        DatasetError: DESED's files are missing or damaged (see
+            :func:`~sed_utils.data.desed.load_desed`), or the scenes cannot be built.
     """
     if cfg.test_set == "scenes":
         return scene_set(cfg, "test", progress=progress)

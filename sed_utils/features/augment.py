@@ -37,8 +37,13 @@ __all__ = [
     "mix_waveforms",
     "augment_db",
     "spec_augment",
+    "augment_example",
     "augment_examples",
 ]
+
+#: A partner mixed into an example with frame targets is made up to this many dB quieter (drawn
+#: uniformly): two equally loud scenes on top of each other are rarer than one under another.
+MIX_PARTNER_DB = 6.0
 
 _DB = 10.0 / np.log(10.0)  # dB per natural-log unit of power
 
@@ -68,19 +73,47 @@ def freq_mask(x: np.ndarray, max_width: int, rng: np.random.Generator,
     Training fills with the training mean (dB), which the model's normaliser maps to 0, so the
     masked band looks like "average" rather than like a loud or a silent band. The width is at
     least 1, so a mask that was drawn is always visible.
+
+    Args:
+        x: log-mel(s) ``[..., n_mels, frames]``.
+        max_width: the widest mask, in mel bands (below 1: no mask).
+        rng: draws the width and the first band.
+        fill: one value, or one per band (``[n_mels, 1]``).
+
+    Returns:
+        A masked copy of ``x``.
     """
     return _mask(x, x.ndim - 2, max_width, rng, fill)
 
 
 def time_mask(x: np.ndarray, max_width: int, rng: np.random.Generator,
               fill: float | np.ndarray = 0.0) -> np.ndarray:
-    """SpecAugment time mask: set 1..max_width consecutive frames (last axis) to ``fill`` (notebook 04)."""
+    """SpecAugment time mask: set 1..max_width consecutive frames (last axis) to ``fill`` (notebook 04).
+
+    Args:
+        x: log-mel(s) ``[..., n_mels, frames]``.
+        max_width: the widest mask, in frames (below 1: no mask).
+        rng: draws the width and the first frame.
+        fill: one value, or one per band (``[n_mels, 1]``).
+
+    Returns:
+        A masked copy of ``x``.
+    """
     return _mask(x, x.ndim - 1, max_width, rng, fill)
 
 
 def gain(x_db: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
     """Random gain in [-max_db, +max_db] dB: on a log-mel, scaling the waveform by g adds 20 log10 g
-    (notebooks 04, 05, through augment_db)."""
+    (notebooks 04, 05, through augment_db).
+
+    Args:
+        x_db: a log-mel in dB.
+        max_db: the largest gain either way, in dB (0 or less: no gain, and no draw from ``rng``).
+        rng: draws the gain, one for the whole array.
+
+    Returns:
+        ``x_db`` plus the gain, a new array.
+    """
     return x_db + np.float32(rng.uniform(-max_db, max_db)) if max_db > 0 else np.array(x_db, copy=True)
 
 
@@ -95,6 +128,14 @@ def add_noise(x_db: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
     already clamped at (max - top_db), so the floor of very quiet chunks is approximate, which
     does not matter at the SNRs used here. For listening, :func:`noise_waveform` does the same
     on the waveform.
+
+    Args:
+        x_db: a log-mel in dB.
+        snr_db: how far the noise's mean power lies below the chunk's, in dB.
+        rng: draws the noise.
+
+    Returns:
+        The noisy log-mel in dB, with ``x_db``'s shape and dtype.
     """
     power = np.power(10.0, np.asarray(x_db, dtype=np.float64) / 10.0)
     noise_mean = power.mean() / (10.0 ** (snr_db / 10.0))
@@ -108,6 +149,15 @@ def time_shift(x: np.ndarray, max_share: float, rng: np.random.Generator) -> np.
 
     A sound at 0.2 s or at 0.6 s is the same sound; the roll wraps what leaves one end back in at
     the other, so no frames have to be invented.
+
+    Args:
+        x: log-mel(s) ``[..., frames]``.
+        max_share: the largest shift as a share of the frames (one that rounds below one frame: no
+            shift, and no draw from ``rng``).
+        rng: draws the shift.
+
+    Returns:
+        A shifted copy of ``x``.
     """
     frames = x.shape[-1]
     limit = int(round(max_share * frames))
@@ -124,6 +174,13 @@ def mix(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> tuple
     the two sounds did not interfere (on average true for unrelated sounds). Computed with
     ``logaddexp`` so loud values do not overflow. Label: a class is present if it is in either
     chunk (element-wise max of 0/1 vectors).
+
+    Args:
+        x1, y1: the first chunk's log-mel in dB and its 0/1 targets.
+        x2, y2: the second chunk's, of the same shapes.
+
+    Returns:
+        ``(x, y)``: the mixed log-mel in dB (``x1``'s dtype) and the union of the targets.
     """
     a = np.asarray(x1, dtype=np.float64) / _DB
     b = np.asarray(x2, dtype=np.float64) / _DB
@@ -144,6 +201,17 @@ def add_background(x_db: np.ndarray, background_db: np.ndarray, snr_db: float) -
 
     The SNR is the ratio of the two chunks' mean powers (over all bands and frames); the
     background is rescaled to it and the powers are summed as in :func:`mix`.
+
+    Args:
+        x_db: the chunk's log-mel in dB.
+        background_db: the background's log-mel in dB, of the same shape.
+        snr_db: how far the background's mean power lies below the chunk's, in dB.
+
+    Returns:
+        The log-mel of the sum in dB, with ``x_db``'s dtype.
+
+    Raises:
+        ValueError: the two shapes differ.
     """
     x = np.asarray(x_db, dtype=np.float64) / _DB  # natural-log power
     b = np.asarray(background_db, dtype=np.float64) / _DB
@@ -165,7 +233,16 @@ def gain_waveform(wave: np.ndarray, db: float) -> np.ndarray:
 
 
 def noise_waveform(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise ``snr_db`` below the waveform's mean power (notebook 04, for listening)."""
+    """Add white Gaussian noise ``snr_db`` below the waveform's mean power (notebook 04, for listening).
+
+    Args:
+        wave: the samples.
+        snr_db: how far the noise's power lies below the waveform's mean power, in dB.
+        rng: draws the noise.
+
+    Returns:
+        The noisy samples, float32, of ``wave``'s shape.
+    """
     wave = np.asarray(wave, dtype=np.float64)
     noise_power = float(np.mean(wave * wave)) / (10.0 ** (snr_db / 10.0))
     return (wave + rng.normal(0.0, np.sqrt(noise_power), size=wave.shape)).astype(np.float32)
@@ -197,6 +274,15 @@ def augment_db(
     ``[background_snr_db, background_snr_db + 20]`` dB; noise with probability ``aug.noise_prob``
     at an SNR drawn in ``[noise_snr_db, noise_snr_db + 20]`` dB (never louder than
     ``noise_snr_db`` says); gain and shift every time (their size is random, a size of 0 switches them off).
+
+    Args:
+        x_db, y: a log-mel ``[n_mels, frames]`` in dB and its clip targets ``[C]``.
+        aug: which augmentations run, and how strongly.
+        rng: every random draw.
+        draw_partner, draw_background: as above; None: no mix, no background.
+
+    Returns:
+        ``(x_db, y)`` augmented (``y`` changes only by a mix); the inputs are not modified.
     """
     x, y = np.asarray(x_db), np.asarray(y)
     if draw_partner is not None and aug.mix_prob > 0 and rng.random() < aug.mix_prob:
@@ -216,11 +302,75 @@ def augment_db(
 
 def spec_augment(x_db: np.ndarray, aug: AugmentConfig, rng: np.random.Generator,
                  fill: float | np.ndarray = 0.0) -> np.ndarray:
-    """SpecAugment: one frequency and one time mask filled with ``fill`` (the training mean; notebook 04)."""
+    """SpecAugment: one frequency and one time mask filled with ``fill`` (the training mean; notebook 04).
+
+    Args:
+        x_db: a log-mel ``[..., n_mels, frames]`` in dB.
+        aug: ``specaugment`` switches the masks on; ``freq_mask`` and ``time_mask`` are their widest
+            widths (bands, frames).
+        rng: draws the masks.
+        fill: one value, or one per band (``[n_mels, 1]``).
+
+    Returns:
+        A masked copy of ``x_db``, or ``x_db`` itself when ``aug.specaugment`` is off.
+    """
     if not aug.specaugment:
         return x_db
     x = freq_mask(x_db, aug.freq_mask, rng, fill)
     return time_mask(x, aug.time_mask, rng, fill)
+
+
+def augment_example(
+    x_db: np.ndarray,
+    targets: dict[str, np.ndarray],
+    aug: AugmentConfig,
+    rng: np.random.Generator,
+    *,
+    draw_partner: Callable[[], tuple[np.ndarray, dict[str, np.ndarray]]] | None = None,
+    draw_background: Callable[[], np.ndarray] | None = None,
+    fill: float | np.ndarray = 0.0,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One training example augmented, for every kind of example (notebooks 04, 05, 08: every
+    training item, through :class:`sed_utils.train.ExampleDataset`).
+
+    ``targets`` holds ``"clip"`` ``[C]`` and, for an example with strong labels, ``"frames"``
+    ``[T', C]``. A chunk example (clip targets only) gets :func:`augment_db` then :func:`spec_augment`.
+    An example with frame targets gets only what keeps every labelled frame where it is: a mix with a
+    partner up to :data:`MIX_PARTNER_DB` dB quieter (frame targets OR-ed), a gain, and a frequency
+    mask; no time mask or shift (they would hide or move labelled frames), and no background or noise
+    (a scene already has its background).
+
+    Args:
+        x_db: a log-mel ``[n_mels, frames]`` in dB.
+        targets: ``"clip"`` ``[C]`` and, with strong labels, ``"frames"`` ``[T', C]``.
+        aug: which augmentations run, and how strongly.
+        rng: every random draw.
+        draw_partner: returns another example's ``(x_db, targets)``; None: no mix.
+        draw_background: returns an ambient chunk's dB values (chunk examples only); None: no background.
+        fill: the masks' value, the training mean (one value, or one per band ``[n_mels, 1]``).
+
+    Returns:
+        ``(x_db, targets)`` augmented; the inputs are not modified. With frame targets, ``"clip"`` is
+        recomputed as their maximum over frames.
+    """
+    if "frames" not in targets:
+        partner = None
+        if draw_partner is not None:
+            def partner() -> tuple[np.ndarray, np.ndarray]:
+                x2, t2 = draw_partner()
+                return x2, t2["clip"]
+        x, clip = augment_db(x_db, targets["clip"], aug, rng, partner, draw_background)
+        return spec_augment(x, aug, rng, fill=fill), {"clip": clip}
+    x, frames = np.asarray(x_db), np.asarray(targets["frames"])
+    if draw_partner is not None and aug.mix_prob > 0 and rng.random() < aug.mix_prob:
+        x2, t2 = draw_partner()
+        x, frames = mix(x, frames, np.asarray(x2) + np.float32(rng.uniform(-MIX_PARTNER_DB, 0.0)),
+                        t2["frames"])
+    if aug.gain_db > 0:
+        x = gain(x, aug.gain_db, rng)
+    if aug.specaugment and aug.freq_mask > 0:
+        x = freq_mask(x, aug.freq_mask, rng, fill)
+    return x, {"clip": frames.max(axis=0), "frames": frames}
 
 
 def augment_examples(
@@ -237,7 +387,19 @@ def augment_examples(
 
     The masks are filled with the training ``mean``, as in training. Uses the strengths of ``aug`` (a noise
     example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``;
+    a time shift of up to ``time_shift``, at least 5 %; the partner mixed in at its own level;
     a background, when ``background_db`` is given, at the hardest SNR ``background_snr_db``).
+
+    Args:
+        x_db, y: the chunk's log-mel ``[n_mels, frames]`` in dB and its 0/1 targets ``[C]``.
+        partner_db, partner_y: the chunk mixed in, of the same shapes.
+        aug: the strengths.
+        mean: the training mean in dB, the masks' fill.
+        seed: seeds every random draw.
+        background_db: an ambient chunk's log-mel in dB, of ``x_db``'s shape; None: no background example.
+
+    Returns:
+        ``{title: (before, after)}``, both in dB; each title names the augmentation and its strength.
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x_db, dtype=np.float32)

@@ -84,7 +84,7 @@ def build_logmel(mel: MelConfig, sample_rate: int) -> LogMel:
     Used in notebooks 02, 04-07: features, the model's front end, figures.
 
     With the defaults, 1 s at 16 kHz (16000 samples), hop 160 and ``center=True`` gives
-    16000 // 160 + 1 = 101 frames of 64 mel bands. The model's :class:`~sed_utils.model.Detector`
+    16000 // 160 + 1 = 101 frames of 64 mel bands. The model's :class:`~sed_utils.models.Detector`
     rebuilds its front end with this function from the settings saved in its checkpoint.
     """
     m = mel
@@ -104,8 +104,8 @@ def build_logmel(mel: MelConfig, sample_rate: int) -> LogMel:
 
 
 def mel_extractor(cfg: Config) -> LogMel:
-    """The log-mel extractor of the whole series: :func:`build_logmel` with ``cfg.mel`` (notebook 04)."""
-    return build_logmel(cfg.mel, cfg.audio.sample_rate)
+    """The log-mel extractor of the whole series: :func:`build_logmel` with ``cfg.features`` (notebook 04)."""
+    return build_logmel(cfg.features, cfg.audio.sample_rate)
 
 
 def logmel_db(audio: np.ndarray, sample_rate: int, mel: MelConfig | None = None) -> np.ndarray:
@@ -113,7 +113,15 @@ def logmel_db(audio: np.ndarray, sample_rate: int, mel: MelConfig | None = None)
 
     The same front end as the model's input, so a figure's colours mean the dB the model hears;
     the ``top_db`` floor is taken below the clip's loudest bin (a 1 s model input floors below
-    its own). Audio at another rate than ``sample_rate`` must be resampled first.
+    its own).
+
+    Args:
+        audio: mono samples ``[N]``, at ``sample_rate`` (audio at another rate must be resampled first).
+        sample_rate: the rate in Hz the front end is built for.
+        mel: the mel settings (default: :class:`MelConfig`'s defaults, not the config's ``features``).
+
+    Returns:
+        float32 log-mel in dB, ``[n_mels, frames]``.
     """
     extractor = build_logmel(mel or MelConfig(), sample_rate)
     with torch.inference_mode():
@@ -127,7 +135,7 @@ class Normaliser(torch.nn.Module):
     so they are saved in its checkpoint and applied inside its ``forward``; a dataset, the
     validation and the evaluation then all feed the model plain dB features and cannot forget
     or repeat the step. ``mean``/``std`` are scalars or per-mel vectors ``[n_mels]``
-    (broadcast over frames). Used by :func:`sed_utils.model.build_detector` (notebook 05).
+    (broadcast over frames). Used by :func:`sed_utils.models.build_detector` (notebook 05).
     """
 
     def __init__(self, mean: float | np.ndarray, std: float | np.ndarray):
@@ -147,7 +155,7 @@ class Normaliser(torch.nn.Module):
 def n_frames(cfg: Config, seconds: float) -> int:
     """Frames the extractor gives for ``seconds`` of audio (center=True: samples // hop + 1).
     Used in notebook 04, and in notebooks 05, 06 through feature_cache."""
-    return int(round(seconds * cfg.audio.sample_rate)) // cfg.mel.hop_length + 1
+    return int(round(seconds * cfg.audio.sample_rate)) // cfg.features.hop_length + 1
 
 
 def _rel(path: str, root: Path) -> str:
@@ -173,7 +181,7 @@ def feature_key(cfg: Config, table: pd.DataFrame) -> str:
     return params_key(
         {
             "features": "logmel-v1",
-            "mel": dataclasses.asdict(cfg.mel),
+            "mel": dataclasses.asdict(cfg.features),
             "sample_rate": cfg.audio.sample_rate,
             "dtype": np.dtype(FEATURE_DTYPE).str,
             "rows": hashlib.sha256(rows_hash).hexdigest(),
@@ -194,6 +202,12 @@ def cut_windows(audio: np.ndarray, sample_rate: int, starts: np.ndarray, n_sampl
     The one window cutter of the series: training chunks, test segments and sliding windows
     (notebooks 04, 06) are all cut here, so a window at the same place is the same input
     everywhere. Padding covers a file a few ms short (some DESED clips are 9.98 s).
+
+    Args:
+        audio: mono samples ``[N]`` (any other shape is flattened).
+        sample_rate: their rate in Hz.
+        starts: the windows' start times in seconds, each rounded to the nearest sample.
+        n_samples: the length of every window.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     out = np.zeros((len(starts), int(n_samples)), dtype=np.float32)
@@ -205,7 +219,16 @@ def cut_windows(audio: np.ndarray, sample_rate: int, starts: np.ndarray, n_sampl
 
 
 def cut_samples(audio: np.ndarray, sample_rate: int, start: float, n_samples: int) -> np.ndarray:
-    """One window of :func:`cut_windows`: ``n_samples`` from ``start`` s, zero-padded (notebook 04)."""
+    """One window of :func:`cut_windows`: ``n_samples`` from ``start`` s, zero-padded (notebook 04).
+
+    Args:
+        audio: mono samples ``[N]``; sample_rate: their rate in Hz.
+        start: the window's start in seconds (rounded to the nearest sample).
+        n_samples: the window's length.
+
+    Returns:
+        float32 samples ``[n_samples]``.
+    """
     return cut_windows(audio, sample_rate, np.array([start]), n_samples)[0]
 
 
@@ -215,6 +238,13 @@ def window_starts(n_samples: int, sample_rate: int, window_seconds: float, hop_s
     The last window may run past the clip end by less than half a hop (zero-padded by
     :func:`cut_windows`), so a clip a few ms short of 10 s (DESED has some) still gets a window
     that ends at ~10 s instead of losing its last hop. A clip shorter than one window gets one.
+
+    Args:
+        n_samples: the clip's length in samples; sample_rate: their rate in Hz.
+        window_seconds, hop_seconds: the window's length and the hop between starts, in seconds.
+
+    Returns:
+        The start times in seconds, ``[W]``, ``W >= 1``.
     """
     length = n_samples / float(sample_rate)
     n = int(math.floor((length - window_seconds) / hop_seconds + 0.5 - 1e-9)) + 1
@@ -223,7 +253,16 @@ def window_starts(n_samples: int, sample_rate: int, window_seconds: float, hop_s
 
 def chunk_waveforms(audio: np.ndarray, sample_rate: int, rows: pd.DataFrame) -> np.ndarray:
     """Stack the (start, end) windows of one file into ``[len(rows), samples]`` float32
-    (notebooks 04-06, through feature_cache)."""
+    (notebooks 04-06, through feature_cache).
+
+    Args:
+        audio: the file's mono samples.
+        sample_rate: their rate in Hz.
+        rows: the file's windows, ``start`` and ``end`` in seconds, all of one length.
+
+    Raises:
+        ValueError: the rows' lengths (rounded to samples) differ, or there is no row.
+    """
     lengths = {int(round((e - s) * sample_rate)) for s, e in zip(rows["start"], rows["end"], strict=True)}
     if len(lengths) != 1:
         raise ValueError(
@@ -238,8 +277,7 @@ def feature_cache(
     """Log-mel of every row (path, start, end) of ``table``, computed once, memory-mapped afterwards
     (notebook 04; notebooks 05, 06 through build_datasets and segments_with_features).
 
-    Returns ``np.ndarray[len(table), n_mels, frames]`` (float16, read-only memmap), row ``i`` =
-    ``table.iloc[i]``. Stored as ``cfg.cache_dir / "features" / f"{name}-{key}.npy"`` with
+    Stored as ``cfg.cache_dir / "features" / f"{name}-{key}.npy"`` with
     :func:`feature_key`: the same parameters and rows read the file back (no audio is touched);
     a changed mel parameter or a different row list gives a new key and a new file.
 
@@ -251,6 +289,21 @@ def feature_cache(
     the other core busy 2 threads were several times slower (~10 vs ~1.5 ms/chunk); the whole real
     ESC-50 cache takes ~6 s with one thread, so we take the choice that never degrades and keep
     the code simple (no pool).
+
+    Args:
+        cfg: the mel settings, sample rate, data root and cache folder.
+        table: the windows, ``path``, ``start`` and ``end`` (seconds), all of one length.
+        name: the cache file's name prefix (which set this is).
+        progress: show a progress bar over the files on a miss.
+        cache_audio: read through the resampling cache (see above).
+
+    Returns:
+        ``np.ndarray[len(table), n_mels, frames]`` (float16, read-only memmap), row ``i`` =
+        ``table.iloc[i]``.
+
+    Raises:
+        ValueError: ``table`` has no rows, its windows differ in length, or a file's features have an
+            unexpected shape.
     """
     if len(table) == 0:
         raise ValueError(f"feature_cache({name!r}): the table has no rows")
@@ -271,7 +324,7 @@ def feature_cache(
     try:
         with atomic.atomic_path(target) as tmp:  # complete or absent: an interrupted run leaves no file
             out = np.lib.format.open_memmap(
-                tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(len(table), cfg.mel.n_mels, frames)
+                tmp, mode="w+", dtype=FEATURE_DTYPE, shape=(len(table), cfg.features.n_mels, frames)
             )
             _extract_into(out, table, cfg, cache_audio, f"log-mel {name}", progress)
             out.flush()

@@ -24,7 +24,16 @@ __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resampl
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample mono float audio (soxr_hq: fast and accurate); a no-op when the rates match
-    (notebooks 02-07, through read_audio)."""
+    (notebooks 02-07, through read_audio).
+
+    Args:
+        audio: mono samples ``[N]``.
+        orig_sr, target_sr: their rate and the wanted rate, in Hz.
+
+    Returns:
+        float32 samples at ``target_sr`` (``audio`` itself, without a copy, when it is float32 and the
+        rates match).
+    """
     if orig_sr == target_sr:
         return audio.astype(np.float32, copy=False)
     import librosa  # imported lazily: librosa's import costs ~1 s and most reads do not need it
@@ -70,6 +79,11 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     (notebooks 04-07: the scenes, through build_scenes).
 
     Values outside [-1, 1] are clipped rather than wrapped around.
+
+    Args:
+        path: the file to write (replaced if it exists).
+        audio: samples ``[n]`` or ``[n, channels]``.
+        sample_rate: their rate in Hz.
     """
     data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     atomic.write_with(Path(path),
@@ -90,6 +104,19 @@ def cached_resampled(path: Path, sample_rate: int, cache_dir: Path) -> np.ndarra
     Why: real ESC-50 is 44.1 kHz; resampling 2000 clips on every notebook run costs time for
     nothing. A file already at ``sample_rate`` is read directly (no cache copy). The cache is a
     float32 ``.npy`` (exactly what a fresh resample returns, no requantisation).
+
+    Args:
+        path: the audio file.
+        sample_rate: the wanted rate in Hz.
+        cache_dir: where the resampled copies go (one per file and rate, named by a key of the file's
+            path, size and mtime, so an edited file is resampled again).
+
+    Returns:
+        float32 mono samples ``[N]`` at ``sample_rate``.
+
+    Raises:
+        AudioError: the file is missing or cannot be read, or it is refused as :func:`read_audio`
+            refuses it.
     """
     path = Path(path)
     if not path.is_file():
@@ -178,10 +205,20 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
     at a time, averaging the channels and resampling each block through one soxr stream keeps only
     the 16 kHz mono result (64 kB per second of audio, 230 MB for an hour) in memory.
 
-    Raises :class:`AudioError` naming the file for: a missing or empty file, a file libsndfile
-    does not recognise, no samples, a WAV cut off before the end its header declares, a decoding
-    error part-way (a damaged FLAC/MP3), and NaN or infinite samples (float files can hold them;
-    the model would turn them into NaN scores silently).
+    Args:
+        path: the recording.
+        sample_rate: the rate to return, in Hz.
+        block_frames: how many frames are decoded at a time.
+
+    Returns:
+        A :class:`Recording`: the float32 mono samples at ``sample_rate``, and the file's own rate,
+        channel count and format.
+
+    Raises:
+        AudioError: naming the file, for a missing or empty file, a file libsndfile does not
+            recognise, no samples, a WAV cut off before the end its header declares, a decoding error
+            part-way (a damaged FLAC/MP3), and NaN or infinite samples (float files can hold them;
+            the model would turn them into NaN scores silently).
     """
     path = Path(path)
     if not path.is_file():

@@ -385,6 +385,18 @@ def download_file(
     ``dest`` (``os.replace``), so ``dest`` existing means "complete": an existing ``dest`` that
     verifies is returned without any request.
 
+    Args:
+        url: an ``http://``, ``https://`` or ``file://`` URL.
+        dest: where the complete file goes.
+        sha256, md5, size: what the file must match (None: not checked).
+        timeout: the socket timeout of each request, in seconds.
+        retries: how many times a failure a retry may cure is retried.
+        progress: show a progress bar.
+        stall_seconds: the window in which fewer than :data:`STALL_MIN_BYTES` arriving counts as a stall.
+
+    Returns:
+        ``dest``, as a :class:`~pathlib.Path`.
+
     Raises:
         DownloadError: HTTP error (status), checksum mismatch (the bad file is removed), truncated
             download after all retries (the .part is kept for the next run), a file that is not the

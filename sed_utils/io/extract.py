@@ -139,6 +139,20 @@ def safe_extract(archive: Path, dest: Path, *, progress: bool = False,
     registry checks the content there and writes its completion marker into it); when it raises,
     the temporary folder is deleted and ``dest`` is left as it was. So whatever sits at ``dest``
     passed the check.
+
+    Args:
+        archive: the zip or tar(.gz) file (its kind comes from its name, else from its content).
+        dest: the folder its content becomes.
+        progress: show a progress bar over the members.
+        verify: the check described above; None: none.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        DownloadError: the archive is missing, not a valid archive or truncated, holds an unsafe member,
+            or the disk is full; or ``dest`` exists and is not a folder. Other OSErrors (permission
+            denied) and what ``verify`` raises propagate as they are.
     """
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():

@@ -1,7 +1,9 @@
-"""Labels: how reference events become training targets and how scores become events again.
+"""Labels: how reference events become training targets, and how score curves become events again.
 
 ``chunks``: ESC-50's 1 s chunks (shifted starts, silence, negatives) and the 1 s multilabel segments
-of any strongly labelled set (notebook 03).
+of any strongly labelled set (notebook 03). ``grid``: :class:`TimeGrid`, the time axis of a score curve,
+which encodes events as frame targets and decodes scores into events and segment scores, and
+:class:`PostProcessing`, the per-class choice it decodes with (notebooks 06, 08, 09).
 """
 
 from sed_utils.labels.chunks import (
@@ -13,6 +15,21 @@ from sed_utils.labels.chunks import (
     segment_labels,
     silent_chunks,
 )
+from sed_utils.labels.grid import (
+    PostProcessing,
+    ScoreCurves,
+    TimeGrid,
+    classwise_median_filter,
+    clip_targets,
+    curve_segment_scores,
+    event_frame,
+    events_of_curves,
+    segments_to_events,
+    smooth_curves,
+)
 
 __all__ = ["chunk_starts", "chunk_rms_db", "silent_chunks", "segment_labels", "build_esc50_chunks",
-           "build_segments", "chunk_statistics"]
+           "build_segments", "chunk_statistics", "TimeGrid", "PostProcessing", "ScoreCurves",
+           "classwise_median_filter", "smooth_curves", "events_of_curves", "curve_segment_scores",
+           "event_frame",
+           "segments_to_events", "clip_targets"]

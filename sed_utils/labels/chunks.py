@@ -62,6 +62,16 @@ def chunk_starts(clip_seconds: float, chunk_seconds: float, hop_seconds: float) 
     ``(5 - 1) / 0.1`` come out as 39.999...; the count is therefore computed after rounding to
     1 µs, and starts are rounded the same way, so a 5 s clip with hop 0.1 gives exactly 41 starts
     ending at 4.0. A clip exactly one chunk long gives one chunk; a shorter clip gives none.
+
+    Args:
+        clip_seconds, chunk_seconds, hop_seconds: the clip's length, the window's length and the hop
+            between starts, in seconds.
+
+    Returns:
+        float64 start times ``[n]`` in seconds (``n`` may be 0).
+
+    Raises:
+        ValueError: ``chunk_seconds`` or ``hop_seconds`` is not positive.
     """
     if chunk_seconds <= 0 or hop_seconds <= 0:
         raise ValueError(f"chunk_seconds and hop_seconds must be > 0, got {chunk_seconds}, {hop_seconds}")
@@ -77,6 +87,15 @@ def chunk_rms_db(audio: np.ndarray, sample_rate: int, starts: np.ndarray, chunk_
     (notebooks 03-05, through build_esc50_chunks).
 
     A window running past the end of ``audio`` is measured on the samples that exist.
+
+    Args:
+        audio: mono samples ``[N]``.
+        sample_rate: their rate in Hz.
+        starts: the windows' start times in seconds.
+        chunk_seconds: the windows' length in seconds.
+
+    Returns:
+        float64 levels in dB, ``[len(starts)]``.
     """
     audio = np.asarray(audio, dtype=np.float64)
     n = int(round(chunk_seconds * sample_rate))
@@ -120,7 +139,15 @@ def segment_labels(
     an event *ending* exactly on a boundary does not activate the next segment, one *starting*
     exactly on a boundary does. (As in sed_eval, a zero-length event strictly inside a segment
     marks that segment.) Events of classes not in ``labels`` are ignored; events running past the
-    last segment are clipped. ``events`` needs columns onset, offset, event_label.
+    last segment are clipped.
+
+    Args:
+        events: the file's events: ``onset``, ``offset`` (seconds), ``event_label``.
+        n_segments, segment_seconds: how many segments the file has, and their length in seconds.
+        labels: the classes, in column order.
+
+    Returns:
+        int8 ``[n_segments, len(labels)]``.
     """
     roll = np.zeros((int(n_segments), len(labels)), dtype=np.int8)
     if len(events) == 0 or n_segments == 0:
@@ -337,17 +364,23 @@ def build_segments(cfg: Config, ds: StrongLabelSet) -> pd.DataFrame:
 def chunk_statistics(esc_table: pd.DataFrame, desed_table: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
     """Counts behind notebook 03's figures.
 
-    Returns a dict with:
-      ``esc50_per_class``: DataFrame indexed by label with kept / silent_dropped chunk counts of
-      each target class, plus a row ``negatives`` (kept, silent_dropped, unused = non-silent
-      negatives not drawn);
-      ``esc50_total``, ``esc50_kept``, ``esc50_silent_share`` (share of all candidate chunks that
-      are silent);
-      ``desed_segments``, ``desed_active`` (segments with >= 1 target class), ``desed_empty``,
-      ``desed_multilabel`` (>= 2 classes), ``multilabel_share`` (of active segments),
-      ``empty_share`` (of all segments), ``n_active_hist`` (Series: segments per number of
-      active classes), ``desed_per_class`` (active segments per class), and ``cooccurrence``
-      (DataFrame labels x labels: segments where both are active; diagonal = class total).
+    Args:
+        esc_table: the ESC-50 chunk table (:func:`build_esc50_chunks`).
+        desed_table: a segment table (:func:`build_segments`).
+        labels: the target classes, label columns of both tables.
+
+    Returns:
+        A dict with:
+        ``esc50_per_class``: DataFrame indexed by label with kept / silent_dropped chunk counts of
+        each target class, plus a row ``negatives`` (kept, silent_dropped, unused = non-silent
+        negatives not drawn);
+        ``esc50_total``, ``esc50_kept``, ``esc50_silent_share`` (share of all candidate chunks that
+        are silent);
+        ``desed_segments``, ``desed_active`` (segments with >= 1 target class), ``desed_empty``,
+        ``desed_multilabel`` (>= 2 classes), ``multilabel_share`` (of active segments),
+        ``empty_share`` (of all segments), ``n_active_hist`` (Series: segments per number of
+        active classes), ``desed_per_class`` (active segments per class), and ``cooccurrence``
+        (DataFrame labels x labels: segments where both are active; diagonal = class total).
     """
     per_class = {}
     for label in labels:

@@ -14,7 +14,7 @@ model give very different numbers, because they answer different questions:
    max(200 ms, 20 % of the event's length).
 
 Thresholds (:func:`choose_thresholds`) and confusion counts are here too; choosing thresholds on
-validation data only is :mod:`sed_utils.evaluation`'s job.
+validation data only is :mod:`sed_utils.evaluate`'s job.
 """
 
 from __future__ import annotations
@@ -147,10 +147,21 @@ def segment_metrics(
       average, listed in ``classes_without_reference``), and its error rate - which sed_eval divides
       by ~1e-16 and reports as ~1e15 - is reported as NaN and left out of the macro error rate.
 
-    Returns a dict: ``overall`` (micro f1/precision/recall/error_rate and its parts, tp/fp/fn/tn),
-    ``macro`` (f1/precision/recall/error_rate), ``class_wise`` (sed_eval's name) {label: f1,
-    precision, recall, error_rate, n_ref, n_sys}, ``n_files``, ``evaluated_seconds``,
-    ``classes_without_reference``.
+    Args:
+        reference, estimated: event tables (``filename, onset, offset, event_label``, seconds) whose
+            labels are all in ``labels`` and files all in ``files``.
+        files: every file evaluated, with or without events, each once.
+        segment_seconds, clip_seconds: the segments' length, and the length every file is evaluated over.
+
+    Returns:
+        A dict: ``overall`` (micro f1/precision/recall/error_rate and its parts, tp/fp/fn/tn),
+        ``macro`` (f1/precision/recall/error_rate), ``class_wise`` (sed_eval's name) {label: f1,
+        precision, recall, error_rate, n_ref, n_sys}, ``n_files``, ``segment_seconds``,
+        ``evaluated_seconds``, ``classes_without_reference``.
+
+    Raises:
+        ValueError: ``files`` repeats a file; a table lacks a column, has a label outside ``labels``, a
+            file outside ``files`` or an event with offset < onset.
     """
     ref_by_file, est_by_file = _events_by_file(reference, estimated, files, labels, "segment_metrics")
     metric = sed_eval.sound_event.SegmentBasedMetrics(list(labels), time_resolution=float(segment_seconds))
@@ -184,6 +195,18 @@ def event_metrics(
     matches at most one prediction (sed_eval's optimal matching). Everything else is a false
     positive (unmatched prediction) or false negative (missed reference). Files without events are
     evaluated too, so their false alarms count. Same NaN handling as :func:`segment_metrics`.
+
+    Args:
+        reference, estimated, files, labels: as in :func:`segment_metrics`.
+        t_collar: the onset collar (and the smallest offset collar), in seconds.
+        percentage_of_length: the offset collar as a share of the reference event's length.
+
+    Returns:
+        The dict of :func:`segment_metrics`, with ``t_collar`` and ``percentage_of_length`` in place of
+        ``segment_seconds`` and ``evaluated_seconds``, and no ``tn``.
+
+    Raises:
+        ValueError: as :func:`segment_metrics`.
     """
     ref_by_file, est_by_file = _events_by_file(reference, estimated, files, labels, "event_metrics")
     metric = sed_eval.sound_event.EventBasedMetrics(
@@ -293,7 +316,6 @@ def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# --------------------------------------------------------------------------------------------
 # 4. Thresholds
 # --------------------------------------------------------------------------------------------
 def f1_vs_threshold(
@@ -304,6 +326,13 @@ def f1_vs_threshold(
 
     Columns: label, threshold, f1, precision, recall, n_pos. Used to choose thresholds on the
     validation fold, and to SHOW how DESED scores would move with the threshold (analysis only).
+
+    Args:
+        y_true, probs: 0/1 targets and scores ``[N, C]``; an item is predicted at scores >= the threshold.
+        grid: the thresholds; labels: the ``label`` column's names (default ``"0"``, ``"1"``...).
+
+    Raises:
+        ValueError: the arrays are not 2-D of one shape, or ``labels`` does not fit their columns.
     """
     y_true, probs = _check_pair(y_true, probs, "f1_vs_threshold")
     names = _names(labels, y_true.shape[1])
@@ -327,6 +356,13 @@ def choose_thresholds(
     one global threshold is too strict for some and too loose for others. Why ties -> 0.5: a flat
     F1 curve (e.g. a class with no validation positives, F1 = 0 everywhere) should not push the
     threshold to an extreme.
+
+    Args:
+        y_true_valid, probs_valid: the validation items' 0/1 targets and scores ``[N, C]``.
+        grid: the candidate thresholds.
+
+    Returns:
+        One threshold per class, ``[C]``.
     """
     curves = f1_vs_threshold(y_true_valid, probs_valid, grid)
     grid = np.asarray(grid, dtype=float)
@@ -340,19 +376,25 @@ def choose_thresholds(
 
 def macro_f1_at_chosen_thresholds(
     y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = DEFAULT_GRID
-) -> tuple[float, np.ndarray]:
-    """Macro F1 with each class at its :func:`choose_thresholds` threshold, and those thresholds
-    (notebook 05, through score_scenes).
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Macro F1 with each class at its :func:`choose_thresholds` threshold (notebooks 05, 08, through
+    training's validation).
 
-    What training's ``select_on: scenes`` scores each epoch with: it rates a model by what it
-    will be used at (its own best thresholds), not at one fixed threshold that suits some epochs
-    more than others.
+    What training scores each epoch with: it rates a model by what it will be used at (its own best
+    thresholds), not at one fixed threshold that suits some epochs more than others.
+
+    Args:
+        y_true, probs: 0/1 targets and scores ``[items, C]`` (segments or frames).
+        grid: the thresholds tried.
+
+    Returns:
+        (macro F1, per-class F1 ``[C]``, the thresholds ``[C]``).
     """
     thresholds = choose_thresholds(y_true, probs, grid)
     pred = (np.asarray(probs) >= thresholds[None, :]).astype(int)
     f = precision_recall_fscore_support(np.asarray(y_true).astype(int), pred, average=None, zero_division=0,
                                         labels=list(range(pred.shape[1])))[2]
-    return float(np.mean(f)), thresholds
+    return float(np.mean(f)), np.asarray(f, dtype=float), thresholds
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,7 +402,14 @@ def macro_f1_at_chosen_thresholds(
 # --------------------------------------------------------------------------------------------
 def multilabel_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
     """TP/FP/FN/TN per class (each class judged on its own: present or not), one row per class
-    (notebook 06)."""
+    (notebook 06).
+
+    Args:
+        y_true, y_pred: 0/1 reference and decisions ``[N, C]`` (above 0: predicted); labels: the rows.
+
+    Raises:
+        ValueError: the arrays are not 2-D of one shape.
+    """
     y_true, y_pred = _check_pair(y_true, y_pred, "multilabel_confusion")
     mcm = multilabel_confusion_matrix(y_true.astype(int), (y_pred > 0).astype(int))
     return pd.DataFrame(
@@ -381,6 +430,16 @@ def class_confusion(
     nothing counts in the "none" column. With ``normalize`` each row is divided by its number of
     SEGMENTS (not by the row sum), so a cell reads "share of this row's segments where that class
     was predicted" (a row can sum to more than 1 when segments get several predictions).
+
+    Args:
+        y_true, y_pred: 0/1 reference and decisions ``[N, C]`` per segment (above 0: predicted).
+        labels: the classes, in column order.
+
+    Returns:
+        ``[C + 1, C + 1]`` counts (floats with ``normalize``: NaN in a row without segments).
+
+    Raises:
+        ValueError: the arrays are not 2-D of one shape, or ``labels`` does not fit their columns.
     """
     y_true, y_pred = _check_pair(y_true, y_pred, "class_confusion")
     if y_true.shape[1] != len(labels):
@@ -426,6 +485,12 @@ def macro_f1(targets: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[
 
     A class with no positives and no predictions scores 0 (``zero_division=0``), so an empty
     class pulls the macro average down instead of being silently skipped.
+
+    Args:
+        targets, probs, threshold: 0/1 targets and scores ``[N, C]``, and one threshold for every class.
+
+    Returns:
+        (macro F1, per-class F1 ``[C]``).
     """
     pred = (probs >= threshold).astype(int)
     t = targets.astype(int)

@@ -101,10 +101,15 @@ def psds(curves: ScoreCurves, reference: pd.DataFrame, durations: dict[str, floa
     if setting not in PSDS_SETTINGS:
         raise ValueError(f"setting must be one of {sorted(PSDS_SETTINGS)}, got {setting!r}")
     kept, missing, tables, gt = _usable(curves, reference, labels)
+    settings = dict(PSDS_SETTINGS[setting])
+    if len(kept) == 1 and settings["cttc_threshold"] is not None:
+        # one class with reference events: no other class to cross-trigger on, the term is empty
+        # (sed_scores_eval fails on it instead of returning that)
+        settings.update(cttc_threshold=None, alpha_ct=0.0)
     value, per_class, (tpr, efpr), _ = intersection_based.psds(
         scores=tables, ground_truth=gt, audio_durations={k: float(durations[k]) for k in tables},
-        **PSDS_SETTINGS[setting])[:4]
-    return {"value": float(value), "setting": setting, **{k: v for k, v in PSDS_SETTINGS[setting].items()},
+        **settings)[:4]
+    return {"value": float(value), "setting": setting, **settings,
             "per_class": {k: float(v) for k, v in per_class.items()},
             "roc": {"efpr": np.asarray(efpr, float).tolist(), "tpr": np.asarray(tpr, float).tolist()},
             "classes_without_reference": missing}
@@ -113,7 +118,23 @@ def psds(curves: ScoreCurves, reference: pd.DataFrame, durations: dict[str, floa
 def intersection_f1(curves: ScoreCurves, reference: pd.DataFrame, labels: list[str],
                     thresholds: np.ndarray | float, *, dtc: float = 0.7, gtc: float = 0.7) -> dict[str, Any]:
     """Intersection-based F1 at given per-class thresholds (the matching of PSDS1 at one operating
-    point; notebooks 06, 08). Returns ``macro``, ``micro`` and ``per_class`` F1."""
+    point; notebooks 06, 08).
+
+    Args:
+        curves: filename -> (frame boundaries [T + 1], scores [T, C]); every evaluated clip.
+        reference: events ``filename, onset, offset, event_label``.
+        labels: the classes, in score-column order.
+        thresholds: one per class ``[C]``, or one for all, applied to the curves as they are.
+        dtc, gtc: the detection and ground-truth intersection criteria.
+
+    Returns:
+        ``macro``, ``micro`` and ``per_class`` F1 (classes with reference events only), ``dtc``,
+        ``gtc`` and ``classes_without_reference``.
+
+    Raises:
+        ValueError: no reference event of any class in these clips, or a curve whose scores and
+            boundaries do not fit.
+    """
     kept, missing, tables, gt = _usable(curves, reference, labels)
     thr = np.broadcast_to(np.asarray(thresholds, float), (len(labels),))
     per_label = {lab: float(thr[labels.index(lab)]) for lab in kept}

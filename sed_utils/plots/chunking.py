@@ -94,7 +94,18 @@ def plot_clip_chunks(audio: np.ndarray, sample_rate: int, chunks: pd.DataFrame, 
     """A clip's waveform with its chunk windows (rows with start, end, silent, rms_db) drawn as brackets
     (notebook 03).
 
-    Kept windows are coloured, silent ones grey, so the reader sees what silence dropping removes.
+    Non-silent windows are coloured (the legend's "kept"), silent ones grey, so the reader sees what
+    silence dropping removes; ``kept`` itself is not read (a negative clip's non-silent windows are
+    coloured whether or not they were drawn).
+
+    Args:
+        audio: the clip's mono samples.
+        sample_rate: their rate in Hz.
+        chunks: the clip's rows of the chunk table (``start``, ``end`` in seconds, ``silent``), one bar each.
+        title: the waveform's title.
+
+    Returns:
+        The figure: the waveform with the windows shaded, and one bar per window below it.
     """
     t = np.arange(len(audio)) / sample_rate
     fig, (ax, axw) = plt.subplots(2, 1, figsize=(10, 4), sharex=True, gridspec_kw={"height_ratios": [2, 1.3]})
@@ -118,7 +129,16 @@ def plot_desed_clip(
     events: pd.DataFrame, segments: pd.DataFrame, labels: list[str], clip_seconds: float, title: str = ""
 ) -> Figure:
     """One DESED clip: its events as horizontal bars (top) and the segment label matrix they give (bottom).
-    Used in notebook 03."""
+    Used in notebook 03.
+
+    Args:
+        events: the clip's events (``onset``, ``offset``, ``event_label``); those of other classes are
+            drawn grey, in rows below the targets.
+        segments: the clip's rows of the segment table (``start``, ``end``, one 0/1 column per label).
+        labels: the target classes, top to bottom.
+        clip_seconds: where the time axis ends.
+        title: the events' title (default: says what grey means).
+    """
     fig, (ax, axm) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
     all_labels = list(dict.fromkeys([*labels, *sorted(set(events["event_label"]) - set(labels))]))
     colors = label_colors(labels)

@@ -27,8 +27,18 @@ def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: f
     detected events shaded, and the ``reference`` events (when known) as black bars along the top
     (notebook 09, ``detect --plot``). Nothing is drawn over the spectrogram, so it stays readable.
 
-    ``det`` is a :class:`sed_utils.detection.Detection`; ``hop_seconds`` the log-mel's frame hop,
-    ``mel`` its settings (for the Hz axis; default: the series' defaults).
+    Args:
+        det: a :class:`sed_utils.detection.Detection`.
+        logmel_db: the log-mel in dB ``[n_mels, frames]`` (e.g. from
+            :func:`~sed_utils.detection.recordings.detection_logmel`); None: no spectrogram panel.
+        hop_seconds: the log-mel's frame hop in seconds.
+        title: the figure's title (default: the file's name and its number of events).
+        reference: this recording's reference events (``onset``, ``offset``, ``event_label``; the
+            ``filename`` is not checked), if known.
+        mel: the log-mel's settings, for the Hz axis (default: the series' defaults).
+
+    Returns:
+        The figure.
     """
     labels, colors = det.labels, label_colors(det.labels)
     n_top = 1 if logmel_db is not None else 0

@@ -1,6 +1,6 @@
 """Figures and a widget for notebook 06: what the evaluation numbers are made of.
 
-Every function takes plain tables/arrays (the outputs of :mod:`sed_utils.evaluation`) and returns a
+Every function takes plain tables/arrays (the outputs of :mod:`sed_utils.evaluate`) and returns a
 matplotlib Figure (or an ipywidgets box), so the notebook stays a sequence of one-line calls and the
 figures can be saved or tested without a notebook.
 """
@@ -18,9 +18,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from sed_utils.labels.grid import PostProcessing, ScoreCurves, TimeGrid
 from sed_utils.metrics.f1 import NONE_LABEL
 from sed_utils.plots.style import label_colors, legend_outside
-from sed_utils.postprocess import scores_to_events
 
 
 def _num(x: Any) -> float:
@@ -94,7 +94,7 @@ def plot_multilabel_confusion(table: pd.DataFrame, title: str = "") -> Figure:
     """One annotated 2x2 matrix per class (rows: reference yes/no, columns: predicted yes/no).
     Used in notebook 06.
 
-    ``table`` is :func:`~sed_utils.evaluation.multilabel_confusion` (TP/FP/FN/TN per class). The
+    ``table`` is :func:`~sed_utils.metrics.multilabel_confusion` (TP/FP/FN/TN per class). The
     colour is the share of the class's segments, so classes of different sizes are comparable.
     """
     n = len(table)
@@ -128,6 +128,16 @@ def plot_class_confusion(
     Cells are the share of the row's segments (0-1, one fixed colour scale so rows compare), with the
     raw count underneath when ``counts`` is given. The diagonal is what we want; the "none" column
     is misses, the "none" row is false alarms on segments without any target event.
+
+    Args:
+        normalised: :func:`~sed_utils.metrics.class_confusion` with ``normalize=True`` (NaN cells,
+            rows without segments, are drawn as "-").
+        counts: the same table without ``normalize``; None: shares only.
+        title: the figure's title (default: what the heatmap shows).
+        left_out: the number of segments with two or more reference classes.
+
+    Returns:
+        The figure.
     """
     vals = normalised.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.25 * vals.shape[1] + 2.5, 0.9 * vals.shape[0] + 1.5))
@@ -164,6 +174,14 @@ def plot_precision_recall(
     Used in notebook 06.
 
     Low precision = false alarms, low recall = misses: the F1 alone does not say which.
+
+    Args:
+        segment, event: the dicts of :func:`~sed_utils.metrics.segment_metrics` and
+            :func:`~sed_utils.metrics.event_metrics`; an undefined (NaN) value is drawn as "n/a".
+        labels: the classes to draw, in order.
+
+    Returns:
+        The figure.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
     x = np.arange(len(labels))
@@ -199,8 +217,17 @@ def plot_f1_vs_threshold(
     (notebook 06).
 
     ``curves`` maps a name (e.g. "ESC-50 validation (chooses)", "DESED (analysis only)") to a
-    :func:`~sed_utils.evaluation.f1_vs_threshold` table. The vertical line is the threshold that was
+    :func:`~sed_utils.metrics.f1_vs_threshold` table. The vertical line is the threshold that was
     USED - chosen on validation - so the DESED curve shows what it cost or gained, nothing more.
+
+    Args:
+        curves: the data sets' tables, as above.
+        thresholds: the threshold used per class, ``[C]``.
+        labels: the classes, one panel each.
+        title: the figure's title (default: says what the red line is).
+
+    Returns:
+        The figure.
     """
     n = len(labels)
     fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.2), sharey=True, squeeze=False)
@@ -225,18 +252,10 @@ def plot_f1_vs_threshold(
 # --------------------------------------------------------------------------------------------
 # Timelines and the threshold slider
 # --------------------------------------------------------------------------------------------
-def _draw_timeline(
-    ax_events: Any,
-    ax_scores: Any,
-    filename: str,
-    reference: pd.DataFrame,
-    predicted: pd.DataFrame | None,
-    times: np.ndarray,
-    scores: np.ndarray,
-    thresholds: np.ndarray,
-    labels: Sequence[str],
-    clip_seconds: float,
-) -> None:
+def _draw_timeline(ax_events: Any, ax_scores: Any, filename: str, reference: pd.DataFrame,
+                   predicted: pd.DataFrame | None, bounds: np.ndarray, scores: np.ndarray, thresholds:
+                   np.ndarray,
+                   labels: Sequence[str], clip_seconds: float) -> None:
     col = label_colors(labels)
     for k, lab in enumerate(labels):
         y = len(labels) - 1 - k
@@ -247,7 +266,7 @@ def _draw_timeline(
             pr = predicted[(predicted["filename"] == filename) & (predicted["event_label"] == lab)]
             ax_events.broken_barh([(a, b - a) for a, b in zip(pr["onset"], pr["offset"], strict=True)],
                                   (y - 0.45, 0.4), facecolor="none", edgecolor=col[lab], hatch="///")
-        ax_scores.plot(times, scores[:, k], color=col[lab], label=lab)
+        ax_scores.stairs(scores[:, k], bounds, color=col[lab], label=lab)
         ax_scores.axhline(float(thresholds[k]), color=col[lab], linestyle="--", linewidth=0.8)
     ax_events.set_yticks(range(len(labels)), list(reversed(labels)), fontsize=8)
     ax_events.set_ylim(-0.5, len(labels) - 0.5)
@@ -259,64 +278,61 @@ def _draw_timeline(
     ax_scores.set_xlabel("time (s)", fontsize=8)
 
 
-def plot_timelines(
-    filenames: Sequence[str],
-    reference: pd.DataFrame,
-    windows: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    thresholds: Sequence[float] | np.ndarray,
-    labels: Sequence[str],
-    *,
-    predicted: pd.DataFrame | None = None,
-    clip_seconds: float = 10.0,
-) -> Figure:
-    """For a few clips: reference events as bars, sliding-window score curves and thresholds (dashed).
-    Used in notebook 06.
+def plot_timelines(filenames: Sequence[str], reference: pd.DataFrame, curves: ScoreCurves,
+                   post: PostProcessing,
+                   *, clip_seconds: float = 10.0) -> Figure:
+    """For a few clips: reference events as bars, the detected events hatched under them, and the score
+    curves with the event thresholds (dashed) (notebook 06).
 
-    ``windows`` maps a file to (window centres, scores [n_windows, C]); ``predicted`` (optional) are
-    the detected events, drawn hatched under the reference bars.
+    Args:
+        filenames: the clips; reference: their events; curves: name -> (bounds, scores).
+        post: the post-processing the detections are decoded with (its thresholds are drawn).
+        clip_seconds: the x axis.
     """
     n = len(filenames)
-    fig, axes = plt.subplots(2 * n, 1, figsize=(10, 3.6 * n),
-                             gridspec_kw={"height_ratios": [1.1, 1] * n}, squeeze=False)
-    thr = np.asarray(thresholds, dtype=float)
+    fig, axes = plt.subplots(2 * n, 1, figsize=(10, 3.6 * n), gridspec_kw={"height_ratios": [1.1, 1] * n},
+                             squeeze=False)
+    thr = np.asarray(post.thresholds, dtype=float)
     for i, name in enumerate(filenames):
-        t, s = windows[name]
-        _draw_timeline(axes[2 * i, 0], axes[2 * i + 1, 0], name, reference, predicted, t, s, thr, labels,
-                       clip_seconds)
-    handles = [Patch(color=c, label=lab) for lab, c in label_colors(labels).items()]
-    fig.legend(handles=handles, fontsize=8, ncol=len(labels), loc="upper center")
+        bounds, scores = curves[name]
+        detected = post.decode(TimeGrid(post.labels, np.asarray(bounds, dtype=float)), scores, name)
+        _draw_timeline(axes[2 * i, 0], axes[2 * i + 1, 0], name, reference, detected, bounds, scores, thr,
+                       post.labels, clip_seconds)
+    handles = [Patch(color=c, label=lab) for lab, c in label_colors(post.labels).items()]
+    fig.legend(handles=handles, fontsize=8, ncol=len(post.labels), loc="upper center")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.6 * n)))
     return fig
 
 
-def threshold_slider(
-    filenames: Sequence[str],
-    reference: pd.DataFrame,
-    windows: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    thresholds: Sequence[float] | np.ndarray,
-    labels: Sequence[str],
-    *,
-    hop: float,
-    window: float,
-    median_filter_frames: int,
-    clip_seconds: float = 10.0,
-) -> Any:
+def threshold_slider(filenames: Sequence[str], reference: pd.DataFrame, curves: ScoreCurves,
+                     post: PostProcessing,
+                     *, clip_seconds: float = 10.0) -> Any:
     """A clip picker and threshold sliders that redraw one clip's scores and detections (notebook 06).
 
-    "global" mode moves one threshold for every class; "per class" gives one slider per class,
-    starting at the validation-chosen thresholds. Detections are recomputed with
-    :func:`~sed_utils.evaluation.scores_to_events` (same median filter and merging as the metric),
-    so what you see is what the event-based metric would score. Returns an ipywidgets VBox.
+    "global" mode moves one threshold for every class; "per class" gives one slider per class, starting
+    at the validation-chosen thresholds. Detections are decoded with ``post``'s median filters and
+    minimum durations (:meth:`~sed_utils.labels.TimeGrid.decode`), so what you see is what the
+    event-based metric would score.
+
+    Args:
+        filenames: the clips the picker offers; each needs a curve in ``curves``.
+        reference: their reference events.
+        curves: name -> (bounds, scores).
+        post: the chosen post-processing: its thresholds start the per-class sliders.
+        clip_seconds: where the time axis ends.
+
+    Returns:
+        An ipywidgets VBox.
     """
     import ipywidgets as widgets
 
-    chosen = np.asarray(thresholds, dtype=float)
+    labels = list(post.labels)
     clip = widgets.Dropdown(options=list(filenames), description="clip")
     mode = widgets.ToggleButtons(options=["per class", "global"], description="thresholds")
     slider_kw = dict(min=0.0, max=1.0, step=0.01, continuous_update=False, readout_format=".2f")
     glob = widgets.FloatSlider(value=0.5, description="all", **slider_kw)
     per = [widgets.FloatSlider(value=float(t), description=lab[:12], **slider_kw)
-           for lab, t in zip(labels, chosen, strict=True)]
+           for lab, t in zip(labels, post.thresholds, strict=True)]
     out = widgets.Output()
 
     def current() -> np.ndarray:
@@ -326,11 +342,13 @@ def threshold_slider(
 
     def redraw(*_: Any) -> None:
         thr = current()
-        t, s = windows[clip.value]
-        det = scores_to_events(t, s, thr, hop, window, list(labels), median_filter_frames,
-                               filename=clip.value, clip_seconds=clip_seconds)
+        bounds, scores = curves[clip.value]
+        grid = TimeGrid(tuple(labels), np.asarray(bounds, dtype=float))
+        det = grid.decode(scores, thr, median_filters=post.median_filters, min_durations=post.min_durations,
+                          filename=clip.value)
         fig, axes = plt.subplots(2, 1, figsize=(10, 4.2), gridspec_kw={"height_ratios": [1.1, 1]})
-        _draw_timeline(axes[0], axes[1], clip.value, reference, det, t, s, thr, labels, clip_seconds)
+        _draw_timeline(axes[0], axes[1], clip.value, reference, det, grid.bounds, scores, thr, labels,
+                       clip_seconds)
         fig.tight_layout()
         # Set the widget's outputs directly instead of capturing them with `with out:`: captured
         # output makes headless runners (nbclient/papermill) talk to the kernel mid-cell, which can
@@ -355,24 +373,31 @@ def threshold_slider(
     return box
 
 
-def plot_segment_scores(
-    filename: str,
-    events: pd.DataFrame,
-    window_times: np.ndarray,
-    window_scores: np.ndarray,
-    segments: pd.DataFrame,
-    grid_probs: np.ndarray,
-    pooled_probs: np.ndarray,
-    label: str,
-    labels: Sequence[str],
-    threshold: float | None = None,
-) -> Figure:
-    """One clip, one class: the two ways to score a 1 s segment, against the reference events (notebook 06).
+def plot_segment_scores(filename: str, events: pd.DataFrame, bounds: np.ndarray, scores: np.ndarray,
+                        segments: pd.DataFrame, segment_scores: np.ndarray, label: str, labels: Sequence[str],
+                        threshold: float | None = None) -> Figure:
+    """One clip, one class: the score curve and the 1 s segment scores taken from it, against the
+    reference events (notebook 06).
 
-    Grey bars: the reference events of ``label``. Dots: the sliding-window scores (at window
-    centres). Steps: the segment scores, "grid" (the model on exactly that second) and "windows"
-    (the max of the windows lying mostly inside it, :func:`~sed_utils.evaluation.pool_windows_to_segments`).
-    ``segments`` (filename, start, end) are the rows of ``grid_probs`` / ``pooled_probs``.
+    Grey spans: the reference events of ``label``. Thin steps: the score curve (one step per frame or
+    window slice). Thick steps: each segment's score, the highest of the curve inside it
+    (:meth:`~sed_utils.labels.TimeGrid.segment_scores`). ``segments`` (filename, start, end) are the rows
+    of ``segment_scores``; the dashed line is the segment threshold chosen on validation.
+
+    Args:
+        filename: the clip.
+        events: reference events (only the clip's events of ``label`` are drawn).
+        bounds, scores: the clip's score curve, ``[T + 1]`` seconds and ``[T, C]``.
+        segments: the segment table, of any files; the clip's rows are drawn.
+        segment_scores: the scores of every row of ``segments``, ``[rows, C]``.
+        label: the class to draw; labels: the classes, in column order.
+        threshold: the segment threshold; None: no line.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: ``label`` is not one of ``labels``.
     """
     c = list(labels).index(label)
     rows = np.flatnonzero(segments["filename"].to_numpy() == filename)
@@ -382,15 +407,13 @@ def plot_segment_scores(
     plt.close(fig)
     for e in events[(events["filename"] == filename) & (events["event_label"] == label)].itertuples():
         ax.axvspan(e.onset, e.offset, color="0.85", zorder=0)
-    ax.plot(window_times, np.asarray(window_scores)[:, c], ".", color="0.4",
-            label="sliding windows (centres)")
+    ax.stairs(np.asarray(scores)[:, c], bounds, color="0.35", linewidth=1, label="score curve")
     edges = np.append(starts, ends[-1]) if len(rows) else np.zeros(1)
-    for probs, name, colour in ((grid_probs, "segment score: grid", "C0"),
-                                (pooled_probs, "segment score: windows (max)", "C3")):
-        values = np.asarray(probs)[rows, c]
-        ax.stairs(values, edges, color=colour, linewidth=2, label=name)
+    ax.stairs(np.asarray(segment_scores)[rows, c], edges, color="C3", linewidth=2.2,
+              label="segment score (max inside)")
     if threshold is not None:
-        ax.axhline(float(threshold), color="C3", ls="--", lw=1, label=f"threshold {float(threshold):.2f}")
+        ax.axhline(float(threshold), color="C3", ls="--", lw=1,
+                   label=f"segment threshold {float(threshold):.2f}")
     ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.05),
            title=f"{filename}: {label} (grey: reference events)")
     legend_outside(ax)

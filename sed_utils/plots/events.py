@@ -1,6 +1,6 @@
 """Figures of notebook 08 "From segments to events": timelines, frame scores, targets, PSD-ROC.
 
-Each function draws what :mod:`sed_utils.frame_evaluation` and the frame model computed and
+Each function draws what :mod:`sed_utils.evaluate` and the frame model computed and
 returns the matplotlib Figure; nothing here computes a metric.
 """
 
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from sed_utils.plots.style import label_colors, legend_outside
 
 __all__ = ["plot_event_timelines", "plot_frame_scores", "plot_frame_targets", "plot_psd_roc",
-           "plot_metric_bars", "plot_postprocessing_grid", "plot_frame_history"]
+           "plot_metric_bars", "plot_postprocessing_grid"]
 
 
 def plot_event_timelines(reference: pd.DataFrame, systems: Mapping[str, pd.DataFrame], filename: str,
@@ -25,6 +25,16 @@ def plot_event_timelines(reference: pd.DataFrame, systems: Mapping[str, pd.DataF
 
     The picture of why the window classifier fails the event metric: its bars start early and
     swallow the gaps between barks that the reference marks.
+
+    Args:
+        reference: reference events (``filename, onset, offset, event_label``); the clip's are drawn.
+        systems: system name -> its events, in the same columns.
+        filename: the clip.
+        labels: the classes, one lane each.
+        clip_seconds: where the time axis ends.
+
+    Returns:
+        The figure: one panel for the reference, then one per system.
     """
     colors = label_colors(labels)
     rows = [("reference", reference)] + list(systems.items())
@@ -51,7 +61,19 @@ def plot_event_timelines(reference: pd.DataFrame, systems: Mapping[str, pd.DataF
 def plot_frame_scores(bounds: np.ndarray, scores: np.ndarray, labels: list[str], reference: pd.DataFrame,
                       filename: str, thresholds: np.ndarray | None = None, title: str = "") -> Figure:
     """Each class's score curve over one clip, the reference events shaded behind it and the chosen
-    threshold dashed (notebook 08)."""
+    threshold dashed (notebook 08).
+
+    Args:
+        bounds, scores: the clip's score curve, ``[T + 1]`` seconds and ``[T, C]``.
+        labels: the classes, in column order.
+        reference: reference events; the clip's are shaded.
+        filename: the clip.
+        thresholds: one per class ``[C]``; None: no threshold line.
+        title: the figure's title (default: the clip's name and what the marks mean).
+
+    Returns:
+        The figure, one panel per class.
+    """
     colors = label_colors(labels)
     fig, axes = plt.subplots(len(labels), 1, figsize=(11, 1.3 * len(labels)), sharex=True)
     centres = (np.asarray(bounds)[:-1] + np.asarray(bounds)[1:]) / 2
@@ -73,7 +95,17 @@ def plot_frame_scores(bounds: np.ndarray, scores: np.ndarray, labels: list[str],
 def plot_frame_targets(targets: np.ndarray, labels: list[str], frame_seconds: float,
                        title: str = "") -> Figure:
     """Strong labels (one row per class, one cell per 80 ms frame) above the weak label the same clip
-    would have (one cell per class for the whole clip) (notebook 08)."""
+    would have (one cell per class for the whole clip) (notebook 08).
+
+    Args:
+        targets: 0/1 frame targets ``[T, C]``.
+        labels: the classes, in column order.
+        frame_seconds: one frame's length in seconds.
+        title: the strong labels' title (default: the number and length of the frames).
+
+    Returns:
+        The figure.
+    """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 3.2), gridspec_kw={"height_ratios": [5, 1.2]})
     n = targets.shape[0]
     top.imshow(targets.T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
@@ -131,7 +163,17 @@ def plot_metric_bars(rows: Mapping[str, Mapping[str, float]], title: str = "") -
 def plot_postprocessing_grid(grid: pd.DataFrame, labels: list[str], chosen: Mapping[str, tuple[float, int]]
                              ) -> Figure:
     """Validation event F1 against the threshold, one line per median-filter length, one panel per class;
-    the chosen pair circled (notebook 08)."""
+    the chosen pair circled (notebook 08).
+
+    Args:
+        grid: the long table of :func:`~sed_utils.evaluate.choose_event_postprocessing`
+            (``filter, threshold, label, f1``).
+        labels: the classes, one panel each.
+        chosen: label -> the chosen ``(threshold, filter)``.
+
+    Returns:
+        The figure.
+    """
     fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels), 3.0), sharey=True)
     for ax, label in zip(np.atleast_1d(axes), labels, strict=True):
         part = grid[grid["label"] == label]
@@ -145,20 +187,5 @@ def plot_postprocessing_grid(grid: pd.DataFrame, labels: list[str], chosen: Mapp
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("event F1 (validation)")
     legend_outside(np.atleast_1d(axes)[-1], title="median filter\n(frames)", fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_frame_history(history: pd.DataFrame) -> Figure:
-    """Training loss and validation frame F1 per epoch of the frame model (notebook 08)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
-    a.plot(history["epoch"], history["train_loss"], marker="o", label="train")
-    a.plot(history["epoch"], history["valid_frame_loss"], marker="o", label="validation (frames)")
-    a.set_xlabel("epoch")
-    a.set_ylabel("loss")
-    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    b.plot(history["epoch"], history["valid_frame_f1"], marker="o", color="tab:green")
-    b.set_xlabel("epoch")
-    b.set_ylabel("validation frame F1")
     fig.tight_layout()
     return fig

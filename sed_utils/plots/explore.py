@@ -55,6 +55,14 @@ def plot_class_counts(
 
     Used for ESC-50 clips per category (targets highlighted against the negatives) and for DESED
     events per class (our 5 highlighted among the 10).
+
+    Args:
+        counts: one value per class, indexed by class, drawn top to bottom in its order.
+        highlight: the classes coloured as targets (a legend is added when some are not).
+        title, xlabel: the axes' title and x label.
+
+    Returns:
+        The figure.
     """
     highlight = set(highlight or [])
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(counts) + 1.2))
@@ -90,7 +98,16 @@ def plot_esc50_class_counts(meta: pd.DataFrame, classes: dict[str, str]) -> Figu
 
 def plot_event_durations(events: pd.DataFrame, labels: list[str], title: str = "Event durations") -> Figure:
     """Per class: every event's duration as a dot, over a box plot; dashed line at 1 s (a chunk).
-    Used in notebook 02."""
+    Used in notebook 02.
+
+    Args:
+        events: the events (``onset``, ``offset``, ``event_label``).
+        labels: the classes, one row each, top to bottom.
+        title: the axes' title.
+
+    Returns:
+        The figure.
+    """
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
     dur = event_durations(events)
     data = [dur[events["event_label"] == lab].to_numpy() for lab in labels]
@@ -113,7 +130,15 @@ def plot_events_per_clip(
     counts: pd.Series, title: str = "Events per clip", xlabel: str = "events in the clip"
 ) -> Figure:
     """Histogram of events per clip (from :func:`events_per_clip`); the 0 bar = clips without events
-    (notebook 02)."""
+    (notebook 02).
+
+    Args:
+        counts: the number of events of each clip, one value per clip.
+        title, xlabel: the axes' title and x label.
+
+    Returns:
+        The figure.
+    """
     fig, ax = plt.subplots(figsize=(7, 3.2))
     values = counts.value_counts().reindex(range(int(counts.max()) + 1 if len(counts) else 1), fill_value=0)
     ax.bar(values.index, values.values, color=[OTHER_COLOR] + [TARGET_COLOR] * (len(values) - 1))
@@ -165,6 +190,18 @@ def plot_waveform_and_logmel(
     The events are not drawn on the spectrogram: a box there would sit on some frequency band and
     read as "the dog is at 500 Hz", while a label only says when. Shaded spans on the waveform
     show the same times.
+
+    Args:
+        audio: the clip's mono samples.
+        sr: their rate in Hz (the front end is built for it).
+        events: the clip's events (``onset``, ``offset``, ``event_label``); None: no event lane.
+        title: the waveform's title.
+        mel: the log-mel settings (default: :class:`MelConfig`'s defaults).
+        labels: the order of the lanes; only labels that have events get one, and the events' other
+            labels follow in order of appearance.
+
+    Returns:
+        The figure.
     """
     mel = mel or MelConfig()
     spec = logmel_db(audio, sr, mel)
@@ -196,8 +233,14 @@ def clip_browser(desed: StrongLabelSet, sample_rate: int, mel: MelConfig | None 
     """An ipywidgets viewer: pick a clip, hear it and see its spectrogram with the labelled events
     (notebook 02).
 
-    Returns a ``VBox`` (display it as the last expression of a cell). Events of all DESED classes
-    are drawn unless ``all_labels`` is False (then only the target labels).
+    Args:
+        desed: the clips and their labels (DESED, or scenes in its layout).
+        sample_rate: the rate the clips are read and played at, in Hz.
+        mel: the log-mel settings (default: :class:`MelConfig`'s defaults).
+        all_labels: draw the events of all DESED classes; False: only the target labels.
+
+    Returns:
+        A ``VBox`` (display it as the last expression of a cell).
     """
     import ipywidgets as widgets
     from IPython.core.interactiveshell import InteractiveShell

@@ -17,14 +17,27 @@ def plot_batch(
     x: torch.Tensor, y: torch.Tensor, labels: list[str], n: int = 8, hop_seconds: float = 0.01,
     mel: MelConfig | None = None,
 ) -> Figure:
-    """Grid of the first ``n`` spectrograms of a batch ``x[B, 1, n_mels, frames]``, titled by label,
-    on one colour scale with its colour bar; frequency in Hz on the left column (notebook 04)."""
+    """Grid of the first ``n`` spectrograms of a batch ``x[B, n_mels, frames]`` (or ``[B, 1, n_mels,
+    frames]``), titled by label, on one colour scale with its colour bar; frequency in Hz on the left
+    column (notebook 04).
+
+    Args:
+        x: the batch's log-mels in dB, a CPU tensor.
+        y: its targets ``[B, C]``; a class above 0.5 names the panel.
+        labels: the classes, in column order.
+        n: how many items to draw, four per row.
+        hop_seconds: the log-mels' frame hop in seconds.
+        mel: their settings, for the Hz axis (default: :class:`MelConfig`'s defaults).
+
+    Returns:
+        The figure.
+    """
     mel = mel or MelConfig()
     n = min(n, len(x))
     cols = 4
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), squeeze=False, sharey=True)
-    specs = x[:n, 0].numpy()
+    specs = x[:n].reshape(n, *x.shape[-2:]).numpy()
     lo, hi = (float(specs.min()), float(specs.max())) if n else (0.0, 1.0)
     im = None
     for k, ax in enumerate(axes.flat):
@@ -78,7 +91,18 @@ def plot_before_after(
 
     Why the third column: some changes are hard to see side by side. A gain of -6 dB darkens a
     spectrogram only slightly, and a circular time shift of a steady sound looks like the sound
-    itself; the difference shows the gain as one flat colour and the shift as a pattern."""
+    itself; the difference shows the gain as one flat colour and the shift as a pattern.
+
+    Args:
+        pairs: ``{name: (before, after)}``, log-mels in dB ``[n_mels, frames]``
+            (:func:`~sed_utils.features.augment.augment_examples`).
+        hop_seconds: the log-mels' frame hop in seconds.
+        vmin, vmax: the before/after colour scale (default: each row's own minimum and maximum).
+        mel: the log-mel settings, for the Hz axis (default: :class:`MelConfig`'s defaults).
+
+    Returns:
+        The figure.
+    """
     mel = mel or MelConfig()
     fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 2.3 * len(pairs)), squeeze=False, sharex=True,
                              sharey=True)

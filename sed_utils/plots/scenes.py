@@ -31,12 +31,21 @@ def plot_scene(cfg: Config, out_dir: Path, filename: str, ax=None):
     (notebook 07).
 
     The distractor lane shows what the model hears but must NOT report; the labels' edges sit on
-    the sounds' edges because of the energy trim (see the module docstring).
+    the sounds' edges because of the energy trim (see :mod:`sed_utils.data.scene_mixing`).
+
+    Args:
+        cfg: the sample rate, the log-mel settings and the classes.
+        out_dir: the scene folder (:func:`~sed_utils.data.scenes.build_scenes`).
+        filename: the scene's file name, e.g. ``scene_0003.wav``.
+        ax: two axes to draw into, ``(spectrogram, labels)``; None: a new figure.
+
+    Returns:
+        The figure (that of ``ax`` when given).
     """
     out_dir = Path(out_dir)
     sr = cfg.audio.sample_rate
     audio = read_audio(out_dir / "audio" / filename, sr)
-    db = logmel_db(audio, sr, cfg.mel)
+    db = logmel_db(audio, sr, cfg.features)
     ds = load_scenes(cfg, out_dir)
     labels = ds.events_of(filename)
     src = load_scene_sources(out_dir)
@@ -52,7 +61,7 @@ def plot_scene(cfg: Config, out_dir: Path, filename: str, ax=None):
     else:
         ax_spec, ax_lab = ax
         fig = ax_spec.figure
-    add_colorbar(show_logmel(ax_spec, db, cfg.mel, seconds=len(audio) / sr), ax_spec)
+    add_colorbar(show_logmel(ax_spec, db, cfg.features, seconds=len(audio) / sr), ax_spec)
     ax_spec.set_title(f"{filename} - background: {background}")
     colors = label_colors(lanes)
     for row in labels.itertuples():

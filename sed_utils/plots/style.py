@@ -92,7 +92,13 @@ def set_mel_hz_axis(ax: Axes, mel: MelConfig, ticks_hz: Sequence[float] = HZ_TIC
     """Label the y axis of a log-mel drawn with bands ``0 .. n_mels`` in Hz (every notebook).
 
     The ticks sit where those frequencies fall on the mel axis (interpolated between band centres),
-    so the axis stays what the model sees (equal steps in mel) and reads in Hz."""
+    so the axis stays what the model sees (equal steps in mel) and reads in Hz.
+
+    Args:
+        ax: the axes holding the log-mel.
+        mel: its settings (``n_mels``, ``f_min``, ``f_max``).
+        ticks_hz: the candidate ticks in Hz; those outside the band centres are left out.
+    """
     centres = mel_band_hz(mel)
     ticks = [f for f in ticks_hz if centres[0] <= f <= centres[-1]]
     positions = np.interp(ticks, centres, np.arange(mel.n_mels) + 0.5)
@@ -105,8 +111,17 @@ def show_logmel(ax: Axes, db: np.ndarray, mel: MelConfig, *, hop_seconds: float 
                 cmap: str = "magma") -> AxesImage:
     """Draw a log-mel ``[n_mels, frames]`` in dB, time in s and frequency in Hz (every notebook).
 
-    Give ``hop_seconds`` (one frame's hop) or the drawn length ``seconds``. Returns the image, for
-    :func:`add_colorbar`."""
+    Args:
+        ax: the axes to draw in.
+        db: the log-mel in dB ``[n_mels, frames]``.
+        mel: its settings, for the Hz axis.
+        hop_seconds, seconds: one frame's hop, or the drawn length (``seconds`` wins; neither: a hop
+            of 10 ms).
+        vmin, vmax, cmap: the colour scale (default: the data's range) and map.
+
+    Returns:
+        The image, for :func:`add_colorbar`.
+    """
     db = np.asarray(db)
     if seconds is None:
         seconds = db.shape[-1] * (hop_seconds if hop_seconds is not None else 0.01)
@@ -120,7 +135,13 @@ def add_colorbar(im: AxesImage, ax: Axes, label: str = "dB") -> None:
     """A colour bar for ``im`` just right of ``ax``, labelled (every notebook).
 
     Drawn in an inset beside the axes instead of taking width from them, so a spectrogram keeps
-    the same time axis as the lanes and curves stacked under it."""
+    the same time axis as the lanes and curves stacked under it.
+
+    Args:
+        im: the image the bar describes.
+        ax: the axes it is drawn beside.
+        label: the bar's label.
+    """
     cax = ax.inset_axes((1.01, 0.0, 0.012, 1.0))
     ax.figure.colorbar(im, cax=cax, label=label)
 
@@ -136,8 +157,16 @@ def draw_event_lanes(ax: Axes, events: pd.DataFrame, labels: Sequence[str], seco
     """Events as bars, one lane (row) per label, first label on top (every notebook).
 
     Why lanes: drawn over a spectrogram, a label box sits on some frequency band and reads as
-    "the dog is at 500 Hz"; in a lane of its own it only says *when*. Labels in ``hatch_labels``
-    are drawn hatched (e.g. "detected" against "reference")."""
+    "the dog is at 500 Hz"; in a lane of its own it only says *when*.
+
+    Args:
+        ax: the axes to draw in.
+        events: the events (``onset``, ``offset``, ``event_label``); labels not in ``labels`` are not drawn.
+        labels: one lane each, top to bottom.
+        seconds: where the time axis ends.
+        hatch_labels: labels drawn hatched (e.g. "detected" against "reference").
+        title: the axes' title; empty: none.
+    """
     colors = label_colors(labels)
     hatched = set(hatch_labels)
     for k, lab in enumerate(labels):

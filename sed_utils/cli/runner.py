@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sed_utils.cli.detect import add_detect_parser, run_detect
 from sed_utils.config import REPO_ROOT, load_config
 from sed_utils.core import atomic
 from sed_utils.core.errors import (
@@ -32,7 +33,6 @@ from sed_utils.core.errors import (
 )
 from sed_utils.core.progress import PLAIN_PROGRESS_ENV
 from sed_utils.data.registry import prepare_datasets
-from sed_utils.detect_cli import add_detect_parser, run_detect
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Set to 1 (or pass --debug) to see the traceback of an expected error too.
@@ -69,7 +69,18 @@ def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
 
 def select_notebooks(notebooks: list[Path], start: str | None = None, stop: str | None = None) -> list[Path]:
     """Keep the notebooks from ``start`` to ``stop`` (inclusive), given as numbers like ``"03"``
-    (no notebook: the runner's --from/--to)."""
+    (no notebook: the runner's --from/--to).
+
+    Args:
+        notebooks: numbered notebooks (``NN_name.ipynb``), as :func:`list_notebooks` lists them.
+        start, stop: the first and last number to keep; None: from the first, to the last.
+
+    Returns:
+        The notebooks numbered from ``start`` to ``stop``, in the given order.
+
+    Raises:
+        ConfigError: no notebook is numbered in that range.
+    """
 
     def number(p: Path) -> int:
         return int(p.name[:2])
@@ -119,12 +130,29 @@ def run_series(
     """Execute the notebooks in order; raise :class:`NotebookFailed` at the first failing cell
     (no notebook: ``python -m sed_utils run``).
 
-    Returns one :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
-    copies records how long each took (the README's per-notebook times come from it).
+    Args:
+        profile, overrides: the config profile and its ``key=value`` overrides, checked before any
+            kernel starts and passed to each notebook as papermill parameters.
+        start, stop: the first and last notebook number to run, e.g. ``"03"`` (None: the whole series).
+        output_dir: where the executed copies go (default: the profile's ``paths.notebooks``).
+        notebook_dir: where the numbered notebooks are.
+        kernel_name: the Jupyter kernel that runs them.
+        cell_timeout: seconds one cell may run (None: no limit).
+        log: called with a line when each notebook starts and when it is done.
+
+    Returns:
+        One :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
+        copies records how long each took, rewritten after each notebook and keeping the entries of
+        notebooks not run this time (the README's per-notebook times come from it).
+
+    Raises:
+        NotebookFailed: a cell raised; it names the notebook and the cell.
+        ConfigError: a bad profile or override, or no notebook numbered from ``start`` to ``stop``.
+        FileNotFoundError: ``notebook_dir`` holds no numbered notebook.
     """
     overrides = list(overrides or [])
     cfg = load_config(profile, overrides)  # fail fast on a bad profile/override, before any kernel starts
-    out_dir = Path(output_dir) if output_dir else cfg.run_dir / "notebooks"
+    out_dir = Path(output_dir) if output_dir else cfg.paths.notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = select_notebooks(list_notebooks(notebook_dir), start, stop)
     runs: list[NotebookRun] = []
@@ -187,7 +215,17 @@ def _run_one(nb_path: Path, out_dir: Path, profile: str, overrides: list[str], k
 
 def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:
     """Print an expected error as one line plus a hint (its traceback too with ``debug``) and
-    return the exit status, 2 (no notebook: the command line). A failed notebook is 1, as before."""
+    return the exit status (no notebook: the command line).
+
+    Args:
+        error: the error; the first line of its message is printed, its other lines indented below,
+            then the :data:`HINTS` entry of its class, if any.
+        debug: print the traceback first.
+        stream: where to print (default: ``sys.stderr``).
+
+    Returns:
+        The exit status: 1 for :class:`NotebookFailed`, 2 for any other error.
+    """
     import traceback
 
     stream = stream or sys.stderr
@@ -208,7 +246,7 @@ def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``,
-    ``download`` and ``detect PATH...`` (:mod:`sed_utils.detect_cli`) (no notebook: the runner).
+    ``download`` and ``detect PATH...`` (:mod:`sed_utils.cli.detect`) (no notebook: the runner).
 
     An expected error (:class:`~sed_utils.core.errors.SedError`: a bad config value, a failed download,
     a missing dataset) prints one line and a hint and exits with 2; ``--debug`` or ``SED_DEBUG=1``
@@ -226,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--from", dest="start", help="first notebook number to run, e.g. 03 (resume)")
     run.add_argument("--to", dest="stop", help="last notebook number to run, e.g. 05")
     run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="config override, e.g. -p train.epochs=2 (repeatable)")
+                     help="config override, e.g. -p models.chunk.epochs=2 (repeatable)")
     run.add_argument("--output", type=Path,
                      help="folder for executed notebooks (default runs/<profile>/notebooks)")
     dl = sub.add_parser("download", help="download (or, on the demo profile, generate) the datasets")

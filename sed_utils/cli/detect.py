@@ -44,10 +44,10 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", type=Path, help="a run folder, e.g. runs/scenes")
     src.add_argument("--checkpoint", type=Path, help="a checkpoint file (best.pt)")
-    p.add_argument("--model", choices=("frame", "chunk"),
-                   help="which model of a run folder (default: the frame model if trained)")
+    p.add_argument("--model", metavar="KIND",
+                   help="which model of a run folder: frame or chunk (default: the frame model if trained)")
     p.add_argument("--out", type=Path, help="write the events here (default: stdout)")
-    p.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    p.add_argument("--format", default="tsv", help="tsv (the DCASE table, default) or json")
     p.add_argument("--plot", type=Path, metavar="DIR",
                    help="save one figure per file here (log-mel, events, scores)")
     p.add_argument("--threshold", action="append", default=[], metavar="[CLASS=]VALUE",
@@ -59,7 +59,23 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def parse_overrides(items: list[str], labels: list[str], cast: type, what: str) -> dict[str, Any] | None:
-    """``["0.6", "Dog=0.4"]`` -> ``{every label: 0.6, "Dog": 0.4}`` (no notebook: the CLI)."""
+    """Per-class values from repeated ``--threshold`` or ``--median-filter`` options (no notebook: the CLI).
+
+    ``["0.6", "Dog=0.4"]`` -> ``{every label: 0.6, "Dog": 0.4}``: a bare value sets every class,
+    ``CLASS=VALUE`` one class, and later items override earlier ones.
+
+    Args:
+        items: the option's values, in command-line order.
+        labels: the model's classes.
+        cast: the value's type (``float`` for thresholds, ``int`` for median filters).
+        what: the option's name without ``--``, for the error messages.
+
+    Returns:
+        ``{class: value}``, or None when ``items`` is empty.
+
+    Raises:
+        ValueError: a value ``cast`` cannot convert, or a class the model does not have.
+    """
     if not items:
         return None
     out: dict[str, Any] = {}
@@ -83,7 +99,7 @@ def _model_source(args: argparse.Namespace) -> Path:
         return args.checkpoint
     if args.run is not None:
         return args.run
-    from sed_utils.detection import find_checkpoint
+    from sed_utils.detection.recordings import find_checkpoint
 
     for name in DEFAULT_RUNS:
         folder = REPO_ROOT / "runs" / name
@@ -105,7 +121,7 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
     matplotlib.use("Agg")  # headless: the CLI never opens a window
     import matplotlib.pyplot as plt
 
-    from sed_utils.detection import detection_logmel
+    from sed_utils.detection.recordings import detection_logmel
     from sed_utils.plots.detection import plot_detection
 
     used: set[str] = set()
@@ -129,8 +145,11 @@ def run_detect(args: argparse.Namespace) -> int:
     """Run ``detect`` for parsed arguments; returns the exit status (no notebook: the CLI).
     torch and the model code load here, not when ``python -m sed_utils run`` starts."""
     from sed_utils.detection import detect_files, events_text, load_model, write_events
+    from sed_utils.detection.output import FORMATS
 
     try:
+        if args.format not in FORMATS:
+            raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
         trained = load_model(_model_source(args), args.model)
         labels = list(trained.labels)
         thresholds = parse_overrides(args.threshold, labels, float, "threshold")
@@ -146,13 +165,10 @@ def run_detect(args: argparse.Namespace) -> int:
     batch = detect_files(args.paths, trained, progress=not args.quiet, thresholds=thresholds,
                          median_filters=filters, on_detection=on_detection)
     if batch.detections:
-        notes = dict.fromkeys(n for d in batch.detections for n in d.notes if n.startswith("thresholds"))
-        for note in notes:
-            print(f"[detect] {note}", file=sys.stderr)
+        print(f"[detect] post-processing: {batch.detections[0].source}", file=sys.stderr)
         for det in batch.detections:
             for note in det.notes:
-                if not note.startswith("thresholds"):
-                    print(f"[detect] {det.filename}: {note}", file=sys.stderr)
+                print(f"[detect] {det.filename}: {note}", file=sys.stderr)
         if args.out is not None:
             write_events(args.out, batch.events, args.format)
             print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",

@@ -1,0 +1,353 @@
+"""Detecting sound events in your own recordings (notebook 09, ``python -m sed_utils detect``).
+
+One call does what the evaluation does for a test set: read the file (any format, rate and channel
+count, :func:`sed_utils.io.audio.read_recording`), score it with a trained model
+(:func:`sed_utils.models.score_curve`: the frame model's 80 ms frames, or the chunk model's windows slid
+every 250 ms), smooth each class with its median filter, threshold it, turn each run of active frames
+into an event with the highest score inside it, and drop the events shorter than the class's minimum
+duration (:meth:`sed_utils.labels.TimeGrid.decode`).
+
+Where the post-processing comes from, so that a copied checkpoint is enough: the one the evaluation
+chose on validation data and stored in the checkpoint (notebooks 06, 08), with the caller's
+``thresholds`` / ``median_filters`` over it (``--threshold Dog=0.4``); a checkpoint never evaluated
+needs thresholds from the caller, or a :class:`~sed_utils.core.errors.CheckpointError` says which
+notebook stores them. Nothing here was tuned on a test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sed_utils.config.runs import RunPaths
+from sed_utils.core.errors import AudioError, CheckpointError, SedError
+from sed_utils.core.progress import tqdm
+from sed_utils.io.audio import read_recording, resample
+from sed_utils.labels.grid import PostProcessing, TimeGrid
+from sed_utils.models.checkpoint import TrainedModel, load_trained
+from sed_utils.models.curves import model_device
+from sed_utils.models.kinds import kind_names, score_curve
+
+__all__ = ["AUDIO_SUFFIXES", "PREFERRED_KINDS", "EVENT_COLUMNS", "Detection", "DetectionBatch",
+           "find_checkpoint",
+           "load_model", "post_processing_of", "detect", "expand_inputs", "detect_files", "detection_logmel"]
+
+#: File endings a folder is searched for (libsndfile's common formats).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
+#: Which model of a run folder ``detect`` uses when none is named: the event detector first.
+PREFERRED_KINDS = ("frame", "chunk")
+#: Clips shorter than this are zero-padded to it: the chunk model's window, and enough context for
+#: the frame model's first frames.
+MIN_SECONDS = 1.0
+EVENT_COLUMNS = ["filename", "onset", "offset", "event_label", "score"]
+
+
+@dataclass
+class Detection:
+    """What :func:`detect` found in one recording (notebook 09).
+
+    Args:
+        filename: the name written into the events.
+        events: ``filename, onset, offset, event_label, score`` (the highest score inside the event).
+        bounds, scores: the score curve the events come from (frame ``j`` spans ``bounds[j]`` to
+            ``bounds[j + 1]`` s; scores ``[T, C]``).
+        labels: the classes; audio, sample_rate: the 16 kHz mono samples scored.
+        post: the post-processing applied; source: where it came from, in words.
+        notes: what a user should know about this file (padding, ...).
+    """
+
+    filename: str
+    events: pd.DataFrame
+    bounds: np.ndarray
+    scores: np.ndarray
+    labels: list[str]
+    audio: np.ndarray
+    sample_rate: int
+    post: PostProcessing
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / float(self.sample_rate)
+
+
+@dataclass
+class DetectionBatch:
+    """:func:`detect_files` over many files (notebook 09, the CLI): every event in one table, each
+    file's :class:`Detection` (audio dropped to keep memory flat), and the files that failed, with why."""
+
+    events: pd.DataFrame
+    detections: list[Detection]
+    failures: list[tuple[Path, str]]
+
+
+def find_checkpoint(model: str | Path, kind: str | None = None) -> Path:
+    """The checkpoint a path names (notebook 09): a ``.pt`` file itself; in a run folder
+    (``runs/scenes``) the model of ``kind``, or without one the first of :data:`PREFERRED_KINDS` (then
+    any other registered kind) that is trained; a folder holding ``best.pt`` directly works too.
+
+    Raises:
+        FileNotFoundError: no such file or folder, or no trained model in it (the message says which
+            notebook trains one).
+        ValueError: ``kind`` is not a registered model kind.
+    """
+    path = Path(model)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or run folder")
+    names = kind_names()
+    if kind is not None and kind not in names:
+        raise ValueError(f"kind must be one of {names}, got {kind!r}")
+    order = [kind] if kind else [*PREFERRED_KINDS, *(n for n in names if n not in PREFERRED_KINDS)]
+    candidates = [RunPaths(path).checkpoint(k) for k in order] + ([path / "best.pt"] if not kind else [])
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    wanted = " or ".join(str(RunPaths(path).checkpoint(k)) for k in order)
+    raise FileNotFoundError(f"{path}: no trained model found ({wanted}); train one first (notebook 05 for "
+                            "the "
+                            "chunk model, notebook 08 for the frame model)")
+
+
+def load_model(model: str | Path | TrainedModel, kind: str | None = None) -> TrainedModel:
+    """A loaded model from a checkpoint file, a run folder, or a :class:`TrainedModel` as it is
+    (notebook 09)."""
+    if isinstance(model, TrainedModel):
+        return model
+    return load_trained(find_checkpoint(model, kind))
+
+
+def _per_class(values: float | Mapping[str, float] | Sequence[float] | None, labels: list[str],
+               base: Sequence[float], what: str) -> np.ndarray:
+    """``values`` as one number per class over ``base``: one number for all, a mapping for some classes
+    (the others keep ``base``), or a full sequence."""
+    out = np.asarray(base, dtype=float).copy()
+    if values is None:
+        return out
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(labels))
+        if unknown:
+            raise ValueError(f"{what}: unknown class(es) {unknown}; the model's classes are {labels}")
+        for label, v in values.items():
+            out[labels.index(label)] = float(v)
+        return out
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 0:
+        return np.full(len(labels), float(arr))
+    if arr.shape != (len(labels),):
+        raise ValueError(f"{what}: {len(arr)} values for {len(labels)} classes {labels}")
+    return arr
+
+
+def post_processing_of(trained: TrainedModel, thresholds: Any = None,
+                       median_filters: Any = None) -> tuple[PostProcessing, str]:
+    """The post-processing :func:`detect` applies: the caller's values over the checkpoint's stored
+    choice (notebook 09, the CLI).
+
+    Args:
+        trained: the model; thresholds, median_filters: one value, ``{class: value}`` for some classes,
+            or one per class (filters in the curve's frames).
+
+    Returns:
+        (the post-processing, where it came from in words).
+
+    Raises:
+        CheckpointError: no stored choice and no thresholds given.
+        ValueError: a threshold outside [0, 1], a filter below 1 frame, an unknown class.
+    """
+    labels = list(trained.labels)
+    stored = trained.info.post_processing
+    if stored is None and thresholds is None:
+        raise CheckpointError(
+            f"{trained.info.path}: the checkpoint holds no post-processing. Evaluate it once (notebook 06 or "
+            "08, "
+            "sed_utils.evaluate.evaluate) to store the one chosen on validation, or give thresholds "
+            "(--threshold 0.5, or --threshold Dog=0.4 ...)")
+    n = len(labels)
+    base = stored or PostProcessing(tuple(labels), (0.5,) * n, (1,) * n, (0.0,) * n, (0.5,) * n)
+    thr = _per_class(thresholds, labels, base.thresholds, "thresholds")
+    filters = _per_class(median_filters, labels, base.median_filters, "median_filters").astype(int)
+    if ((thr < 0) | (thr > 1)).any():
+        raise ValueError(f"thresholds must lie in [0, 1], got {dict(zip(labels, thr.round(3), strict=True))}")
+    if (filters < 1).any():
+        raise ValueError(f"median filter lengths must be >= 1 frame, got {filters.tolist()}")
+    source = (f"chosen on {stored.chosen_on or 'validation data'} (stored in the checkpoint)" if stored
+              else "given")
+    if stored is not None and (thresholds is not None or median_filters is not None):
+        source += ", with the caller's overrides"
+    return dataclasses.replace(base, thresholds=tuple(map(float, thr)),
+                               median_filters=tuple(map(int, filters))), source
+
+
+def _events_with_scores(grid: TimeGrid, scores: np.ndarray, post: PostProcessing, filename: str,
+                        seconds: float) -> pd.DataFrame:
+    """The events of one curve, each with the highest raw score inside it, cut at the recording's end."""
+    events = post.decode(grid, scores, filename)
+    if events.empty:
+        return pd.DataFrame(columns=EVENT_COLUMNS).astype({"onset": float, "offset": float, "score": float})
+    starts, ends = grid.bounds[:-1], grid.bounds[1:]
+    best = [float(scores[(starts >= ev.onset - 1e-9) & (ends <= ev.offset + 1e-9),
+                         grid.labels.index(ev.event_label)]
+                  .max()) for ev in events.itertuples()]
+    events = events.assign(score=best)
+    events["offset"] = events["offset"].clip(upper=seconds)  # padding never shows as event time
+    return events[events["offset"] > events["onset"]][EVENT_COLUMNS].reset_index(drop=True)
+
+
+def _samples(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, rate: int,
+             filename: str | None) -> tuple[np.ndarray, str]:
+    """The mono samples at ``rate`` and the name to write, from a file or from an array."""
+    if isinstance(audio_or_path, (str, Path)):
+        return read_recording(Path(audio_or_path), rate).audio, filename or Path(audio_or_path).name
+    if sample_rate is None:
+        raise ValueError("detect(array): give sample_rate= (the samples' rate in Hz)")
+    name = filename or "audio"
+    data = np.asarray(audio_or_path, dtype=np.float32)
+    if data.ndim == 2:
+        data = data.mean(axis=1)
+    if data.ndim != 1 or data.size == 0:
+        raise AudioError(f"{name}: expected samples [n] or [n, channels], got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{name}: the samples hold NaN or infinite values")
+    return resample(data, int(sample_rate), rate), name
+
+
+def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
+           sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
+           filename: str | None = None, kind: str | None = None) -> Detection:
+    """Detect the model's sound events in one recording (notebook 09).
+
+    Args:
+        audio_or_path: an audio file (any format libsndfile reads), or samples ``[n]`` /
+            ``[n, channels]`` with ``sample_rate``.
+        model: a checkpoint file, a run folder (``runs/scenes``: see :func:`find_checkpoint`; ``kind``
+            picks a model) or a loaded :class:`TrainedModel`.
+        thresholds, median_filters: overrides (see :func:`post_processing_of`).
+        filename: the name written into the events table (default: the file's name, or "audio").
+
+    Returns:
+        A :class:`Detection`.
+
+    Raises:
+        AudioError: audio that cannot be used, naming the file (see
+            :func:`sed_utils.io.audio.read_recording`).
+        CheckpointError: a model without stored post-processing and no thresholds given.
+    """
+    trained = load_model(model, kind)
+    sr = trained.detector.sample_rate
+    audio, name = _samples(audio_or_path, sample_rate, sr, filename)
+    post, source = post_processing_of(trained, thresholds, median_filters)
+    notes = []
+    seconds = len(audio) / float(sr)
+    padded = audio
+    if seconds < MIN_SECONDS:
+        notes.append(f"{seconds:.2f} s is shorter than {MIN_SECONDS:.0f} s: zero-padded to that length")
+        padded = np.pad(audio, (0, int(round(MIN_SECONDS * sr)) - len(audio)))
+    bounds, scores = score_curve(trained.detector, padded, sr, hop_seconds=post.window_hop_seconds)
+    if len(padded) > len(audio):  # the curve stops where the recording does, not where the padding does
+        n = max(1, int(np.searchsorted(bounds[:-1], seconds, side="left")))
+        bounds, scores = np.append(bounds[:n], seconds), scores[:n]
+    grid = TimeGrid(tuple(trained.labels), np.asarray(bounds, dtype=float))
+    events = _events_with_scores(grid, scores, post, name, seconds)
+    return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, source, notes)
+
+
+def detection_logmel(trained: TrainedModel, audio: np.ndarray, max_seconds: float = 600.0) -> np.ndarray:
+    """The log-mel (dB, ``[n_mels, frames]``) of the first ``max_seconds`` of ``audio`` through the model's
+    own front end, for drawing the events over what the model heard (notebook 09).
+
+    Args:
+        trained: the model; its front end runs where the model is (and stays there).
+        audio: mono samples ``[n]`` at the model's sample rate (a :class:`Detection`'s ``audio``).
+        max_seconds: how much of the recording to compute, from its start.
+
+    Returns:
+        float32 log-mel in dB, ``[n_mels, frames]``, on the CPU.
+    """
+    import torch
+
+    sr = trained.detector.sample_rate
+    piece = np.ascontiguousarray(np.asarray(audio, dtype=np.float32)[: int(max_seconds * sr)])
+    piece = torch.from_numpy(piece)
+    device = model_device(trained.detector)
+    with torch.inference_mode():
+        return trained.detector.logmel(piece[None].to(device))[0].cpu().numpy()
+
+
+def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files, folders (searched recursively for :data:`AUDIO_SUFFIXES`) and glob patterns -> the files,
+    in order, without duplicates; and the items that matched nothing, with why (notebook 09, the CLI)."""
+    files: list[Path] = []
+    missing: list[tuple[Path, str]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            files += found
+            if not found:
+                missing.append((p, f"folder holds no audio file ({', '.join(AUDIO_SUFFIXES)})"))
+        elif p.is_file():
+            files.append(p)
+        elif glob.has_magic(str(item)):
+            found = sorted(Path(f) for f in glob.glob(str(item), recursive=True) if Path(f).is_file())
+            files += found
+            if not found:
+                missing.append((p, "pattern matches no file"))
+        else:
+            missing.append((p, "no such file or folder"))
+    return list(dict.fromkeys(files)), missing
+
+
+def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, *, progress: bool = True,
+                 keep_audio: bool = False, on_detection: Callable[[Detection], None] | None = None,
+                 **kwargs: Any) -> DetectionBatch:
+    """:func:`detect` on every file of ``items`` (see :func:`expand_inputs`) with one loaded model
+    (notebook 09, the CLI).
+
+    A file that fails does not stop the batch: it is listed in ``failures`` with its reason. Filenames
+    in the table are as given (relative paths kept), so two files of the same name in different folders
+    stay apart. ``on_detection`` sees each file's :class:`Detection` with its audio (to draw it) before
+    the audio is dropped, so memory stays that of one file. ``kwargs`` go to :func:`detect`.
+
+    Args:
+        items: files, folders and glob patterns (see :func:`expand_inputs`).
+        model: a checkpoint file, a run folder (``kind=`` in ``kwargs`` picks its model) or a loaded
+            :class:`TrainedModel`; loaded once for all files.
+        progress: show a progress bar over the files.
+        keep_audio: keep each :class:`Detection`'s audio in the result.
+        on_detection: called with each file's :class:`Detection`; an error it raises fails that file.
+        kwargs: ``thresholds`` and ``median_filters``, as :func:`detect` takes them.
+
+    Returns:
+        A :class:`DetectionBatch`: the events of every file (:data:`EVENT_COLUMNS`), the detections,
+        and the failures as ``(path, reason)`` (items that matched nothing first).
+
+    Raises:
+        FileNotFoundError, CheckpointError: the model cannot be found or loaded (before any file).
+    """
+    trained = load_model(model, kwargs.pop("kind", None))
+    files, failures = expand_inputs(items)
+    detections, tables = [], []
+    for path in tqdm(files, desc="detect", unit="file", disable=not progress):
+        try:
+            det = detect(path, trained, filename=str(path), **kwargs)
+            if on_detection is not None:
+                on_detection(det)
+        except (SedError, OSError, ValueError) as e:
+            failures.append((path, str(e)))
+            continue
+        if not keep_audio:
+            det.audio = det.audio[:0]
+        detections.append(det)
+        tables.append(det.events)
+    events = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=EVENT_COLUMNS)
+    return DetectionBatch(events, detections, failures)

@@ -1,0 +1,231 @@
+"""Running a detector: the one forward loop over many inputs, and a recording's score curve.
+
+Why one loop: training's validation, the evaluation and ``detect`` all ask the same question (outputs
+of many inputs, in batches, in eval mode, without gradients), so they all call :func:`predict`; a
+fix or a speed-up lands everywhere. Inputs are log-mels in dB (the
+:class:`~sed_utils.models.detector.Detector` normalises them itself).
+
+A recording becomes a **score curve** (frame boundaries in seconds ``[T + 1]``, probabilities
+``[T, C]``) in one of two ways, chosen by the model kind (:mod:`sed_utils.models.kinds`):
+
+- :func:`frame_curve` for a network that keeps time: the recording in blocks, each block's frames
+  laid end to end (the frame model: one score every 80 ms);
+- :func:`window_curve` for a network with one answer per window: windows of the training length slid
+  every ``hop`` seconds, each standing for the hop around its centre (the chunk model: 1 s windows
+  every 250 ms). Windows are cut by the same :func:`~sed_utils.features.cut_windows` and the same
+  front end as training chunks, so the model sees no new kind of input.
+
+Both run in bounded memory on long recordings (an hour is never one spectrogram).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from sed_utils.core.progress import tqdm
+from sed_utils.features.logmel import cut_windows, window_starts
+from sed_utils.io.audio import resample
+from sed_utils.labels.grid import TimeGrid
+from sed_utils.models.detector import Detector
+
+__all__ = ["model_device", "to_device", "predict", "predict_proba", "sigmoid", "window_curve", "frame_curve"]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without parameters; notebooks 05, 06)."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _uses_channels_last(model: nn.Module) -> bool:
+    """True when the model's first 4-d weight (its first conv) is stored channels-last."""
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last)
+    return False
+
+
+def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A batch of features as float32 ``[B, 1, n_mels, frames]`` on ``device`` (training and inference;
+    notebooks 05, 08).
+
+    Args:
+        x: features ``[B, n_mels, frames]`` or ``[B, 1, n_mels, frames]``.
+        device: where the batch goes.
+        channels_last: store it channels-last (as a channels-last model's weights are).
+    """
+    x = x.to(device, dtype=torch.float32, non_blocking=True)
+    if x.dim() == 3:  # [B, n_mels, frames] -> [B, 1, n_mels, frames]
+        x = x.unsqueeze(1)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _batches(data: Any, batch_size: int) -> tuple[Any, int]:
+    """An iterable of input batches over a Dataset (items ``(x, targets)`` or ``x``) or an array."""
+    if isinstance(data, Dataset) and not isinstance(data, torch.Tensor):
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+        return (b[0] if isinstance(b, (list, tuple)) else b for b in loader), len(data)  # type: ignore[arg-type]
+    x = data if isinstance(data, torch.Tensor) else torch.as_tensor(np.asarray(data, dtype=np.float32))
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise ValueError(f"predict expects inputs shaped [N, 1, n_mels, frames] or [N, n_mels, frames], "
+                         f"got {tuple(x.shape)}")
+    return (x[i:i + batch_size] for i in range(0, len(x), batch_size)), len(x)
+
+
+def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch.device | str | None = None,
+            progress: bool = False) -> dict[str, np.ndarray]:
+    """Every output of ``model`` for many inputs, in eval mode, without gradients (notebooks 05, 06, 08).
+
+    Args:
+        model: a :class:`~sed_utils.models.detector.Detector` (or any module returning an output dict).
+        data: a torch ``Dataset`` whose items are ``(x, targets)`` or ``x``, or an array/tensor shaped
+            ``[N, 1, n_mels, frames]`` or ``[N, n_mels, frames]`` (dB for a Detector).
+        batch_size: items per forward pass (memory vs. speed).
+        device: where to run; default is where the model's weights already are.
+        progress: show a tqdm bar over batches.
+
+    Returns:
+        ``{"clip_logits": [N, C], "frame_logits": [N, T', C] (networks that keep time)}`` as float32
+        arrays. The model's train/eval mode is restored afterwards (validation runs mid-training).
+    """
+    dev = torch.device(device) if device is not None else model_device(model)
+    model.to(dev)
+    channels_last = _uses_channels_last(model)
+    batches, n = _batches(data, batch_size)
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = {}
+    try:
+        with torch.inference_mode():
+            total = (n + batch_size - 1) // batch_size
+            for x in tqdm(batches, total=total, desc="predict", disable=not progress, leave=False):
+                for name, value in model(to_device(x, dev, channels_last)).items():
+                    parts.setdefault(name, []).append(value.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not parts:
+        n_classes = len(getattr(model, "labels", [])) or 0
+        return {"clip_logits": np.zeros((0, n_classes), dtype=np.float32)}
+    return {name: np.concatenate(values, axis=0) for name, values in parts.items()}
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, computed as torch does (so they match ``torch.sigmoid`` exactly;
+    notebooks 05, 08)."""
+    return torch.sigmoid(torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))).numpy()
+
+
+def predict_proba(model: nn.Module, data: Any, output: str = "clip_logits", **kwargs: Any) -> np.ndarray:
+    """Sigmoid probabilities of one output of :func:`predict` (``"clip_logits"``: ``[N, C]``,
+    ``"frame_logits"``: ``[N, T', C]``; notebooks 05, 08).
+
+    Args:
+        model, data: as :func:`predict` takes them.
+        output: which output to turn into probabilities.
+        kwargs: ``batch_size``, ``device`` and ``progress`` of :func:`predict`.
+
+    Returns:
+        float32 probabilities, of the output's shape.
+
+    Raises:
+        KeyError: the model gives no such output.
+    """
+    return sigmoid(predict(model, data, **kwargs)[output])
+
+
+def _mono(audio: np.ndarray, sample_rate: int, detector: Detector) -> np.ndarray:
+    return resample(np.asarray(audio, dtype=np.float32).reshape(-1), int(sample_rate), detector.sample_rate)
+
+
+def window_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_seconds: float, *,
+                 end_seconds: float = 0.0, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The score curve of a model with one answer per window: windows of ``detector.window_seconds``
+    every ``hop_seconds``, each standing for the hop around its centre (notebooks 06, 09).
+
+    Args:
+        detector: a detector whose network gives ``clip_logits`` per window.
+        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first).
+        hop_seconds: the sliding hop (``postprocess.window_hop_seconds``).
+        end_seconds: where the last slice ends when that is later than the recording's end (a test
+            clip a few ms short of its nominal length).
+        batch_size: windows per forward pass (an hour slid every 250 ms is 14400 windows: 0.9 GB as
+            one array of waveforms, a few MB per batch).
+
+    Returns:
+        (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
+    """
+    sr = detector.sample_rate
+    audio = _mono(audio, sample_rate, detector)
+    window = detector.window_seconds
+    starts = window_starts(len(audio), sr, window, hop_seconds)
+    device = model_device(detector)
+    front_end = detector.logmel.to(device)
+    parts = []
+    for i in range(0, len(starts), batch_size):
+        waves = torch.from_numpy(cut_windows(audio, sr, starts[i:i + batch_size], int(round(window * sr))))
+        with torch.inference_mode():
+            feats = front_end(waves.to(device)).cpu()
+        parts.append(predict_proba(detector, feats, batch_size=batch_size))
+    grid = TimeGrid.of_windows(detector.labels, starts + window / 2.0, hop_seconds,
+                               max(float(end_seconds), len(audio) / sr))
+    return grid.bounds, np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+
+def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_seconds: float = 0.0, *,
+                end_seconds: float = 0.0, block_seconds: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+    """The score curve of a network that keeps time: its frames, the recording processed in blocks of
+    about ``block_seconds`` (notebooks 08, 09).
+
+    Each block starts on an output-frame boundary, so the frames of consecutive blocks tile the
+    recording without gaps; only the frames next to a block border lose some context. A whole 10 s
+    clip is one block. ``hop_seconds`` is ignored (the network's frames are the grid); the last frame
+    ends with the recording (or at ``end_seconds`` when that is later).
+
+    Args:
+        detector: a detector whose network keeps time (a ``time_stride``).
+        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first).
+        sample_rate: their rate in Hz.
+        block_seconds: about how much audio goes through the network at once.
+
+    Returns:
+        (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
+
+    Raises:
+        ValueError: the detector's network has no frames (``time_stride`` None).
+    """
+    if detector.time_stride is None:
+        raise ValueError(f"frame_curve: the {detector.kind} network has no frames (time_stride None); "
+                         "read it with window_curve")
+    sr = detector.sample_rate
+    audio = _mono(audio, sample_rate, detector)
+    frame_samples = detector.time_stride * detector.mel.hop_length
+    n_frames = max(1, -(-len(audio) // frame_samples))  # ceil: a partial last frame still gets a score
+    block = max(1, int(block_seconds * sr) // frame_samples) * frame_samples
+    device = model_device(detector)
+    out: list[np.ndarray] = []
+    was_training = detector.training
+    detector.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, max(len(audio), 1), block):
+                piece = audio[start:start + block]
+                wanted = -(-len(piece) // frame_samples) or 1
+                if len(piece) < frame_samples:  # a sliver (or a tiny clip): pad to one frame
+                    piece = np.pad(piece, (0, frame_samples - len(piece)))
+                logits = detector.forward_waveform(torch.from_numpy(piece)[None].to(device))["frame_logits"]
+                out.append(torch.sigmoid(logits[0, :wanted]).float().cpu().numpy())
+    finally:
+        detector.train(was_training)
+    probs = np.concatenate(out)[:n_frames]
+    grid = TimeGrid.regular(detector.labels, frame_samples / sr, len(probs),
+                            end=max(float(end_seconds), len(audio) / sr))
+    return grid.bounds, probs.astype(np.float32, copy=False)
