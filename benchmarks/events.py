@@ -27,7 +27,8 @@ Usage (from the repository root; needs the real ESC-50 under the scenes profile'
     .venv/bin/python benchmarks/events.py --seeds 0 1 2
 
 Each seed's models live in runs/events/seed<k>/ (re-running reuses them). Writes
-benchmarks/results/events.json and events.md: mean ± standard deviation over the seeds.
+benchmarks/results/events.json and events.md (``--name`` another stem): mean ± standard deviation over
+the seeds.
 """
 
 from __future__ import annotations
@@ -173,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--override", action="append", default=[],
                    help="extra config override for every run")
     p.add_argument("--merge", metavar="DATE", default=None,
-                   help="keep the rows of the existing events.json that this run does not measure, "
+                   help="keep the rows of the existing results that this run does not measure, "
                         "marked as measured on DATE (when they have no date of their own)")
+    p.add_argument("--name", default="events",
+                   help="the results' file stem in benchmarks/results (default: events)")
     args = p.parse_args(argv)
     cfg = load_config("scenes", args.override)
     if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
@@ -186,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         command += " --chunk-seeds " + " ".join(map(str, args.chunk_seeds))
     if args.negative_clips:
         command += f" --negative-clips {args.negative_clips}"
+    if args.name != "events":
+        command += f" --name {args.name}"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     earlier: dict = {"runs": [], "command": ""}
-    if args.merge and (RESULTS_DIR / "events.json").is_file():
-        earlier = json.loads((RESULTS_DIR / "events.json").read_text())
+    if args.merge and (RESULTS_DIR / f"{args.name}.json").is_file():
+        earlier = json.loads((RESULTS_DIR / f"{args.name}.json").read_text())
         command = f"{earlier['command']}; {command} --merge {args.merge}"
     for seed in args.seeds:
         new = run_seed(seed, args.override, chunk=seed in chunk_seeds, negative_clips=args.negative_clips)
@@ -197,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         every = merged(earlier["runs"], runs, args.merge) if args.merge else runs
         done = sorted({r["seed"] for r in every})  # written after each seed: an interrupted run keeps them
-        atomic.write_text(RESULTS_DIR / "events.json", json.dumps(
+        atomic.write_text(RESULTS_DIR / f"{args.name}.json", json.dumps(
             {"runs": every, "seeds": done, "command": command}, indent=2) + "\n")
         table = markdown(every, done, command)
-        atomic.write_text(RESULTS_DIR / "events.md", table)
+        atomic.write_text(RESULTS_DIR / f"{args.name}.md", table)
     print(table)
     return 0
 

@@ -4,8 +4,9 @@ Every import of ``sed_utils`` (those inside functions and under ``TYPE_CHECKING`
 with ``ast``, without importing anything. The test fails on an import circle, on an import of a
 higher stage than the importing module's (:data:`STAGES`), on a module outside every stage, on a module
 over 500 lines, on a function over 80 lines (unless its docstring says why it must be longer), on
-torch in the metrics, and on a public function or class whose docstring does not name the
-notebook that uses it. The checker's own tests (``test_checker_*``) show that it catches each case.
+torch in the metrics, on a public function or class whose docstring does not name the notebook
+that uses it, and on a public function of 3 or more parameters without an ``Args:`` section. The
+checker's own tests (``test_checker_*``) show that it catches each case.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def stage_layers(package_dir: Path) -> list[tuple[str, list[str]]]:
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
+#: A public function with this many parameters documents them (an ``Args:`` section).
+ARGS_FROM = 3
 LONG_FUNCTION_NOTE = "longer than 80 lines because"
 NOTEBOOK_RE = re.compile(r"notebooks? \d\d|no notebook|every notebook|all notebooks", re.IGNORECASE)
 
@@ -158,13 +161,20 @@ def size_problems(package_dir: Path) -> list[str]:
 
 
 def docstring_problems(package_dir: Path) -> list[str]:
-    """Public top-level functions and classes whose docstring names no notebook."""
+    """Public top-level functions and classes whose docstring names no notebook, and public functions
+    of :data:`ARGS_FROM` or more parameters whose docstring has no ``Args:`` section (the contract)."""
     problems = []
     for module, path in module_files(package_dir).items():
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
-                if not NOTEBOOK_RE.search(ast.get_docstring(node) or ""):
+                doc = ast.get_docstring(node) or ""
+                if not NOTEBOOK_RE.search(doc):
                     problems.append(f"{module}.{node.name}")
+                if isinstance(node, ast.FunctionDef) and "Args:" not in doc:
+                    args = node.args.args + node.args.kwonlyargs
+                    params = [a for a in args if a.arg not in ("self", "cls")]
+                    if len(params) >= ARGS_FROM:
+                        problems.append(f"{module}.{node.name}: {len(params)} parameters, no Args section")
     return problems
 
 
@@ -269,10 +279,11 @@ def test_checker_flags_unlisted_modules_long_functions_and_silent_docstrings(tmp
     pkg = _package(tmp_path, {
         "long.py": f'def long_one():\n    """Used in notebook 03."""\n{body}\n',
         "quiet.py": 'def quiet():\n    """Says nothing of where it is used."""\n',
+        "terse.py": 'def terse(a, b, *, c):\n    """Used in notebook 04."""\n',
     })
     assert any("not in LAYERS" in p for p in layer_problems(package_imports(pkg), [("all", ["pkg"])]))
     assert size_problems(pkg) == ["pkg.long.long_one: 87 lines (> 80)"]
-    assert docstring_problems(pkg) == ["pkg.quiet.quiet"]
+    assert docstring_problems(pkg) == ["pkg.quiet.quiet", "pkg.terse.terse: 3 parameters, no Args section"]
 
 
 @pytest.mark.parametrize("relative, expected", [("from . import keys", "pkg.keys"),
