@@ -198,6 +198,9 @@ KEY_CASES = [
     ("train.lr=0.01", True, True),
     ("augment.mix_prob=0.9", True, True),
     ("features.n_mels=32", True, True),
+    ("features.reference=max", True, True),  # settings added later: their neutral value keeps old keys,
+    ("augment.gain_min_db=-40", True, True),  # any other value trains anew
+    ("train.precision=bfloat16", True, True),
     ("seed=3", True, True),
     ("folds.train=[1, 2, 3]", True, True),
     ("test_set=scenes", True, True),  # other training and validation folds
@@ -271,6 +274,29 @@ def test_fit_epoch_is_the_hand_written_loop_for_the_frame_loss_too():
     loss_fn = partial(get_kind("frame").loss, settings=settings)
     fit_epoch(package, DataLoader(data, batch_size=16), opt2, loss_fn=loss_fn, progress=False)
     assert_same_weights(by_hand.state_dict(), package.state_dict())
+
+
+@pytest.mark.parametrize("kind", ["chunk", "frame"])
+def test_bfloat16_autocast_trains_with_float32_weights_and_a_loss_close_to_float32(kind):
+    """``train.precision: bfloat16``: the same batches give a loss within bfloat16's precision of the
+    float32 loss, the weights stay float32, and they move."""
+    data = ExampleDataset(band_examples(32, seed=5, frames=kind == "frame"))
+    settings = settings_of(load_config("demo"), kind)
+    loss_fn = partial(get_kind(kind).loss, settings=settings)
+    losses, states = {}, {}
+    for precision in ("float32", "bfloat16"):
+        set_seed(0)
+        model = build_detector(kind, LABELS, MelConfig(n_mels=N_MELS), 16000, WINDOW_SECONDS, MEAN, STD)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        losses[precision] = fit_epoch(model, DataLoader(data, batch_size=16), opt, loss_fn=loss_fn,
+                                      precision=precision, progress=False)
+        states[precision] = model.state_dict()
+        assert all(v.dtype == before[k].dtype for k, v in states[precision].items())
+        assert any(not torch.equal(v, before[k]) for k, v in states[precision].items())
+    assert np.isfinite(losses["bfloat16"])
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+    assert losses["bfloat16"] != losses["float32"]  # autocast did run in bfloat16
 
 
 def test_validate_scores_every_set_and_the_selection_set_per_class():

@@ -23,9 +23,11 @@ from sed_utils.config.settings import (
     PostprocessConfig,
     ScenesConfig,
     TrainConfig,
+    key_view,
 )
 from sed_utils.core.errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_override", "MOVED", "ESC50_FOLDS", "REPO_ROOT",
            "RunPaths", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
-           "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig"]
+           "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
+           "key_view"]

@@ -22,6 +22,8 @@ import yaml
 from sed_utils.config.rules import check_sections
 from sed_utils.config.settings import (
     LR_SCHEDULES,
+    PRECISIONS,
+    REFERENCES,
     REPO_ROOT,
     SCENE_RECIPES,
     SECTIONS,
@@ -205,7 +207,9 @@ def _check_choices(cfg_path: Path, merged: dict[str, Any], sections: dict[str, A
     """Values that must be one of a few names."""
     choices = [("test_set", merged.get("test_set", "desed"), TEST_SETS),
                ("scene_recipe", merged.get("scene_recipe", "uniform"), SCENE_RECIPES),
-               ("train.lr_schedule", sections["train"].lr_schedule, LR_SCHEDULES)]
+               ("train.lr_schedule", sections["train"].lr_schedule, LR_SCHEDULES),
+               ("features.reference", sections["features"].reference, REFERENCES),
+               ("train.precision", sections["train"].precision, PRECISIONS)]
     choices += [(f"models.{kind}.select_on", m.select_on, SELECT_ON) for kind, m in models.items()]
     for key, value, allowed in choices:
         if value not in allowed:

@@ -20,7 +20,8 @@ from sed_utils.config.runs import RunPaths
 
 __all__ = ["REPO_ROOT", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
-           "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS"]
+           "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS", "REFERENCES",
+           "PRECISIONS", "KEY_NEUTRAL", "key_view"]
 
 #: The repository holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,10 @@ TEST_SETS = ("desed", "scenes")
 #: What picks the chunk model's epoch: see ``models.chunk.select_on`` in config.yml.
 SELECT_ON = ("chunks", "scenes")
 LR_SCHEDULES = ("constant", "cosine")
+#: What a log-mel's dB are relative to: see ``features.reference`` in config.yml.
+REFERENCES = ("absolute", "max")
+#: The training arithmetic: see ``train.precision`` in config.yml.
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,12 @@ class ChunkingConfig:
 @dataclass(frozen=True)
 class MelConfig:
     """``features``: the log-mel settings the front end of every model, the feature cache and the
-    figures share (notebooks 02, 04-09)."""
+    figures share (notebooks 02, 04-09).
+
+    ``reference`` says what the dB are relative to: ``"absolute"`` (power re 1.0: a recording 30 dB
+    quieter gives features 30 dB lower) or ``"max"`` (re each model input's loudest bin, librosa's
+    ``ref=np.max``: the same features at any recording level).
+    """
 
     n_mels: int = 64
     n_fft: int = 1024
@@ -74,6 +84,7 @@ class MelConfig:
     f_min: float = 50.0
     f_max: float = 8000.0
     top_db: float = 80.0
+    reference: str = "absolute"
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class AugmentConfig:
     freq_mask: int = 8
     time_mask: int = 20
     gain_db: float = 6.0
+    gain_min_db: float | None = None
     noise_snr_db: float = 20.0
     noise_prob: float = 0.3
     time_shift: float = 0.2
@@ -126,6 +138,7 @@ class TrainConfig:
     num_threads: int = 0
     num_workers: int = 0
     channels_last: bool = True
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,32 @@ class EvalConfig:
     onset_collar: float = 0.2
     offset_collar_ratio: float = 0.2
     reference_threshold: float = 0.6
+
+
+#: Settings added after models and caches were made with the behaviour they now make optional:
+#: section -> {field: the value that gives that earlier behaviour}. A cache or training key leaves
+#: such a field out while it holds that value (:func:`key_view`), so what was trained and cached
+#: before the field existed stays valid, and any other value gives new keys.
+KEY_NEUTRAL: dict[str, dict[str, Any]] = {
+    "features": {"reference": "absolute"},
+    "augment": {"gain_min_db": None},
+    "train": {"precision": "float32"},
+}
+
+
+def key_view(section: str, values: Any) -> dict[str, Any]:
+    """The fields of one config section as a cache or training key sees them: ``dataclasses.asdict``
+    less the :data:`KEY_NEUTRAL` fields at their neutral value (notebooks 04-08, through the keys).
+
+    Args:
+        section: the section's name (``"features"``, ``"augment"``, ...).
+        values: its dataclass.
+    """
+    out = dataclasses.asdict(values)
+    for name, neutral in KEY_NEUTRAL.get(section, {}).items():
+        if name in out and out[name] == neutral:
+            del out[name]
+    return out
 
 
 #: Section name -> its dataclass (``models`` holds one :class:`ModelConfig` per kind).

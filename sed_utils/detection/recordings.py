@@ -36,8 +36,8 @@ from sed_utils.models.curves import model_device
 from sed_utils.models.kinds import kind_names, score_curve
 
 __all__ = ["AUDIO_SUFFIXES", "PREFERRED_KINDS", "EVENT_COLUMNS", "Detection", "DetectionBatch",
-           "find_checkpoint",
-           "load_model", "post_processing_of", "detect", "expand_inputs", "detect_files", "detection_logmel"]
+           "find_checkpoint", "load_model", "level_note", "post_processing_of", "detect", "expand_inputs",
+           "detect_files", "detection_logmel"]
 
 #: File endings a folder is searched for (libsndfile's common formats).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -47,6 +47,11 @@ PREFERRED_KINDS = ("frame", "chunk")
 #: the frame model's first frames.
 MIN_SECONDS = 1.0
 EVENT_COLUMNS = ["filename", "onset", "offset", "event_label", "score"]
+#: A recording whose loudest sample lies below this (dBFS) gets a note: the training scenes peak at
+#: -1 dBFS, and a model with absolute log-mels (``features.reference: absolute``) may not hear it.
+QUIET_PEAK_DBFS = -30.0
+#: Below this peak a recording holds next to no signal (16-bit quantisation is at -96 dBFS).
+SILENT_PEAK_DBFS = -90.0
 
 
 @dataclass
@@ -221,6 +226,24 @@ def _samples(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, ra
     return resample(data, int(sample_rate), rate), name
 
 
+def level_note(audio: np.ndarray, reference: str) -> str | None:
+    """What a user should know about a recording's level, or None (notebook 09, through :func:`detect`).
+
+    Args:
+        audio: the mono samples scored.
+        reference: the model's ``features.reference`` (``"absolute"`` or ``"max"``).
+    """
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
+    if peak_db < SILENT_PEAK_DBFS:
+        return f"peak {peak_db:.0f} dBFS: the recording holds next to no signal"
+    if peak_db < QUIET_PEAK_DBFS and reference == "absolute":
+        return (f"peak {peak_db:.0f} dBFS, quiet: this model reads absolute levels and heard its training "
+                f"scenes near -1 dBFS, so it may miss quiet sounds; raise the gain, or use a model trained "
+                f"with features.reference=max (level-invariant)")
+    return None
+
+
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
            filename: str | None = None, kind: str | None = None) -> Detection:
@@ -246,7 +269,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     sr = trained.detector.sample_rate
     audio, name = _samples(audio_or_path, sample_rate, sr, filename)
     post, source = post_processing_of(trained, thresholds, median_filters)
-    notes = []
+    notes = [note for note in [level_note(audio, trained.detector.mel.reference)] if note]
     seconds = len(audio) / float(sr)
     padded = audio
     if seconds < MIN_SECONDS:

@@ -9,6 +9,7 @@ notebook with another collar or candidate list then costs seconds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,30 +23,40 @@ from sed_utils.labels.grid import ScoreCurves
 from sed_utils.models.checkpoint import TrainedModel
 from sed_utils.models.kinds import get_kind, score_curve
 
+if TYPE_CHECKING:
+    from sed_utils.evaluate.conditions import Condition
+
 __all__ = ["model_curves", "set_curves"]
 
 
 def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], clip_seconds: float, *,
-                 progress: bool = True, desc: str = "score curves") -> ScoreCurves:
+                 condition: Condition | None = None, progress: bool = True,
+                 desc: str = "score curves") -> ScoreCurves:
     """Score curves of the files ``paths`` (name -> audio file), cached under a key of the model's
-    weights, the files (their sizes and mtimes), the window hop and the clip length (notebooks 06, 08).
+    weights, the files (their sizes and mtimes), the window hop, the clip length and the condition
+    (notebooks 06, 08).
 
     Args:
         cfg: the config (the window hop, the run folder's cache).
         trained: the model; paths: the files; clip_seconds: a curve ends at least here.
+        condition: a change applied to each file's audio first (a level, a band limit); None: as is.
         progress, desc: the progress bar (it must say which set is scored).
     """
     names = list(paths)
     hop = cfg.postprocess.window_hop_seconds if get_kind(trained.kind).time_stride is None else None
     key = digest("curves-v3", trained.weights_key, names, [str(paths[n]) for n in names],
-                 file_identity(paths[n] for n in names), hop, clip_seconds)
+                 file_identity(paths[n] for n in names), hop, clip_seconds,
+                 *([condition.key()] if condition is not None else []))
     cache = cfg.paths.eval_cache / f"curves_{trained.kind}_{key}.npz"
     if cache.is_file():
         with np.load(cache) as z:
             return {n: (z[f"b{i}"], z[f"s{i}"]) for i, n in enumerate(names)}
     sr = trained.detector.sample_rate
-    curves = {n: score_curve(trained.detector, read_audio(paths[n], sr), sr, hop_seconds=hop or 0.0,
-                             end_seconds=clip_seconds)
+    def audio(name: str) -> np.ndarray:
+        samples = read_audio(paths[name], sr)
+        return samples if condition is None else condition.apply(samples, sr)
+
+    curves = {n: score_curve(trained.detector, audio(n), sr, hop_seconds=hop or 0.0, end_seconds=clip_seconds)
               for n in tqdm(names, desc=desc, disable=not progress)}
     atomic.save_npz(cache, **{f"{p}{i}": curves[n][j] for i, n in enumerate(names) for j,
                               p in enumerate("bs")})

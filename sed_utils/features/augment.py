@@ -102,19 +102,25 @@ def time_mask(x: np.ndarray, max_width: int, rng: np.random.Generator,
     return _mask(x, x.ndim - 1, max_width, rng, fill)
 
 
-def gain(x_db: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Random gain in [-max_db, +max_db] dB: on a log-mel, scaling the waveform by g adds 20 log10 g
-    (notebooks 04, 05, through augment_db).
+def gain(x_db: np.ndarray, max_db: float, rng: np.random.Generator,
+         min_db: float | None = None) -> np.ndarray:
+    """Random gain in [-max_db, +max_db] dB (or [min_db, max_db] when ``min_db`` is given): on a log-mel,
+    scaling the waveform by g adds 20 log10 g (notebooks 04, 05, through augment_db).
 
     Args:
         x_db: a log-mel in dB.
-        max_db: the largest gain either way, in dB (0 or less: no gain, and no draw from ``rng``).
+        max_db: the largest gain, in dB (and the largest cut when ``min_db`` is None).
         rng: draws the gain, one for the whole array.
+        min_db: the largest cut (a gain <= 0 dB), e.g. -40 to show the model recordings far quieter
+            than its training data; None: ``-max_db``.
 
     Returns:
-        ``x_db`` plus the gain, a new array.
+        ``x_db`` plus the gain, a new array (no gain, and no draw from ``rng``, when the range is empty).
     """
-    return x_db + np.float32(rng.uniform(-max_db, max_db)) if max_db > 0 else np.array(x_db, copy=True)
+    low = -max_db if min_db is None else float(min_db)
+    if max_db <= 0 and low >= 0:
+        return np.array(x_db, copy=True)
+    return x_db + np.float32(rng.uniform(low, max_db))
 
 
 def add_noise(x_db: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -291,8 +297,8 @@ def augment_db(
     if draw_background is not None and aug.background_prob > 0 and rng.random() < aug.background_prob:
         snr = float(rng.uniform(aug.background_snr_db, aug.background_snr_db + 20.0))
         x = add_background(x, draw_background(), snr)
-    if aug.gain_db > 0:
-        x = gain(x, aug.gain_db, rng)
+    if aug.gain_db > 0 or aug.gain_min_db:
+        x = gain(x, aug.gain_db, rng, aug.gain_min_db)
     if aug.noise_prob > 0 and rng.random() < aug.noise_prob:
         x = add_noise(x, float(rng.uniform(aug.noise_snr_db, aug.noise_snr_db + 20.0)), rng)
     if aug.time_shift > 0:
@@ -366,8 +372,8 @@ def augment_example(
         x2, t2 = draw_partner()
         x, frames = mix(x, frames, np.asarray(x2) + np.float32(rng.uniform(-MIX_PARTNER_DB, 0.0)),
                         t2["frames"])
-    if aug.gain_db > 0:
-        x = gain(x, aug.gain_db, rng)
+    if aug.gain_db > 0 or aug.gain_min_db:
+        x = gain(x, aug.gain_db, rng, aug.gain_min_db)
     if aug.specaugment and aug.freq_mask > 0:
         x = freq_mask(x, aug.freq_mask, rng, fill)
     return x, {"clip": frames.max(axis=0), "frames": frames}

@@ -15,7 +15,6 @@ them in one ``.npy`` file and memory-map it: an epoch then reads arrays instead 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from pathlib import Path
@@ -26,7 +25,7 @@ import pandas as pd
 import torch
 import torchaudio
 
-from sed_utils.config import MelConfig
+from sed_utils.config import MelConfig, key_view
 from sed_utils.core import atomic
 from sed_utils.core.keys import file_identity, params_key
 from sed_utils.core.progress import tqdm
@@ -54,6 +53,8 @@ __all__ = [
 # float16 halves disk and memory; log-mel values lie in about [-100, 40] dB, where float16's
 # 11-bit mantissa keeps ~0.03 dB resolution, far below anything the model can use.
 FEATURE_DTYPE = np.float16
+#: torchaudio's AmplitudeToDB clamps power at 1e-10 before the log: bins at this value hold no signal.
+POWER_FLOOR_DB = -100.0
 
 
 class LogMel(torch.nn.Module):
@@ -65,17 +66,31 @@ class LogMel(torch.nn.Module):
     the whole batch, so a chunk's features would depend on which other chunks share its batch.
     This wrapper reshapes to ``[items, 1, n_mels, frames]`` so the clamp is always per chunk:
     cached, on-the-fly and evaluation features are then identical.
+
+    With ``reference="max"`` each item's dB are then taken relative to its own loudest bin (values in
+    ``[-top_db, 0]``): scaling the waveform by any gain leaves the features unchanged (until the
+    quietest parts reach the ``1e-10`` power floor, -100 dB re 1.0: white noise at -90 dBFS still has
+    bins 50 dB above it), so a model cannot depend on the recording level. Bins at that floor hold no
+    signal and stay at ``-top_db``: digital silence reads as the quietest input, not as a flat
+    spectrum at the loudest level. ``"absolute"`` keeps dB re 1.0.
     """
 
-    def __init__(self, mel: torchaudio.transforms.MelSpectrogram, to_db: torchaudio.transforms.AmplitudeToDB):
+    def __init__(self, mel: torchaudio.transforms.MelSpectrogram, to_db: torchaudio.transforms.AmplitudeToDB,
+                 reference: str = "absolute"):
         super().__init__()
+        if reference not in ("absolute", "max"):
+            raise ValueError(f"LogMel: reference must be 'absolute' or 'max', got {reference!r}")
         self.mel = mel
         self.to_db = to_db
+        self.reference = reference
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         lead = waveform.shape[:-1]
         spec = self.mel(waveform.reshape(-1, 1, waveform.shape[-1]))  # [items, 1, n_mels, frames]
         spec = self.to_db(spec)
+        if self.reference == "max":
+            silent = spec <= POWER_FLOOR_DB
+            spec = (spec - spec.amax(dim=(-2, -1), keepdim=True)).masked_fill(silent, -self.to_db.top_db)
         return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
 
 
@@ -100,7 +115,7 @@ def build_logmel(mel: MelConfig, sample_rate: int) -> LogMel:
         center=True,
     )
     to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=m.top_db)
-    return LogMel(spec, to_db).eval()
+    return LogMel(spec, to_db, m.reference).eval()
 
 
 def mel_extractor(cfg: Config) -> LogMel:
@@ -181,7 +196,7 @@ def feature_key(cfg: Config, table: pd.DataFrame) -> str:
     return params_key(
         {
             "features": "logmel-v1",
-            "mel": dataclasses.asdict(cfg.features),
+            "mel": key_view("features", cfg.features),
             "sample_rate": cfg.audio.sample_rate,
             "dtype": np.dtype(FEATURE_DTYPE).str,
             "rows": hashlib.sha256(rows_hash).hexdigest(),

@@ -181,20 +181,24 @@ def window_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_se
 
 
 def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_seconds: float = 0.0, *,
-                end_seconds: float = 0.0, block_seconds: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
+                end_seconds: float = 0.0,
+                block_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a network that keeps time: its frames, the recording processed in blocks of
     about ``block_seconds`` (notebooks 08, 09).
 
     Each block starts on an output-frame boundary, so the frames of consecutive blocks tile the
     recording without gaps; only the frames next to a block border lose some context. A whole 10 s
-    clip is one block. ``hop_seconds`` is ignored (the network's frames are the grid); the last frame
-    ends with the recording (or at ``end_seconds`` when that is later).
+    clip is one block. By default a block is 60 s, or the detector's training window (10 s scenes)
+    when its front end measures dB re each input's loudest bin (``features.reference: max``): each
+    block is then scaled as the training scenes were, and a loud sound mutes only its own block.
+    ``hop_seconds`` is ignored (the network's frames are the grid); the last frame ends with the
+    recording (or at ``end_seconds`` when that is later).
 
     Args:
         detector: a detector whose network keeps time (a ``time_stride``).
         audio: mono samples at ``sample_rate`` (resampled to the detector's rate first).
         sample_rate: their rate in Hz.
-        block_seconds: about how much audio goes through the network at once.
+        block_seconds: about how much audio goes through the network at once (None: the default above).
 
     Returns:
         (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
@@ -209,6 +213,8 @@ def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_sec
     audio = _mono(audio, sample_rate, detector)
     frame_samples = detector.time_stride * detector.mel.hop_length
     n_frames = max(1, -(-len(audio) // frame_samples))  # ceil: a partial last frame still gets a score
+    if block_seconds is None:
+        block_seconds = detector.window_seconds if detector.mel.reference == "max" else 60.0
     block = max(1, int(block_seconds * sr) // frame_samples) * frame_samples
     device = model_device(detector)
     out: list[np.ndarray] = []

@@ -1,4 +1,5 @@
-"""Figures of notebook 08 "From segments to events": timelines, frame scores, targets, PSD-ROC.
+"""Figures of notebook 08 "From segments to events": timelines, frame scores, targets, PSD-ROC, the
+level sweep.
 
 Each function draws what :mod:`sed_utils.evaluate` and the frame model computed and
 returns the matplotlib Figure; nothing here computes a metric.
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 from sed_utils.plots.style import label_colors, legend_outside
 
 __all__ = ["plot_event_timelines", "plot_frame_scores", "plot_frame_targets", "plot_psd_roc",
-           "plot_metric_bars", "plot_postprocessing_grid"]
+           "plot_metric_bars", "plot_postprocessing_grid", "plot_level_sweep"]
 
 
 def plot_event_timelines(reference: pd.DataFrame, systems: Mapping[str, pd.DataFrame], filename: str,
@@ -187,5 +188,29 @@ def plot_postprocessing_grid(grid: pd.DataFrame, labels: list[str], chosen: Mapp
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("event F1 (validation)")
     legend_outside(np.atleast_1d(axes)[-1], title="median filter\n(frames)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+LEVEL_SWEEP_METRICS = {"event_f1": "event macro F1 (scenes)", "clips_found": "single target clips found",
+                       "negatives_alarmed": "negative clips with a false alarm"}
+
+
+def plot_level_sweep(tables: Mapping[str, pd.DataFrame]) -> Figure:
+    """One panel per metric of :func:`sed_utils.evaluate.robustness`, against the attenuation, one line
+    per model (notebook 08).
+
+    Args:
+        tables: model name -> its robustness table (one row per level condition, ``gain_db`` set).
+    """
+    fig, axes = plt.subplots(1, len(LEVEL_SWEEP_METRICS), figsize=(12, 3.4), sharex=True)
+    for ax, (column, title) in zip(axes, LEVEL_SWEEP_METRICS.items(), strict=True):
+        for name, table in tables.items():
+            ax.plot(table["gain_db"], table[column], marker="o", label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("level (dB below the mixer's)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
