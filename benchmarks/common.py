@@ -89,6 +89,15 @@ def mean_sd(values: Sequence[float], percent: bool = False) -> str:
     return text
 
 
+def save_seed_results(name: str, summary: dict[str, Any], table: str) -> None:
+    """Write ``results/<name>.json`` (``summary``: runs, seeds, command, ...) and ``results/<name>.md``
+    (``table``), each atomically: the quality benchmarks call it after every seed, so an interrupted
+    run keeps the seeds it measured."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(RESULTS_DIR / f"{name}.json", json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(RESULTS_DIR / f"{name}.md", table)
+
+
 def log(msg: str) -> None:
     """Progress line, flushed at once (benchmarks run for minutes; the user should see them move)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

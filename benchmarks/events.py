@@ -45,10 +45,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from common import mean_sd  # noqa: E402
+from common import mean_sd, save_seed_results  # noqa: E402
 
 from sed_utils.config import load_config  # noqa: E402
-from sed_utils.core import atomic  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = [
@@ -202,10 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         every = merged(earlier["runs"], runs, args.merge) if args.merge else runs
         done = sorted({r["seed"] for r in every})  # written after each seed: an interrupted run keeps them
-        atomic.write_text(RESULTS_DIR / f"{args.name}.json", json.dumps(
-            {"runs": every, "seeds": done, "command": command}, indent=2) + "\n")
         table = markdown(every, done, command)
-        atomic.write_text(RESULTS_DIR / f"{args.name}.md", table)
+        save_seed_results(args.name, {"runs": every, "seeds": done, "command": command}, table)
     print(table)
     return 0
 

@@ -19,7 +19,6 @@ Writes benchmarks/results/<name>.json and .md (default name: levels): mean ± st
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import date
@@ -29,19 +28,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from common import mean_sd  # noqa: E402
+from common import mean_sd, save_seed_results  # noqa: E402
 
 from sed_utils.config import load_config  # noqa: E402
-from sed_utils.core import atomic  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 METRICS = [("event_f1", "event macro F1"), ("event_recall", "event recall"),
            ("clips_found", "single clips found"), ("negatives_alarmed", "negatives with a false alarm")]
 
 
 def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str]) -> list[dict]:
     """Train (or reuse) each model of one seed and sweep the levels."""
-    from sed_utils.evaluate import level_conditions, robustness
+    from sed_utils.evaluate import evaluate, robustness
+    from sed_utils.features import level_conditions
     from sed_utils.train import train
 
     cfg = load_config("scenes", [*overrides, f"seed={seed}",
@@ -49,8 +47,12 @@ def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str]) -> li
     out = []
     for kind in kinds:
         train(cfg, kind, progress=False)
+        res = evaluate(cfg, kind, progress=False).results  # the mixer's level: events.py's numbers
+        at_mixer_level = {"psds1": res["psds1"]["value"], "segment_f1": res["segment_based"]["macro"]["f1"],
+                          "negatives_share": res["negatives"]["share"]}
         table = robustness(cfg, kind, level_conditions(), progress=False)
-        out += [{"model": kind, "seed": seed, **row} for row in table.to_dict(orient="records")]
+        out += [{"model": kind, "seed": seed, **row, **at_mixer_level}
+                for row in table.to_dict(orient="records")]
     return out
 
 
@@ -91,16 +93,13 @@ def main(argv: list[str] | None = None) -> int:
                         *args.models,
                         "--runs", f'"{args.runs}"', "--name", args.name, *[f"-p {o}" for o in args.override]])
     t0, runs = time.time(), []
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         runs += [{"date": str(date.today()), **r} for r in run_seed(seed, args.models, args.runs,
                                                                     args.override)]
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         done = sorted({r["seed"] for r in runs})
-        atomic.write_text(RESULTS_DIR / f"{args.name}.json",
-                          json.dumps({"runs": runs, "seeds": done, "command": command}, indent=2) + "\n")
         table = markdown(runs, done, command)
-        atomic.write_text(RESULTS_DIR / f"{args.name}.md", table)
+        save_seed_results(args.name, {"runs": runs, "seeds": done, "command": command}, table)
     print(table)
     return 0
 

@@ -18,7 +18,6 @@ Writes benchmarks/results/scene_recipes.json and .md (mean ± standard deviation
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -29,12 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from common import mean_sd  # noqa: E402
+from common import mean_sd, save_seed_results  # noqa: E402
 
 from sed_utils.config import load_config  # noqa: E402
-from sed_utils.core import atomic  # noqa: E402
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _cfg(seed: int, root: Path, recipe: str):
@@ -96,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/scene_recipes.py --seeds " + " ".join(map(str, args.seeds))
     rows: list[dict] = []
     minutes: list[float] = []
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:  # written after each seed: an interrupted run keeps what it measured
         seed_rows, train_min = run_seed(seed)
         rows += seed_rows
@@ -108,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{statistics.mean(minutes):.1f} min on average. Measured {date.today()}. Command: `{command}`\n")
         summary = {"rows": rows, "seeds": done, "command": command,
                    "frame_key": training_key(_cfg(args.seeds[0], REPO_ROOT, "desed_like"), "frame")}
-        atomic.write_text(RESULTS_DIR / "scene_recipes.json", json.dumps(summary, indent=2) + "\n")
-        atomic.write_text(RESULTS_DIR / "scene_recipes.md", table)
+        save_seed_results("scene_recipes", summary, table)
     print(table)
     return 0
 

@@ -18,7 +18,7 @@ import torch
 
 from sed_utils.config import AugmentConfig, MelConfig, key_view, load_config
 from sed_utils.detection import detect
-from sed_utils.evaluate import Condition, level_conditions
+from sed_utils.features import Condition, level_conditions
 from sed_utils.features.augment import augment_example, gain
 from sed_utils.features.logmel import build_logmel
 from sed_utils.models import build_detector, save_checkpoint

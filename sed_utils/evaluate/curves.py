@@ -24,7 +24,7 @@ from sed_utils.models.checkpoint import TrainedModel
 from sed_utils.models.kinds import get_kind, score_curve
 
 if TYPE_CHECKING:
-    from sed_utils.evaluate.conditions import Condition
+    from sed_utils.features.conditions import Condition
 
 __all__ = ["model_curves", "set_curves"]
 

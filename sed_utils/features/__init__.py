@@ -2,9 +2,11 @@
 
 ``logmel``: :class:`LogMel` (the front end of every model, cache and figure), :func:`feature_cache`,
 :class:`Normaliser`, the window cutter. ``augment``: the augmentations on dB log-mels every training
-set uses (notebook 04).
+set uses (notebook 04). ``conditions``: a change to a recording before the model hears it (a gain, a
+band limit: the level sweep of notebook 08).
 """
 
+from sed_utils.features.conditions import LEVELS_DB, Condition, level_conditions
 from sed_utils.features.logmel import (
     LogMel,
     Normaliser,
@@ -23,4 +25,4 @@ from sed_utils.features.logmel import (
 
 __all__ = ["LogMel", "Normaliser", "build_logmel", "logmel_db", "mel_extractor", "cut_windows",
            "window_starts", "feature_key", "feature_cache", "normalization_stats", "n_frames", "cut_samples",
-           "chunk_waveforms"]
+           "chunk_waveforms", "Condition", "LEVELS_DB", "level_conditions"]

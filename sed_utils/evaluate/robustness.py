@@ -1,10 +1,8 @@
-"""Recording conditions users have, and how a model fares under them (notebook 08; benchmarks/levels.py).
+"""How a trained model fares under recording conditions users have (notebook 08; benchmarks/levels.py).
 
-Every other number of the series is measured on sounds at the levels the scene mixer chose: scenes
-peak-normalised to -1 dBFS, single clips as ESC-50 recorded them. A user's recording may be 30 dB
-quieter (a phone across the room), band-limited (a phone's microphone) or hold one clean sound
-with no background. A :class:`Condition` is one such change, applied to the test audio before the
-model hears it; :func:`robustness` scores one trained model under each, with the post-processing
+A :class:`~sed_utils.features.conditions.Condition` (a gain, a band limit) is applied to the test
+audio before the model hears it; :func:`robustness` scores one trained model under each, with the
+post-processing
 chosen on the (unchanged) validation scenes, as ``detect`` would use it:
 
 * ``event_f1``, ``event_recall``: the test set's event-based macro F1 and recall (sed_eval);
@@ -16,13 +14,10 @@ chosen on the (unchanged) validation scenes, as ``detect`` would use it:
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 
 from sed_utils.config.settings import Config
 from sed_utils.data.esc50 import ESC50_CLIP_SECONDS, esc50_root, load_esc50_meta
@@ -30,55 +25,11 @@ from sed_utils.data.test_sets import load_test_set
 from sed_utils.evaluate.curves import model_curves
 from sed_utils.evaluate.evaluation import evaluate
 from sed_utils.evaluate.negatives import negative_clip_paths, negative_folds
+from sed_utils.features.conditions import Condition
 from sed_utils.metrics.f1 import event_metrics
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 
-__all__ = ["Condition", "LEVELS_DB", "level_conditions", "target_clip_paths", "robustness"]
-
-#: The attenuations of the level sweep, in dB below the mixer's levels.
-LEVELS_DB = (0.0, -10.0, -20.0, -30.0, -40.0)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One change to a recording, applied before the model hears it (notebook 08).
-
-    Args:
-        name: how tables and figures call it.
-        gain_db: a gain (negative: quieter), applied last.
-        highpass_hz, lowpass_hz: a 4th-order Butterworth band limit (0: none), as a phone's microphone.
-    """
-
-    name: str = "as mixed"
-    gain_db: float = 0.0
-    highpass_hz: float = 0.0
-    lowpass_hz: float = 0.0
-
-    def apply(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The changed copy of ``audio`` (mono float samples at ``sample_rate``), float32.
-
-        Raises:
-            ValueError: a band edge at or above the Nyquist frequency.
-        """
-        out = np.asarray(audio, dtype=np.float64)
-        for cutoff, btype in ((self.highpass_hz, "highpass"), (self.lowpass_hz, "lowpass")):
-            if cutoff <= 0:
-                continue
-            if cutoff >= sample_rate / 2:
-                raise ValueError(f"condition {self.name!r}: {btype} {cutoff} Hz is not below the Nyquist "
-                                 f"frequency of {sample_rate} Hz audio")
-            if len(out) > 30:  # sosfiltfilt needs a few samples more than its padding
-                out = signal.sosfiltfilt(signal.butter(4, cutoff, btype, fs=sample_rate, output="sos"), out)
-        return (out * 10.0 ** (self.gain_db / 20.0)).astype(np.float32)
-
-    def key(self) -> dict[str, float]:
-        """What changes the audio (not the name): part of the score-curve cache key."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "name"}
-
-
-def level_conditions(levels_db: tuple[float, ...] = LEVELS_DB) -> list[Condition]:
-    """The level sweep: the recordings attenuated by each of ``levels_db`` dB (notebook 08)."""
-    return [Condition(f"{g:+.0f} dB" if g else "0 dB", gain_db=float(g)) for g in levels_db]
+__all__ = ["target_clip_paths", "robustness"]
 
 
 def target_clip_paths(cfg: Config, folds: tuple[int, ...]) -> dict[str, tuple[Path, str]]:
