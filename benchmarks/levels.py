@@ -12,6 +12,12 @@ Usage (from the repository root; needs the real ESC-50 under the scenes profile'
     .venv/bin/python benchmarks/levels.py --seeds 0 1 2
     .venv/bin/python benchmarks/levels.py --seeds 0 --runs "runs/levels/max-ref/seed{seed}" \
         --name levels_max_ref -p features.reference=max
+    .venv/bin/python benchmarks/levels.py --seeds 0 --noise-floor -70 --name levels_noise
+
+``--noise-floor DBFS`` adds white noise of that RMS level after each attenuation: a real quiet recording
+keeps its microphone's noise while the sound grows fainter, so the sweep then measures how far below
+the mixer's level a sound can still be told from that noise (without it, a model whose input ignores
+the level draws flat lines by construction).
 
 Writes benchmarks/results/<name>.json and .md (default name: levels): mean ± standard deviation.
 """
@@ -31,12 +37,14 @@ if str(REPO_ROOT) not in sys.path:
 from common import mean_sd, save_seed_results  # noqa: E402
 
 from sed_utils.config import load_config  # noqa: E402
+from sed_utils.features.conditions import LEVELS_DB  # noqa: E402
 
 METRICS = [("event_f1", "event macro F1"), ("event_recall", "event recall"),
            ("clips_found", "single clips found"), ("negatives_alarmed", "negatives with a false alarm")]
 
 
-def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str]) -> list[dict]:
+def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str], levels: tuple[float, ...],
+             noise_dbfs: float | None = None) -> list[dict]:
     """Train (or reuse) each model of one seed and sweep the levels."""
     from sed_utils.evaluate import evaluate, robustness
     from sed_utils.features import level_conditions
@@ -50,7 +58,7 @@ def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str]) -> li
         res = evaluate(cfg, kind, progress=False).results  # the mixer's level: events.py's numbers
         at_mixer_level = {"psds1": res["psds1"]["value"], "segment_f1": res["segment_based"]["macro"]["f1"],
                           "negatives_share": res["negatives"]["share"]}
-        table = robustness(cfg, kind, level_conditions(), progress=False)
+        table = robustness(cfg, kind, level_conditions(levels, noise_dbfs), progress=False)
         out += [{"model": kind, "seed": seed, **row, **at_mixer_level}
                 for row in table.to_dict(orient="records")]
     return out
@@ -85,17 +93,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="each seed's run folder, relative to the repository (default: events.py's)")
     p.add_argument("-p", "--override", action="append", default=[], help="config override for every run")
     p.add_argument("--name", default="levels", help="the results' file stem in benchmarks/results")
+    p.add_argument("--levels", type=float, nargs="+", default=None, metavar="DB",
+                   help="the attenuations (default: 0 -10 -20 -30 -40)")
+    p.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
+                   help="add white noise of this RMS level after each attenuation (a microphone's own noise)")
     args = p.parse_args(argv)
     cfg = load_config("scenes", args.override)
     if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
         p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile scenes (or full) first")
+    levels = tuple(args.levels) if args.levels else LEVELS_DB
+    noise = [] if args.noise_floor is None else ["--noise-floor", f"{args.noise_floor:g}"]
+    noise += ["--levels", *(f"{g:g}" for g in levels)] if args.levels else []
     command = " ".join(["python benchmarks/levels.py", "--seeds", *map(str, args.seeds), "--models",
-                        *args.models,
-                        "--runs", f'"{args.runs}"', "--name", args.name, *[f"-p {o}" for o in args.override]])
+                        *args.models, "--runs", f'"{args.runs}"', "--name", args.name, *noise,
+                        *[f"-p {o}" for o in args.override]])
     t0, runs = time.time(), []
     for seed in args.seeds:
-        runs += [{"date": str(date.today()), **r} for r in run_seed(seed, args.models, args.runs,
-                                                                    args.override)]
+        runs += [{"date": str(date.today()), **r}
+                 for r in run_seed(seed, args.models, args.runs, args.override, levels, args.noise_floor)]
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         done = sorted({r["seed"] for r in runs})
         table = markdown(runs, done, command)

@@ -108,17 +108,22 @@ def test_conditions_change_the_audio_as_they_say():
         Condition("bad", lowpass_hz=8000).apply(mid, SR)
     assert Condition("a", gain_db=-10).key() == Condition("b", gain_db=-10).key()  # the name is not the audio
     assert [c.gain_db for c in level_conditions()] == [0.0, -10.0, -20.0, -30.0, -40.0]
+    floor = level_conditions((-30.0,), noise_dbfs=-60.0)[0]
+    noisy = floor.apply(low, SR)
+    np.testing.assert_array_equal(noisy, floor.apply(low, SR))  # the same noise every time
+    rms_db = 20 * np.log10(np.std(noisy - low * 10 ** (-30 / 20)))
+    assert rms_db == pytest.approx(-60.0, abs=0.2) and "noise -60 dBFS" in floor.name
+    assert "noise_dbfs" not in Condition("q", gain_db=-20).key()  # keys of curves cached before it stay
 
 
 def test_settings_added_later_leave_the_keys_of_earlier_models_unchanged():
-    cfg = load_config("demo")
+    cfg = load_config("demo", ["features.reference=absolute"])  # the front end of every earlier model
     assert "reference" not in key_view("features", cfg.features)
     assert "gain_min_db" not in key_view("augment", cfg.augment)
     assert key_view("features", MelConfig(reference="max"))["reference"] == "max"
     assert key_view("augment", AugmentConfig(gain_min_db=-40))["gain_min_db"] == -40
     from sed_utils.train.loop import training_key
-    changed = load_config("demo", ["features.reference=max"])
-    assert training_key(cfg, "frame") != training_key(changed, "frame")
+    assert training_key(cfg, "frame") != training_key(load_config("demo"), "frame")  # the default: max
 
 
 def test_the_gain_range_reaches_down_to_gain_min_db():
@@ -163,7 +168,7 @@ def test_robustness_scores_each_condition_and_a_max_reference_model_is_level_inv
 
 
 def test_detect_notes_a_quiet_recording_for_an_absolute_level_model():
-    from sed_utils.detection.recordings import level_note
+    from sed_utils.detection import level_note
 
     loud = _sound()
     quiet = loud * 10 ** (-40 / 20) / np.abs(loud).max()  # peak -40 dBFS

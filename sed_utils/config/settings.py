@@ -74,7 +74,8 @@ class MelConfig:
 
     ``reference`` says what the dB are relative to: ``"absolute"`` (power re 1.0: a recording 30 dB
     quieter gives features 30 dB lower) or ``"max"`` (re each model input's loudest bin, librosa's
-    ``ref=np.max``: the same features at any recording level).
+    ``ref=np.max``: the same features at any recording level). config.yml's default is ``"max"``; the
+    field's default stays ``"absolute"``, what a checkpoint saved before the field existed computes.
     """
 
     n_mels: int = 64

@@ -15,10 +15,11 @@ from sed_utils.detection.recordings import (
     detection_logmel,
     expand_inputs,
     find_checkpoint,
+    level_note,
     load_model,
     post_processing_of,
 )
 
 __all__ = ["AUDIO_SUFFIXES", "Detection", "DetectionBatch", "detect", "detect_files", "detection_logmel",
-           "expand_inputs", "find_checkpoint", "load_model", "post_processing_of", "events_text",
-           "write_events"]
+           "expand_inputs", "find_checkpoint", "level_note", "load_model", "post_processing_of",
+           "events_text", "write_events"]
