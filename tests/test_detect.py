@@ -166,10 +166,11 @@ def test_a_detection_says_where_its_post_processing_came_from_and_notes_only_the
     detection, the notes hold what concerns the file itself (here: the padding of a short clip)."""
     for kind, chosen_on in (("chunk", "the chunk test"), ("frame", "a test")):
         trained = load_trained(models[kind])
-        det = detect(np.zeros(16000, np.float32), trained, sample_rate=16000)
+        noise = 0.05 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)  # peak ~ -14 dBFS
+        det = detect(noise, trained, sample_rate=16000)
         assert det.source == f"chosen on {chosen_on} (stored in the checkpoint)" and det.notes == [], kind
         assert det.post == trained.info.post_processing, kind
-        short = detect(np.zeros(8000, np.float32), trained, sample_rate=16000, thresholds=0.3)
+        short = detect(noise[:8000], trained, sample_rate=16000, thresholds=0.3)
         assert short.source.endswith("with the caller's overrides"), kind
         assert short.notes == ["0.50 s is shorter than 1 s: zero-padded to that length"], kind
 
@@ -426,9 +427,9 @@ def _beep_scene(rng: np.random.Generator, onset: float, length: float) -> np.nda
     return x
 
 
-def _beep_examples(rng: np.random.Generator, n: int):
+def _beep_examples(rng: np.random.Generator, n: int, mel: MelConfig):
     """``n`` scenes of noise with one 1 kHz beep (labelled Alarm), as the training loop's examples:
-    log-mels in dB and the frame targets of the frame model's 80 ms grid."""
+    log-mels in dB (front end ``mel``, the model's) and the frame targets of the frame model's 80 ms grid."""
     from sed_utils.features.logmel import logmel_db
     from sed_utils.labels.grid import TimeGrid
     from sed_utils.train import Examples
@@ -436,7 +437,7 @@ def _beep_examples(rng: np.random.Generator, n: int):
     features, frames = [], []
     for _ in range(n):
         onset, length = rng.uniform(0.2, 2.5), rng.uniform(0.4, 1.2)
-        features.append(logmel_db(_beep_scene(rng, onset, length), BEEP_SR, MelConfig()))
+        features.append(logmel_db(_beep_scene(rng, onset, length), BEEP_SR, mel))
         grid = TimeGrid.regular(LABELS, FRAME_SECONDS, TimeGrid.frames_for(BEEP_SECONDS, FRAME_SECONDS))
         frames.append(grid.encode(pd.DataFrame({"onset": [onset], "offset": [onset + length],
                                                 "event_label": ["Alarm_bell_ringing"]})))
@@ -458,7 +459,7 @@ def test_a_frame_model_trained_in_seconds_finds_the_beep(tmp_path):
                                "models.frame.epochs=1", f"models.frame.batch_size={BATCH}", "train.lr=0.002",
                                "train.lr_schedule=constant"])
     assert cfg.desed_labels == LABELS
-    examples, valid = _beep_examples(rng, N_TRAIN), _beep_examples(rng, 16)
+    examples, valid = _beep_examples(rng, N_TRAIN, cfg.features), _beep_examples(rng, 16, cfg.features)
     data = TrainingData("frame", ExampleDataset(examples), {"scenes": valid},
                         float(examples.features.mean()), float(examples.features.std()), BEEP_SECONDS)
     result = train(cfg, "frame", data=data, progress=False, device="cpu")

@@ -344,7 +344,7 @@ def scenes_config(data_root: Path, runs_root: Path, *extra: str):
         "folds.scenes_valid=[4]", "folds.scenes_test=[5]", "scenes.valid=4", "scenes.test=4",
         "postprocess.median_filters=[1, 3]",
         "postprocess.thresholds=[0.2, 0.35, 0.5, 0.65, 0.8]", "postprocess.min_durations=[0.0, 0.32, 0.64]",
-        "train.num_threads=2", *extra])
+        "train.num_threads=2", "features.reference=absolute", *extra])  # BandNet reads absolute dB
 
 
 @pytest.fixture
