@@ -57,7 +57,9 @@ def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str], level
         train(cfg, kind, progress=False)
         res = evaluate(cfg, kind, progress=False).results  # the mixer's level: events.py's numbers
         at_mixer_level = {"psds1": res["psds1"]["value"], "segment_f1": res["segment_based"]["macro"]["f1"],
-                          "negatives_share": res["negatives"]["share"]}
+                          "event_f1_mixer": res["event_based"]["macro"]["f1"],
+                          "negatives_share": res["negatives"]["share"],
+                          "worst_negatives": res["negatives"].get("worst_categories", {})}
         table = robustness(cfg, kind, level_conditions(levels, noise_dbfs), progress=False)
         out += [{"model": kind, "seed": seed, **row, **at_mixer_level}
                 for row in table.to_dict(orient="records")]

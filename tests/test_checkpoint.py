@@ -87,6 +87,30 @@ def test_round_trip_gives_identical_outputs_and_metadata(tmp_path, kind):
     assert torch.load(path, weights_only=True)["epoch"] == 3  # plain values: loadable without running code
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_detector_with_other_categories_reports_its_classes_and_loads_back(tmp_path, kind):
+    """targets: all: the network has outputs for more categories than it reports; the checkpoint keeps
+    them, and everything that reads "clip_logits"/"frame_logits" sees the classes only."""
+    torch.manual_seed(0)
+    others = ["hen", "siren"]
+    d = build_detector(kind, LABELS, MEL, 16000, 0.5, other_labels=others).eval()
+    x = torch.randn(2, 32, 26) * 9.0 - 40.0
+    with torch.no_grad():
+        out, full = d(x), d.network(d.normaliser(x.unsqueeze(1)))
+    assert set(out) == {f"{p}{n}" for p in ("", "other_") for n in full}
+    for name, logits in full.items():
+        assert logits.shape[-1] == 5
+        torch.testing.assert_close(out[name], logits[..., :3], rtol=0, atol=0)
+        torch.testing.assert_close(out[f"other_{name}"], logits[..., 3:], rtol=0, atol=0)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, d, config={}, epoch=1, best_score=0.5)
+    tm = load_trained(path, device="cpu")
+    assert tm.labels == LABELS and tm.detector.other_labels == others
+    with torch.no_grad():
+        torch.testing.assert_close(tm.detector(x)["clip_logits"], out["clip_logits"], rtol=0, atol=0)
+    assert _detector(kind).other_labels == []  # a model of the classes alone has none
+
+
 def test_info_defaults_for_metadata_not_given(tmp_path):
     path = tmp_path / "best.pt"
     d = _detector()

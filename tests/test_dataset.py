@@ -19,7 +19,7 @@ from sed_utils.data.esc50 import ambient_categories, esc50_root, load_esc50_meta
 from sed_utils.data.registry import prepare_datasets
 from sed_utils.data.test_sets import load_test_set
 from sed_utils.features import augment
-from sed_utils.features.logmel import feature_cache, mel_extractor, normalization_stats
+from sed_utils.features.logmel import active_frames, feature_cache, mel_extractor, normalization_stats
 from sed_utils.io.audio import read_audio
 from sed_utils.labels.chunks import build_esc50_chunks, build_segments
 from sed_utils.labels.grid import TimeGrid
@@ -560,7 +560,60 @@ def test_scene_recipe_gives_whole_scenes_with_frame_targets(demo_cfg, scene_reci
     assert x.shape == (64, 1001) and float(t["frames"].sum()) == 0.0 and float(t["clip"].sum()) == 0.0
     direct = scene_data(cfg, kinds.settings_of(cfg, "frame"), 8, progress=False)
     np.testing.assert_array_equal(direct.train.examples.frames, ex.frames)
-    np.testing.assert_array_equal(negative_clip_features(cfg, progress=False), d.train.negatives)
+    features, categories = negative_clip_features(cfg, progress=False)
+    np.testing.assert_array_equal(features, d.train.negatives)
+    assert list(categories) == list(want.category) and d.other_labels == ()
+
+
+def test_all_category_recipe_labels_distractors_backgrounds_and_negatives(demo_cfg, scene_recipe):
+    """targets: all: one more target column per other ESC-50 category, located from the scenes'
+    provenance and, for the negative clips, where the clip sounds; validation stays on the classes."""
+    cfg = load_config("demo", [f"data_root={demo_cfg.data_root}", f"runs_root={demo_cfg.runs_root}",
+                               "scenes.valid=3", "models.frame.train_scenes=3",
+                               "models.frame.negative_clips=2", "models.frame.targets=all"])
+    d = training_data(cfg, "frame", progress=False)
+    meta = load_esc50_meta(esc50_root(cfg))
+    others = tuple(sorted(set(meta.category) - set(cfg.esc50_categories)))
+    assert d.other_labels == others and len(others) > 0
+    ex = d.train.examples
+    n = len(LABELS)
+    assert ex.frames.shape == (3, 126, n + len(others)) and d.valid["scenes"].frames.shape == (3, 126, n)
+    # the classes' columns are exactly the 5-class recipe's; the others come from sources.csv
+    np.testing.assert_array_equal(ex.frames[..., :n], scene_recipe.train.examples.frames)
+    train_scenes = scenes.scene_set(cfg, "train", n_scenes=3, progress=False)
+    sources = scenes.load_scene_sources(train_scenes.audio_dir.parent)
+    grid = TimeGrid.regular(tuple(LABELS) + others, 0.08, 126)
+    for i, f in enumerate(train_scenes.files):
+        rows = sources[(sources.scene == f) & sources.role.isin(["distractor", "background"])
+                       & sources.category.isin(others)]
+        want = grid.encode(rows.rename(columns={"scene": "filename", "category": "event_label"}))
+        np.testing.assert_array_equal(ex.frames[i, :, n:], want[:, n:])
+        backgrounds = rows[rows.role == "background"].category
+        for c in backgrounds:  # an ambient background sounds through the whole scene (frame 126 ends past it)
+            assert ex.frames[i, :125, n + others.index(c)].all()
+    assert ex.frames[..., n:].sum() > 0
+    # a negative item (unaugmented): each clip's own category where it sounds, never a class
+    tr = d.train
+    x, t = ExampleDataset(ex, negatives=tr.negatives, negative_items=2, negative_columns=tr.negative_columns,
+                          negative_activity=tr.negative_activity)[3]
+    assert t["frames"].shape == (126, n + len(others))
+    assert float(t["frames"][:, :n].sum()) == 0.0 and float(t["frames"][:, n:].sum()) > 0
+    assert set(np.flatnonzero(t["clip"].numpy())) <= {n + i for i in range(len(others))}
+    # training builds a detector with the extra outputs; only the classes are reported
+    det = kinds.build_detector("frame", LABELS, cfg.features, SR, 10.0, other_labels=others)
+    out = det(x[None])
+    assert out["frame_logits"].shape[-1] == n and out["other_frame_logits"].shape[-1] == len(others)
+    loss = kinds.frame_loss(out, {k: v[None] for k, v in t.items()}, kinds.settings_of(cfg, "frame"))
+    assert torch.isfinite(loss)
+
+
+def test_active_frames_marks_where_a_clip_sounds():
+    x = np.full((64, 100), -80.0)
+    x[:, 20:40] = 0.0
+    x[:, 60:65] = -30.0  # 30 dB under the loudest frame: sounding at -35, silent at -20
+    assert np.flatnonzero(active_frames(x, -35.0)).tolist() == list(range(20, 40)) + list(range(60, 65))
+    assert np.flatnonzero(active_frames(x, -20.0)).tolist() == list(range(20, 40))
+    assert active_frames(np.stack([x, x]), -35.0).shape == (2, 100)
 
 
 def test_a_scene_kind_without_frames_is_refused(monkeypatch):

@@ -101,3 +101,28 @@ def test_frame_model_end_to_end(cfg, monkeypatch, capsys):
     assert cfg.paths.results("frame", "_negatives").is_file()
     # a tagged variant leaves the checkpoint's post-processing alone
     assert load_trained(cfg.paths.checkpoint("frame")).info.post_processing == ev.post
+
+
+@pytest.mark.slow
+def test_a_frame_model_trained_on_every_category_reports_the_classes(cfg):
+    """targets: all: the other ESC-50 categories are trained as outputs; validation, the evaluation, the
+    checkpoint's post-processing and detect see the five classes only."""
+    cfg = load_config("demo", [f"data_root={cfg.data_root}", f"runs_root={cfg.runs_root / 'all'}",
+                               "test_set=scenes", "models.frame.train_scenes=8", "models.frame.epochs=1",
+                               "models.frame.batch_size=4", "models.frame.negative_clips=2", "scenes.valid=4",
+                               "scenes.test=4", "postprocess.median_filters=[1]", "train.num_threads=1",
+                               "models.frame.targets=all"])
+    result = train(cfg, "frame", progress=False)
+    trained = load_trained(result.checkpoint, device="cpu")
+    assert trained.labels == cfg.desed_labels
+    assert len(trained.detector.other_labels) == 5  # the demo's ESC-50 has 10 categories
+    assert not set(trained.detector.other_labels) & set(cfg.esc50_categories)
+    assert [c for c in result.history.columns if c.startswith("valid_f1_")] == [
+        f"valid_f1_{lab}" for lab in cfg.desed_labels]
+    ev = evaluate(cfg, "frame", progress=False)
+    assert list(ev.post.labels) == cfg.desed_labels and ev.curves[next(iter(ev.curves))][1].shape[1] == 5
+    assert set(ev.events.event_label) <= set(cfg.desed_labels)
+    plain = dataclasses.replace(cfg, models={**cfg.models, "frame": dataclasses.replace(
+        cfg.models["frame"], targets="classes")})
+    assert training_key(plain, "frame") != training_key(cfg, "frame")
+    assert '"targets"' not in training_key(plain, "frame")  # models trained before the option keep their key

@@ -28,6 +28,7 @@ from sed_utils.config.settings import (
     SCENE_RECIPES,
     SECTIONS,
     SELECT_ON,
+    TARGETS,
     TEST_SETS,
     Config,
     ModelConfig,
@@ -211,6 +212,7 @@ def _check_choices(cfg_path: Path, merged: dict[str, Any], sections: dict[str, A
                ("features.reference", sections["features"].reference, REFERENCES),
                ("train.precision", sections["train"].precision, PRECISIONS)]
     choices += [(f"models.{kind}.select_on", m.select_on, SELECT_ON) for kind, m in models.items()]
+    choices += [(f"models.{kind}.targets", m.targets, TARGETS) for kind, m in models.items()]
     for key, value, allowed in choices:
         if value not in allowed:
             raise ConfigError(f"{cfg_path}: {key} must be one of {allowed}, got {value!r}")

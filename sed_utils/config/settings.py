@@ -21,7 +21,7 @@ from sed_utils.config.runs import RunPaths
 __all__ = ["REPO_ROOT", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
            "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS", "REFERENCES",
-           "PRECISIONS", "KEY_NEUTRAL", "key_view"]
+           "PRECISIONS", "TARGETS", "KEY_NEUTRAL", "key_view"]
 
 #: The repository holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,8 @@ LR_SCHEDULES = ("constant", "cosine")
 REFERENCES = ("absolute", "max")
 #: The training arithmetic: see ``train.precision`` in config.yml.
 PRECISIONS = ("float32", "bfloat16")
+#: What a model trains outputs for: see ``models.frame.targets`` in config.yml.
+TARGETS = ("classes", "all")
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,10 @@ class ModelConfig:
 
     ``epochs``, ``batch_size`` and ``train_scenes`` (10 s scenes mixed from the training folds)
     apply to every kind; ``max_train_chunks`` and ``select_on`` to models trained on 1 s chunks,
-    ``weak_weight`` (the clip-level term of the loss) and ``negative_clips`` (negative-only
-    examples per epoch) to models trained on whole scenes. ``config.yml`` lists for each kind the
+    ``weak_weight`` (the clip-level term of the loss), ``negative_clips`` (negative-only
+    examples per epoch) and ``targets`` (``"classes"``: outputs for the configured classes only;
+    ``"all"``: also one trained output per other ESC-50 category, never reported) to models trained
+    on whole scenes. ``config.yml`` lists for each kind the
     fields it reads; setting another is refused as an unknown key.
     """
 
@@ -160,6 +164,7 @@ class ModelConfig:
     select_on: str = "scenes"
     weak_weight: float = 0.5
     negative_clips: int = 0
+    targets: str = "classes"
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,7 @@ KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
     "augment": {"gain_min_db": None},
     "train": {"precision": "float32"},
+    "models": {"targets": "classes"},
 }
 
 

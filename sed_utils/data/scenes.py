@@ -64,6 +64,7 @@ __all__ = [
     "scene_sources_path",
     "load_scenes",
     "load_scene_sources",
+    "scene_category_events",
     "label_statistics",
     "pick_example_scene",
 ]
@@ -90,6 +91,31 @@ def load_scene_sources(out_dir: Path) -> pd.DataFrame:
         raise DatasetError(f"{path}: scene provenance not found (build the scenes with build_scenes)")
     return pd.read_csv(path, keep_default_na=False, na_values=[""],
                        dtype={"event_label": str, "category": str, "source": str})
+
+
+def scene_category_events(ds: StrongLabelSet, categories: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Where each of ``categories`` sounds in a scene set, from its provenance (notebook 08; the frame
+    model's ``targets: all``): a distractor over the span it was inserted at (its clip was trimmed
+    to its sound first), an ambient background over the whole scene.
+
+    Args:
+        ds: scenes of :func:`scene_set` (their ``sources.csv`` lies beside the ``audio`` folder).
+        categories: the ESC-50 categories wanted (the targets' categories are labelled in ``ds.events``
+            with their DESED names already).
+
+    Returns:
+        ``filename, onset, offset, event_label`` rows, ``event_label`` the ESC-50 category.
+
+    Raises:
+        DatasetError: the set has no provenance (not a scene folder).
+    """
+    sources = load_scene_sources(Path(ds.audio_dir).parent)
+    rows = sources[sources["role"].isin(["distractor", "background"])
+                   & sources["category"].isin(list(categories)) & sources["scene"].isin(ds.files)]
+    return pd.DataFrame({"filename": rows["scene"].astype(str).to_numpy(),
+                         "onset": rows["onset"].astype(float).to_numpy(),
+                         "offset": rows["offset"].astype(float).to_numpy(),
+                         "event_label": rows["category"].astype(str).to_numpy()})
 
 
 def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,

@@ -10,6 +10,7 @@ from sed_utils.features.conditions import LEVELS_DB, Condition, level_conditions
 from sed_utils.features.logmel import (
     LogMel,
     Normaliser,
+    active_frames,
     build_logmel,
     chunk_waveforms,
     cut_samples,
@@ -23,6 +24,7 @@ from sed_utils.features.logmel import (
     window_starts,
 )
 
-__all__ = ["LogMel", "Normaliser", "build_logmel", "logmel_db", "mel_extractor", "cut_windows",
+__all__ = ["active_frames", "LogMel", "Normaliser", "build_logmel", "logmel_db", "mel_extractor",
+           "cut_windows",
            "window_starts", "feature_key", "feature_cache", "normalization_stats", "n_frames", "cut_samples",
            "chunk_waveforms", "Condition", "LEVELS_DB", "level_conditions"]

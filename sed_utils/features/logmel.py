@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sed_utils.config import Config
 
 __all__ = [
+    "active_frames",
     "LogMel",
     "Normaliser",
     "build_logmel",
@@ -165,6 +166,23 @@ class Normaliser(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def active_frames(features_db: np.ndarray, silence_db: float) -> np.ndarray:
+    """Which frames of log-mels sound: their power summed over the mel bands is within ``silence_db``
+    dB (negative) of the loudest frame of the same input, the series' one notion of silence applied
+    to features (notebook 08: where an ESC-50 clip's category is a frame target).
+
+    Args:
+        features_db: log-mels in dB ``[n_mels, frames]`` or ``[N, n_mels, frames]``.
+        silence_db: e.g. -35 (``cfg.chunking.silence_db``).
+
+    Returns:
+        Booleans ``[frames]`` or ``[N, frames]``.
+    """
+    x = np.asarray(features_db, dtype=np.float64)
+    power_db = 10.0 * np.log10(np.sum(10.0 ** (x / 10.0), axis=-2) + 1e-30)
+    return power_db >= power_db.max(axis=-1, keepdims=True) + float(silence_db)
 
 
 def n_frames(cfg: Config, seconds: float) -> int:

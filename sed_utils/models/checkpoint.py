@@ -117,6 +117,7 @@ def save_checkpoint(path: Path, detector: Detector, *, config: dict[str, Any], e
     atomic.torch_save({
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": detector.kind, "state_dict": state,
         "weights_digest": weights_digest(state), "labels": list(detector.labels),
+        "other_labels": list(detector.other_labels),
         "sample_rate": detector.sample_rate, "mel": dataclasses.asdict(detector.mel),
         "window_seconds": detector.window_seconds, "config": config, "epoch": int(epoch),
         "best_score": float(best_score), **meta}, Path(path))
@@ -211,7 +212,8 @@ def _detector_from(ckpt: dict[str, Any], path: Path) -> Detector:
     try:
         detector = build_detector(kind, [str(x) for x in ckpt["labels"]], MelConfig(**ckpt["mel"]),
                                   int(ckpt["sample_rate"]), float(ckpt["window_seconds"]),
-                                  state["normaliser.mean"], state["normaliser.std"])
+                                  state["normaliser.mean"], state["normaliser.std"],
+                                  other_labels=[str(x) for x in ckpt.get("other_labels", [])])
         detector.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: weights do not fit a {len(ckpt['labels'])}-class {kind.name} "

@@ -9,6 +9,9 @@ class scores with nothing outside it, and no caller can feed it features made an
 
 Its output is the networks' one contract: ``{"clip_logits": [B, C]}``, plus ``"frame_logits"``
 ``[B, T', C]`` for a network that keeps time (:attr:`Detector.time_stride` mel frames per output frame).
+A detector trained with outputs for more categories than it reports (``models.frame.targets: all``:
+the other ESC-50 categories, :attr:`Detector.other_labels`) returns those as ``"other_clip_logits"``
+and ``"other_frame_logits"``: the training loss reads them, everything else reads the ``C`` classes.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ class Detector(nn.Module):
         kind: the registered model kind it was built as.
         labels, sample_rate, mel: what its outputs mean and what its front end computes.
         window_seconds: the input length it was trained on (1 s chunks, 10 s scenes).
+        other_labels: categories the network has outputs for after ``labels``, trained but never
+            reported (empty: the network's outputs are ``labels``).
     """
 
     def __init__(self, logmel: LogMel, normaliser: Normaliser, network: nn.Module, *, kind: str,
-                 labels: list[str], sample_rate: int, mel: MelConfig, window_seconds: float):
+                 labels: list[str], sample_rate: int, mel: MelConfig, window_seconds: float,
+                 other_labels: list[str] | tuple[str, ...] = ()):
         super().__init__()
         self.logmel = logmel
         self.normaliser = normaliser
@@ -57,6 +63,7 @@ class Detector(nn.Module):
         self.sample_rate = int(sample_rate)
         self.mel = mel
         self.window_seconds = float(window_seconds)
+        self.other_labels = list(other_labels)
 
     @property
     def time_stride(self) -> int | None:
@@ -71,7 +78,14 @@ class Detector(nn.Module):
 
     def forward(self, features_db: torch.Tensor) -> Output:
         x = features_db.unsqueeze(1) if features_db.dim() == 3 else features_db
-        return self.network(self.normaliser(x))
+        out = self.network(self.normaliser(x))
+        if not self.other_labels:
+            return out
+        n = len(self.labels)
+        split = {}
+        for name, logits in out.items():
+            split[name], split[f"other_{name}"] = logits[..., :n], logits[..., n:]
+        return split
 
     def features(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Log-mel in dB ``[B, n_mels, frames]`` of waveforms ``[B, samples]`` (the cache's recipe)."""

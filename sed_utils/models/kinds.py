@@ -49,19 +49,30 @@ EXAMPLES = ("chunks", "scenes")
 Targets = dict[str, torch.Tensor]  # "clip": [B, C]; "frames": [B, T', C] for scene examples
 
 
+def _logits(out: Output, name: str, width: int) -> torch.Tensor:
+    """The output ``name`` with as many classes as the targets: the reported classes, or (targets for
+    every trained output) the reported classes followed by the detector's other categories."""
+    logits = out[name]
+    if width > logits.shape[-1] and f"other_{name}" in out:
+        logits = torch.cat([logits, out[f"other_{name}"]], dim=-1)
+    return logits
+
+
 def clip_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Tensor:
     """Binary cross-entropy of the clip logits against the clip targets, one yes/no per class
     (multilabel), computed from logits for numerical stability (notebook 05).
 
     Args:
-        out: the network's output; its ``"clip_logits"`` ``[B, C]`` are used.
-        targets: ``"clip"``: 0/1 ``[B, C]``.
+        out: the network's output; its ``"clip_logits"`` ``[B, C]`` are used (followed by
+            ``"other_clip_logits"`` when the targets have a column for them too).
+        targets: ``"clip"``: 0/1 ``[B, C]`` (or ``[B, C + K]``: every trained output).
         settings: not used (every kind's loss takes the kind's settings).
 
     Returns:
         The mean BCE over items and classes, a scalar tensor.
     """
-    return nn.functional.binary_cross_entropy_with_logits(out["clip_logits"], targets["clip"])
+    clip = targets["clip"]
+    return nn.functional.binary_cross_entropy_with_logits(_logits(out, "clip_logits", clip.shape[-1]), clip)
 
 
 def frame_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Tensor:
@@ -70,14 +81,16 @@ def frame_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Te
     (notebook 08). Frames are compared over the shorter of output and targets.
 
     Args:
-        out: the network's output: ``"frame_logits"`` ``[B, T', C]`` and ``"clip_logits"`` ``[B, C]``.
-        targets: ``"frames"`` 0/1 ``[B, T', C]`` and ``"clip"`` 0/1 ``[B, C]``.
+        out: the network's output: ``"frame_logits"`` ``[B, T', C]`` and ``"clip_logits"`` ``[B, C]``
+            (and the ``"other_"`` outputs, read when the targets are wider than ``C``).
+        targets: ``"frames"`` 0/1 ``[B, T', C]`` and ``"clip"`` 0/1 ``[B, C]`` (or ``C + K`` columns).
         settings: gives ``weak_weight``.
 
     Returns:
         A scalar tensor: the mean frame BCE plus ``weak_weight`` x the mean clip BCE.
     """
-    frames, target_frames = out["frame_logits"], targets["frames"]
+    target_frames = targets["frames"]
+    frames = _logits(out, "frame_logits", target_frames.shape[-1])
     n = min(frames.shape[1], target_frames.shape[1])
     strong = nn.functional.binary_cross_entropy_with_logits(frames[:, :n], target_frames[:, :n])
     return strong + settings.weak_weight * clip_loss(out, targets, settings)
@@ -159,7 +172,7 @@ def settings_of(cfg: Config, kind: str | ModelKind) -> ModelConfig:
 
 def build_detector(kind: str | ModelKind, labels: list[str], mel: MelConfig, sample_rate: int,
                    window_seconds: float, mean: Any = 0.0, std: Any = 1.0, *,
-                   pretrained: bool = False) -> Detector:
+                   pretrained: bool = False, other_labels: list[str] | tuple[str, ...] = ()) -> Detector:
     """A :class:`~sed_utils.models.detector.Detector` of ``kind`` (notebooks 05, 08; the checkpoint loader).
 
     Args:
@@ -169,12 +182,14 @@ def build_detector(kind: str | ModelKind, labels: list[str], mel: MelConfig, sam
         window_seconds: the input length it trains on.
         mean, std: the TRAINING features' statistics (scalars or per mel band).
         pretrained: ImageNet weights for the ResNet18 trunk when they can be loaded.
+        other_labels: categories trained as outputs after ``labels`` but never reported
+            (``models.<kind>.targets: all``).
     """
     k = get_kind(kind)
-    network = k.network(len(labels), pretrained=pretrained)
+    network = k.network(len(labels) + len(other_labels), pretrained=pretrained)
     return Detector(build_logmel(mel, sample_rate), Normaliser(mean, std), network, kind=k.name,
-                    labels=labels,
-                    sample_rate=sample_rate, mel=mel, window_seconds=window_seconds)
+                    labels=labels, sample_rate=sample_rate, mel=mel, window_seconds=window_seconds,
+                    other_labels=other_labels)
 
 
 def score_curve(detector: Detector, audio: np.ndarray, sample_rate: int, *, hop_seconds: float = 0.25,

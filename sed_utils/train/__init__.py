@@ -11,6 +11,7 @@ from sed_utils.train.data import (
     chunk_data,
     clip_examples,
     negative_clip_features,
+    other_categories,
     scene_data,
     segments_with_features,
     training_data,
@@ -20,5 +21,6 @@ from sed_utils.train.loop import EarlyStopping, TrainResult, fit_epoch, train, t
 
 __all__ = ["Examples", "ExampleDataset", "OnTheFlyDataset", "label_matrix", "time_items", "TrainingData",
            "training_data", "chunk_data", "scene_data", "segments_with_features", "background_features",
-           "negative_clip_features", "clip_examples", "EarlyStopping", "TrainResult", "fit_epoch", "validate",
+           "negative_clip_features", "clip_examples", "other_categories", "EarlyStopping", "TrainResult",
+           "fit_epoch", "validate",
            "train", "training_key"]

@@ -10,7 +10,10 @@ Two recipes, named by each model kind's ``examples`` (:mod:`sed_utils.models.kin
 - ``"scenes"`` (the frame model, notebook 08): ``train_scenes`` whole 10 s training scenes with frame
   targets on the network's frame grid (their events are known exactly: they were placed there), and
   ``negative_clips`` negative-only examples per epoch made of the training folds' clips of the other
-  45 classes. Validated on the whole validation scenes (``"scenes"``).
+  45 classes. Validated on the whole validation scenes (``"scenes"``). With ``targets: all`` the
+  training targets get one more column per other ESC-50 category (:func:`other_categories`): the
+  scenes' distractors and backgrounds and the negative clips are labelled with what they are, so the
+  network learns a place for a hen or a siren other than "Dog"; validation stays on the classes.
 
 Every feature comes from the one feature cache; normalisation statistics come from the training
 examples only. No recipe touches a test fold.
@@ -34,15 +37,15 @@ from sed_utils.data.esc50 import (
     load_esc50_meta,
     negative_clips,
 )
-from sed_utils.data.scenes import scene_set
-from sed_utils.features.logmel import feature_cache, normalization_stats
+from sed_utils.data.scenes import scene_category_events, scene_set
+from sed_utils.features.logmel import active_frames, feature_cache, normalization_stats
 from sed_utils.labels.chunks import build_esc50_chunks, build_segments
 from sed_utils.labels.grid import TimeGrid
 from sed_utils.models.kinds import ModelKind, get_kind, settings_of
 from sed_utils.train.examples import ExampleDataset, Examples, label_matrix
 
 __all__ = ["TrainingData", "training_data", "chunk_data", "scene_data", "segments_with_features",
-           "background_features", "negative_clip_features", "clip_examples"]
+           "background_features", "negative_clip_features", "clip_examples", "other_categories"]
 
 
 @dataclass
@@ -56,6 +59,7 @@ class TrainingData:
         mean, std: the training features' statistics (the model's normaliser takes them).
         window_seconds: the length of one input (1 s chunks, 10 s scenes).
         backgrounds: ambient chunks of the training folds (chunk examples' background augmentation).
+        other_labels: the categories trained as outputs after the classes (``targets: all``), or none.
     """
 
     kind: str
@@ -65,6 +69,7 @@ class TrainingData:
     std: float
     window_seconds: float
     backgrounds: np.ndarray | None = None
+    other_labels: tuple[str, ...] = ()
 
 
 def segments_with_features(cfg: Config, ds: StrongLabelSet, cache_name: str, *,
@@ -158,8 +163,15 @@ def chunk_data(cfg: Config, settings: ModelConfig, *, kind: str = "chunk",
     return TrainingData(kind, train, valid, mean, std, cfg.chunking.chunk_seconds, backgrounds)
 
 
+def other_categories(cfg: Config) -> tuple[str, ...]:
+    """The ESC-50 categories that are not one of the classes, sorted: the extra outputs of a model
+    trained with ``targets: all`` (notebook 08)."""
+    known = set(load_esc50_meta(esc50_root(cfg))["category"].astype(str))
+    return tuple(sorted(known - set(cfg.esc50_categories)))
+
+
 def clip_examples(cfg: Config, ds: StrongLabelSet, name: str, frame_seconds: float, time_stride: int, *,
-                  progress: bool = True) -> Examples:
+                  others: tuple[str, ...] = (), progress: bool = True) -> Examples:
     """Whole clips of ``ds`` as examples: log-mels (cached as ``name``; every clip read as
     ``ds.clip_seconds`` long, shorter ones padded) and frame targets on a grid of ``frame_seconds``
     (``ceil(mel frames / time_stride)`` frames), clip targets their union (notebook 08).
@@ -170,28 +182,34 @@ def clip_examples(cfg: Config, ds: StrongLabelSet, name: str, frame_seconds: flo
         name: the feature cache's name.
         frame_seconds: one output frame's length in seconds.
         time_stride: mel frames per output frame of the kind's network.
+        others: ESC-50 categories to target after the classes, located by
+            :func:`sed_utils.data.scenes.scene_category_events` (scene sets only).
         progress: show a progress bar while features are computed.
 
     Returns:
-        :class:`Examples` with features ``[N, n_mels, frames]``, clip targets ``[N, C]``, frame targets
-        ``[N, T', C]`` and a table ``filename, path, start, end``.
+        :class:`Examples` with features ``[N, n_mels, frames]``, clip targets ``[N, C + K]``, frame
+        targets ``[N, T', C + K]`` (``K = len(others)``) and a table ``filename, path, start, end``.
     """
     files = list(ds.files)
     table = pd.DataFrame({"filename": files, "path": [str(ds.path(f)) for f in files],
                           "start": 0.0, "end": float(ds.clip_seconds)})
     feats = feature_cache(cfg, table, name, progress=progress, cache_audio=False)
-    grid = TimeGrid.regular(cfg.desed_labels, frame_seconds, math.ceil(feats.shape[-1] / time_stride))
-    groups = {f: part for f, part in ds.events.groupby("filename", sort=False)}
-    empty = ds.events.iloc[:0]
+    labels = tuple(cfg.desed_labels) + tuple(others)
+    grid = TimeGrid.regular(labels, frame_seconds, math.ceil(feats.shape[-1] / time_stride))
+    events = ds.events[["filename", "onset", "offset", "event_label"]]
+    if others:
+        events = pd.concat([events, scene_category_events(ds, others)], ignore_index=True)
+    groups = {f: part for f, part in events.groupby("filename", sort=False)}
+    empty = events.iloc[:0]
     frames = (np.stack([grid.encode(groups.get(f, empty)) for f in files]) if files
-              else np.zeros((0, grid.n_frames, len(cfg.desed_labels)), np.float32))
+              else np.zeros((0, grid.n_frames, len(labels)), np.float32))
     return Examples(feats, frames.max(axis=1) if len(files) else frames[:, 0], frames, table)
 
 
-def negative_clip_features(cfg: Config, *, progress: bool = True) -> np.ndarray:
+def negative_clip_features(cfg: Config, *, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Log-mels ``[M, n_mels, T5]`` of the TRAINING folds' ESC-50 clips of the other 45 classes (cached
-    as ``frame-negatives``; notebook 08). Never a validation or test fold: the held-out fold's
-    negatives are where false alarms are counted.
+    as ``frame-negatives``) and their categories ``[M]`` (notebook 08). Never a validation or test fold:
+    the held-out fold's negatives are where false alarms are counted.
 
     Raises:
         ValueError: the training folds hold no such clip.
@@ -203,7 +221,8 @@ def negative_clip_features(cfg: Config, *, progress: bool = True) -> np.ndarray:
     table = pd.DataFrame({"filename": clips["filename"].astype(str).to_numpy(),
                           "path": clips["path"].astype(str).to_numpy(), "start": 0.0,
                           "end": ESC50_CLIP_SECONDS})
-    return feature_cache(cfg, table, "frame-negatives", progress=progress)
+    return (feature_cache(cfg, table, "frame-negatives", progress=progress),
+            clips["category"].astype(str).to_numpy())
 
 
 def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: str = "frame",
@@ -211,20 +230,31 @@ def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: st
     """The ``"scenes"`` recipe (see the module docstring; notebook 08).
 
     Args:
-        cfg: the config; settings: the kind's ``models.<kind>`` (``train_scenes``, ``negative_clips``).
+        cfg: the config; settings: the kind's ``models.<kind>`` (``train_scenes``, ``negative_clips``,
+            ``targets``).
         time_stride: mel frames per output frame of the kind's network (the frame targets' grid).
         kind: the model kind it is built for.
     """
     frame_seconds = time_stride * cfg.features.hop_length / cfg.audio.sample_rate
+    others = other_categories(cfg) if settings.targets == "all" else ()
     train_scenes = scene_set(cfg, "train", n_scenes=settings.train_scenes, progress=progress)
-    train = clip_examples(cfg, train_scenes, "frame-train", frame_seconds, time_stride, progress=progress)
+    train = clip_examples(cfg, train_scenes, "frame-train", frame_seconds, time_stride, others=others,
+                          progress=progress)
     valid = clip_examples(cfg, scene_set(cfg, "valid", progress=progress), "frame-valid", frame_seconds,
                           time_stride, progress=progress)
     mean, std = normalization_stats(train.features)
-    negatives = negative_clip_features(cfg, progress=progress) if settings.negative_clips > 0 else None
+    negatives = columns = activity = None
+    if settings.negative_clips > 0:
+        negatives, categories = negative_clip_features(cfg, progress=progress)
+        if others:
+            column = {c: len(cfg.desed_labels) + i for i, c in enumerate(others)}
+            columns = np.array([column[c] for c in categories])
+            activity = active_frames(np.asarray(negatives), cfg.chunking.silence_db)
     dataset = ExampleDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean, negatives=negatives,
-                             negative_items=settings.negative_clips)
-    return TrainingData(kind, dataset, {"scenes": valid}, mean, std, float(train_scenes.clip_seconds))
+                             negative_items=settings.negative_clips, negative_columns=columns,
+                             negative_activity=activity)
+    return TrainingData(kind, dataset, {"scenes": valid}, mean, std, float(train_scenes.clip_seconds),
+                        other_labels=others)
 
 
 def training_data(cfg: Config, kind: str | ModelKind, *, progress: bool = True) -> TrainingData:

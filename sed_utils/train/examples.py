@@ -15,6 +15,7 @@ inside ``__getitem__``); it is kept to measure what the cache saves (notebook 04
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,10 @@ class ExampleDataset(Dataset):
     background from ``backgrounds`` for chunk examples, gain, noise, shifts and masks filled with
     ``fill_db``, the training mean, which the model's normaliser maps to 0). ``negative_items`` more
     items follow the examples: two random clips of ``negatives`` (log-mels of clips of the other
-    classes) back to back at the examples' length, every target zero.
+    classes) back to back at the examples' length, every target zero; or, with
+    ``negative_columns`` (clip ``i``'s category is target column ``negative_columns[i]``) and
+    ``negative_activity`` (``[M, mel frames]`` booleans: where clip ``i`` sounds), that column set on
+    the output frames holding a sounding mel frame (models trained on every category, ``targets: all``).
 
     The random stream is seeded with ``seed``; in DataLoader worker processes it is re-seeded from
     the worker's seed (which torch changes every epoch), so workers do not repeat each other's draws.
@@ -97,9 +101,15 @@ class ExampleDataset(Dataset):
 
     def __init__(self, examples: Examples, *, augment: AugmentConfig | None = None, seed: int = 0,
                  fill_db: float | np.ndarray = 0.0, backgrounds: np.ndarray | None = None,
-                 negatives: np.ndarray | None = None, negative_items: int = 0):
+                 negatives: np.ndarray | None = None, negative_items: int = 0,
+                 negative_columns: np.ndarray | None = None, negative_activity: np.ndarray | None = None):
         if negative_items > 0 and (negatives is None or len(negatives) == 0):
             raise ValueError("ExampleDataset: negative_items > 0 needs negative clips")
+        if (negative_columns is None) != (negative_activity is None) or (
+                negative_columns is not None and not len(negative_columns) == len(negative_activity)
+                == len(negatives)):
+            raise ValueError("ExampleDataset: negative_columns and negative_activity go together, one row "
+                             "per negative clip")
         self.examples = examples
         self.augment = augment
         self.fill_db = fill_db
@@ -107,6 +117,8 @@ class ExampleDataset(Dataset):
         self.backgrounds = backgrounds if backgrounds is not None and len(backgrounds) else None
         self.negatives = negatives
         self.negative_items = int(negative_items)
+        self.negative_columns = negative_columns
+        self.negative_activity = negative_activity
         self.seed = int(seed)
         self._rng: np.random.Generator | None = None
         self._rng_owner: int | None = None
@@ -140,15 +152,25 @@ class ExampleDataset(Dataset):
         return np.asarray(self.examples.features[index], dtype=np.float32), self.examples.targets(index)
 
     def _negative_pair(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Two random negative clips back to back, at the examples' length, and all-zero targets."""
-        i, j = rng.integers(len(self.negatives), size=2)
-        x = np.concatenate([np.asarray(self.negatives[int(i)], dtype=np.float32),
-                            np.asarray(self.negatives[int(j)], dtype=np.float32)], axis=1)
+        """Two random negative clips back to back, at the examples' length, and their targets: all
+        zero, or each clip's category column where it sounds (see the class docstring)."""
+        pair = [int(k) for k in rng.integers(len(self.negatives), size=2)]
+        x = np.concatenate([np.asarray(self.negatives[k], dtype=np.float32) for k in pair], axis=1)
         frames = self.examples.features.shape[2]
         if x.shape[1] < frames:
             x = np.pad(x, ((0, 0), (0, frames - x.shape[1])), constant_values=float(x.min()))
-        zeros = {name: np.zeros_like(value) for name, value in self.examples.targets(0).items()}
-        return x[:, :frames], zeros
+        targets = {name: np.zeros_like(value) for name, value in self.examples.targets(0).items()}
+        if self.negative_columns is not None and "frames" in targets:
+            n_out = targets["frames"].shape[0]
+            stride = math.ceil(frames / n_out)
+            for k, offset in zip(pair, (0, self.negatives.shape[2]), strict=True):
+                sounding = np.zeros(n_out * stride, dtype=np.float32)
+                active = np.asarray(self.negative_activity[k], dtype=np.float32)[:max(0, frames - offset)]
+                sounding[offset:offset + len(active)] = active
+                blocks = sounding.reshape(n_out, stride).max(axis=1) > 0  # a 30 ms tick marks its frame
+                targets["frames"][blocks, int(self.negative_columns[k])] = 1.0
+            targets["clip"] = targets["frames"].max(axis=0)
+        return x[:, :frames], targets
 
     def _augmented(self, x: np.ndarray, targets: dict[str, np.ndarray],
                    rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:

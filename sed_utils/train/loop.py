@@ -129,7 +129,7 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
     k = get_kind(kind)
     chunking = dataclasses.asdict(cfg.chunking)
     view = {
-        "kind": k.name, "model": dataclasses.asdict(settings_of(cfg, k)),
+        "kind": k.name, "model": key_view("models", settings_of(cfg, k)),
         "train": key_view("train", cfg.train),
         "augment": key_view("augment", cfg.augment), "features": key_view("features", cfg.features),
         "sample_rate": cfg.audio.sample_rate, "classes": cfg.classes, "seed": cfg.seed,
@@ -269,7 +269,8 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
     loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(cfg.seed), **options)
     model = build_detector(k, cfg.desed_labels, cfg.features, cfg.audio.sample_rate, data.window_seconds,
-                           data.mean, data.std, pretrained=tc.pretrained).to(dev)
+                           data.mean, data.std, pretrained=tc.pretrained,
+                           other_labels=data.other_labels).to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
