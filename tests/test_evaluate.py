@@ -476,9 +476,11 @@ def test_negative_false_alarms_count_the_clips_with_any_event(cfg):
     assert everywhere["clips"] == 8 and everywhere["folds"] == [5] and everywhere["held_out"]
     assert everywhere["with_false_alarm"] == 8 and everywhere["share"] == 1.0
     assert set(everywhere["worst_categories"]) == {"rain", "wind", "engine", "door_wood_knock"}
+    assert everywhere["per_category"] == {"door_wood_knock": 1.0, "engine": 1.0, "rain": 1.0, "wind": 1.0}
     assert everywhere["events_per_label"] == dict.fromkeys(labels, 8)  # one whole-clip event per class
     never = negative_false_alarms(cfg, trained, post(1.01), progress=False)
     assert never["with_false_alarm"] == 0 and never["share"] == 0.0 and never["worst_categories"] == {}
+    assert never["per_category"] == dict.fromkeys(["door_wood_knock", "engine", "rain", "wind"], 0.0)
     # just under one rain clip's highest score: that clip fires, not every clip does
     rain = cfg.data_root / "ESC-50-master" / "audio" / "5-10A-A-10.wav"
     scores = model_curves(cfg, trained, {"x": rain}, 5.0, progress=False)["x"][1]

@@ -18,7 +18,7 @@ import torch
 
 from sed_utils.config import AugmentConfig, MelConfig, key_view, load_config
 from sed_utils.detection import detect
-from sed_utils.features import Condition, level_conditions
+from sed_utils.features import Condition, level_conditions, odd_conditions
 from sed_utils.features.augment import augment_example, gain
 from sed_utils.features.logmel import build_logmel
 from sed_utils.models import build_detector, save_checkpoint
@@ -114,6 +114,27 @@ def test_conditions_change_the_audio_as_they_say():
     rms_db = 20 * np.log10(np.std(noisy - low * 10 ** (-30 / 20)))
     assert rms_db == pytest.approx(-60.0, abs=0.2) and "noise -60 dBFS" in floor.name
     assert "noise_dbfs" not in Condition("q", gain_db=-20).key()  # keys of curves cached before it stay
+    assert set(Condition("q").key()) == {"gain_db", "highpass_hz", "lowpass_hz"}
+
+
+def test_a_cut_keeps_the_seconds_around_the_loudest_part_and_overdrive_clips():
+    t = np.arange(5 * SR) / SR
+    audio = 0.01 * np.sin(2 * np.pi * 440 * t)
+    audio[3 * SR:3 * SR + SR // 10] *= 50  # a loud 100 ms burst at 3 s
+    cut = Condition("cut", seconds=1.0).apply(audio, SR)
+    assert len(cut) == SR and np.abs(cut).max() == pytest.approx(0.5, rel=1e-3)
+    burst = np.flatnonzero(np.abs(cut) > 0.1)
+    assert 0.35 * SR < burst[0] < 0.55 * SR  # the burst sits near the middle of the cut
+    edge = audio.copy()
+    edge[:SR // 10] *= 50
+    assert np.abs(Condition("cut", seconds=1.0).apply(edge, SR)[:SR // 10]).max() > 0.1  # starts at 0
+    assert len(Condition("cut", seconds=9.0).apply(audio, SR)) == len(audio)  # shorter than the cut: all
+    hot = Condition("hot", overdrive_db=20.0).apply(audio, SR)
+    assert np.abs(hot).max() == pytest.approx(1.0) and np.mean(np.abs(hot) >= 1.0) > 0.005
+    assert np.mean(np.abs(Condition("hot", overdrive_db=20.0).apply(audio, SR)) >= 1.0) < 0.05
+    names = [c.name for c in odd_conditions(noise_dbfs=-70.0)]
+    assert names[0] == "as mixed, noise -70 dBFS" and len(names) == len(set(names)) == 8
+    assert {c.seconds for c in odd_conditions()} == {0.0, 4.0, 2.0, 1.0}
 
 
 def test_settings_added_later_leave_the_keys_of_earlier_models_unchanged():
@@ -156,11 +177,14 @@ def test_robustness_scores_each_condition_and_a_max_reference_model_is_level_inv
                                "postprocess.min_durations=[0]"])
     prepare_datasets(cfg, progress=False)
     train(cfg, "chunk", progress=False, device="cpu")
-    table = robustness(cfg, "chunk", [*level_conditions((0.0, -30.0)), Condition("phone", lowpass_hz=4000)],
-                       progress=False)
-    assert list(table["condition"]) == ["0 dB", "-30 dB", "phone"]
+    table = robustness(cfg, "chunk", [*level_conditions((0.0, -30.0)), Condition("phone", lowpass_hz=4000),
+                                      Condition("short", seconds=1.0)], progress=False)
+    assert list(table["condition"]) == ["0 dB", "-30 dB", "phone", "short"]
     for column in ("event_f1", "event_recall", "clips_found", "negatives_alarmed"):
-        assert table[column].between(0, 1).all(), column
+        assert table[column].iloc[:3].between(0, 1).all(), column
+    # a cut scene no longer matches its reference: no event F1, but the single clips are still scored
+    assert table.loc[3, ["event_f1", "event_recall"]].isna().all()
+    assert table.loc[3, ["clips_found", "negatives_alarmed"]].between(0, 1).all()
     assert (table["clips"] > 0).all() and (table["negatives"] > 0).all()
     assert 0 < table.loc[0, "clips_found"] < 1, table
     same = ["event_f1", "event_recall", "clips_found", "negatives_alarmed"]

@@ -469,6 +469,27 @@ def test_frame_loss_is_frame_bce_plus_weak_weight_times_clip_bce():
     assert frame_loss(out, longer, ModelConfig(weak_weight=0.0)).item() == pytest.approx(strong3, rel=1e-6)
 
 
+def test_targets_for_the_other_categories_add_a_loss_of_their_own():
+    """targets: all: the classes' BCE keeps its scale (its own mean) and the other categories' BCE is
+    added; targets of the classes alone read the classes alone."""
+    out = {"clip_logits": torch.tensor([[0.0, LOG3]]), "other_clip_logits": torch.tensor([[-LOG3, 0.0, 0.0]]),
+           "frame_logits": torch.tensor([[[0.0, LOG3], [LOG3, 0.0]]]),
+           "other_frame_logits": torch.tensor([[[0.0, 0.0, -LOG3], [0.0, 0.0, 0.0]]])}
+    wide = {"clip": torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0]]),
+            "frames": torch.tensor([[[1.0, 0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0, 1.0]]])}
+    classes = (math.log(2) + math.log(4)) / 2  # [0, log 3] against [1, 0]
+    others = (math.log(4) + math.log(2) + math.log(2)) / 3  # [-log 3, 0, 0] against [1, 0, 1]
+    assert clip_loss(out, wide, ModelConfig()).item() == pytest.approx(classes + others, rel=1e-6)
+    narrow = {"clip": wide["clip"][:, :2], "frames": wide["frames"][..., :2]}
+    assert clip_loss(out, narrow, ModelConfig()).item() == pytest.approx(classes, rel=1e-6)
+    frames_classes = (math.log(2) + math.log(4) - math.log(0.75) + math.log(2)) / 4
+    frames_others = (5 * math.log(2) - math.log(0.75)) / 6
+    got = frame_loss(out, wide, ModelConfig(weak_weight=0.0)).item()
+    assert got == pytest.approx(frames_classes + frames_others, rel=1e-6)
+    assert frame_loss(out, narrow, ModelConfig(weak_weight=0.0)).item() == pytest.approx(frames_classes,
+                                                                                         rel=1e-6)
+
+
 def test_losses_give_gradients_to_the_network():
     torch.manual_seed(0)
     d = build_detector("frame", ["Dog", "Cat"], MelConfig(n_mels=32), 16000, 1.0).train()

@@ -50,7 +50,8 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: PostProcessi
 
     Returns:
         ``clips``, ``with_false_alarm``, ``share``, ``folds``, ``held_out`` (no part in any choice),
-        ``worst_categories`` (share hit, top 5) and ``events_per_label``.
+        ``per_category`` (share of each category's clips hit, every category), ``worst_categories``
+        (the top 5 of those above 0) and ``events_per_label``.
     """
     folds = negative_folds(cfg) if folds is None else tuple(folds)
     neg = _negatives(cfg, folds)
@@ -66,6 +67,7 @@ def negative_false_alarms(cfg: Config, trained: TrainedModel, post: PostProcessi
     return {"clips": len(neg), "with_false_alarm": len(hit), "share": len(hit) / len(neg),
             "folds": list(folds),
             "held_out": held_out,
+            "per_category": per_category.astype(float).round(3).sort_index().to_dict(),
             "worst_categories": per_category[per_category > 0].sort_values(ascending=False).head(5)
                                 .round(3).to_dict(),
             "events_per_label": events["event_label"].value_counts().to_dict()}

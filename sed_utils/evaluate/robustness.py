@@ -1,11 +1,12 @@
 """How a trained model fares under recording conditions users have (notebook 08; benchmarks/levels.py).
 
-A :class:`~sed_utils.features.conditions.Condition` (a gain, a band limit) is applied to the test
-audio before the model hears it; :func:`robustness` scores one trained model under each, with the
-post-processing
-chosen on the (unchanged) validation scenes, as ``detect`` would use it:
+A :class:`~sed_utils.features.conditions.Condition` (a gain, a band limit, a cut, clipping) is
+applied to the test audio before the model hears it; :func:`robustness` scores one trained model
+under each, with the post-processing chosen on the (unchanged) validation scenes, as ``detect`` would
+use it:
 
-* ``event_f1``, ``event_recall``: the test set's event-based macro F1 and recall (sed_eval);
+* ``event_f1``, ``event_recall``: the test set's event-based macro F1 and recall (sed_eval); NaN for
+  a condition that cuts the recordings (a scene cut to 1 s no longer matches its reference);
 * ``clips_found``: the share of single clips of the five target categories from the held-out fold
   (clean, no background, at ESC-50's levels) on which the detector reports their class anywhere;
 * ``negatives_alarmed``: the share of the held-out fold's clips of the other 45 categories on which
@@ -57,10 +58,10 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
         progress: progress bars.
 
     Returns:
-        One row per condition: ``condition``, ``gain_db``, ``event_f1``, ``event_recall`` (test set,
-        macro), ``clips_found`` (share of the held-out fold's single target clips whose class is
-        detected), ``negatives_alarmed`` (share of its other clips with any event), ``clips``,
-        ``negatives`` (how many of each).
+        One row per condition: ``condition``, ``gain_db``, ``event_f1``, ``event_recall`` (test
+        set, macro; NaN for a cut), ``clips_found`` (share of the held-out fold's single target
+        clips whose class is detected), ``negatives_alarmed`` (share of its other clips with any
+        event), ``clips``, ``negatives`` (how many of each).
     """
     trained = trained or load_trained(cfg.paths.checkpoint(kind))
     post = evaluate(cfg, kind, progress=progress, trained=trained).post
@@ -74,9 +75,11 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
         def curves(paths: dict[str, Path], seconds: float, what: str, cond: Condition = cond) -> pd.DataFrame:
             return post.events(model_curves(cfg, trained, paths, seconds, condition=cond, progress=progress,
                                             desc=f"{what}, {cond.name}"))
-        events = curves({f: test.path(f) for f in test.files}, test.clip_seconds, "test")
-        scores = event_metrics(test.events, events, test.files, labels, t_collar=cfg.eval.onset_collar,
-                               percentage_of_length=cfg.eval.offset_collar_ratio)["macro"]
+        scores = {"f1": float("nan"), "recall": float("nan")}
+        if cond.seconds <= 0:
+            events = curves({f: test.path(f) for f in test.files}, test.clip_seconds, "test")
+            scores = event_metrics(test.events, events, test.files, labels, t_collar=cfg.eval.onset_collar,
+                                   percentage_of_length=cfg.eval.offset_collar_ratio)["macro"]
         found = curves({n: p for n, (p, _) in targets.items()}, ESC50_CLIP_SECONDS, "target clips")
         hits = set(zip(found["filename"], found["event_label"], strict=True))
         alarmed = curves(negatives, ESC50_CLIP_SECONDS, "negative clips")["filename"].nunique()

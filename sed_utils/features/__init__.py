@@ -6,7 +6,7 @@ set uses (notebook 04). ``conditions``: a change to a recording before the model
 band limit: the level sweep of notebook 08).
 """
 
-from sed_utils.features.conditions import LEVELS_DB, Condition, level_conditions
+from sed_utils.features.conditions import LEVELS_DB, Condition, level_conditions, odd_conditions
 from sed_utils.features.logmel import (
     LogMel,
     Normaliser,
@@ -27,4 +27,5 @@ from sed_utils.features.logmel import (
 __all__ = ["active_frames", "LogMel", "Normaliser", "build_logmel", "logmel_db", "mel_extractor",
            "cut_windows",
            "window_starts", "feature_key", "feature_cache", "normalization_stats", "n_frames", "cut_samples",
-           "chunk_waveforms", "Condition", "LEVELS_DB", "level_conditions"]
+           "chunk_waveforms", "Condition", "LEVELS_DB", "level_conditions",
+           "odd_conditions"]

@@ -49,13 +49,20 @@ EXAMPLES = ("chunks", "scenes")
 Targets = dict[str, torch.Tensor]  # "clip": [B, C]; "frames": [B, T', C] for scene examples
 
 
-def _logits(out: Output, name: str, width: int) -> torch.Tensor:
-    """The output ``name`` with as many classes as the targets: the reported classes, or (targets for
-    every trained output) the reported classes followed by the detector's other categories."""
-    logits = out[name]
-    if width > logits.shape[-1] and f"other_{name}" in out:
-        logits = torch.cat([logits, out[f"other_{name}"]], dim=-1)
-    return logits
+def _bce(out: Output, name: str, target: torch.Tensor, n_frames: int | None = None) -> torch.Tensor:
+    """Mean BCE of the output ``name`` against ``target`` over the reported classes, plus, when the
+    targets also hold the detector's other categories (``targets: all``), the mean BCE of
+    ``"other_<name>"`` against those columns: a loss of its own, so the classes' gradients keep the
+    scale they have in a model of the classes alone (one mean over 50 columns divided them by 10,
+    and cost the first such model 0.10 PSDS1). ``n_frames`` cuts both to that many frames."""
+    logits = out[name] if n_frames is None else out[name][:, :n_frames]
+    target = target if n_frames is None else target[:, :n_frames]
+    c = logits.shape[-1]
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, target[..., :c])
+    if target.shape[-1] > c and f"other_{name}" in out:
+        other = out[f"other_{name}"] if n_frames is None else out[f"other_{name}"][:, :n_frames]
+        loss = loss + nn.functional.binary_cross_entropy_with_logits(other, target[..., c:])
+    return loss
 
 
 def clip_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Tensor:
@@ -63,16 +70,15 @@ def clip_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Ten
     (multilabel), computed from logits for numerical stability (notebook 05).
 
     Args:
-        out: the network's output; its ``"clip_logits"`` ``[B, C]`` are used (followed by
-            ``"other_clip_logits"`` when the targets have a column for them too).
+        out: the network's output; its ``"clip_logits"`` ``[B, C]`` are used (and
+            ``"other_clip_logits"`` when the targets have columns for them too).
         targets: ``"clip"``: 0/1 ``[B, C]`` (or ``[B, C + K]``: every trained output).
         settings: not used (every kind's loss takes the kind's settings).
 
     Returns:
-        The mean BCE over items and classes, a scalar tensor.
+        The mean BCE over items and classes (plus that of the other categories), a scalar tensor.
     """
-    clip = targets["clip"]
-    return nn.functional.binary_cross_entropy_with_logits(_logits(out, "clip_logits", clip.shape[-1]), clip)
+    return _bce(out, "clip_logits", targets["clip"])
 
 
 def frame_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Tensor:
@@ -87,12 +93,11 @@ def frame_loss(out: Output, targets: Targets, settings: ModelConfig) -> torch.Te
         settings: gives ``weak_weight``.
 
     Returns:
-        A scalar tensor: the mean frame BCE plus ``weak_weight`` x the mean clip BCE.
+        A scalar tensor: the mean frame BCE plus ``weak_weight`` x the mean clip BCE (each plus that of
+        the other categories when targeted).
     """
-    target_frames = targets["frames"]
-    frames = _logits(out, "frame_logits", target_frames.shape[-1])
-    n = min(frames.shape[1], target_frames.shape[1])
-    strong = nn.functional.binary_cross_entropy_with_logits(frames[:, :n], target_frames[:, :n])
+    n = min(out["frame_logits"].shape[1], targets["frames"].shape[1])
+    strong = _bce(out, "frame_logits", targets["frames"], n_frames=n)
     return strong + settings.weak_weight * clip_loss(out, targets, settings)
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from sed_utils.plots.style import label_colors, legend_outside
 
 __all__ = ["plot_event_timelines", "plot_frame_scores", "plot_frame_targets", "plot_psd_roc",
-           "plot_metric_bars", "plot_postprocessing_grid", "plot_level_sweep"]
+           "plot_metric_bars", "plot_postprocessing_grid", "plot_level_sweep", "plot_negatives_by_category"]
 
 
 def plot_event_timelines(reference: pd.DataFrame, systems: Mapping[str, pd.DataFrame], filename: str,
@@ -212,5 +212,33 @@ def plot_level_sweep(tables: Mapping[str, pd.DataFrame]) -> Figure:
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_negatives_by_category(shares: Mapping[str, Mapping[str, float]], top: int = 15,
+                               title: str = "") -> Figure:
+    """Horizontal bars: the share of each negative category's clips with a false alarm, one bar per
+    model, for the ``top`` categories hit most by any model (notebook 08's before/after).
+
+    Args:
+        shares: model name -> {ESC-50 category: share of its clips with any event} (the evaluation's
+            ``negatives["per_category"]``, or a benchmark's mean over seeds).
+        top: how many categories to show.
+        title: the figure's title.
+    """
+    table = pd.DataFrame(shares).fillna(0.0)
+    table = table.loc[table.max(axis=1).sort_values(ascending=False).index[:top]].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(table) + 1.4))
+    height = 0.8 / max(len(table.columns), 1)
+    for k, name in enumerate(table.columns):
+        ax.barh(np.arange(len(table)) + (k - (len(table.columns) - 1) / 2) * height, table[name], height,
+                label=name)
+    ax.set_yticks(range(len(table)), table.index)
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("share of the category's clips with a false alarm")
+    ax.grid(axis="x", alpha=0.3)
+    legend_outside(ax)
+    ax.set_title(title)
     fig.tight_layout()
     return fig
