@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (cfg.data_root / "ESC-50-master" / "meta" / "esc50.csv").is_file():
         p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile scenes (or full) first")
     command = " ".join(["python benchmarks/negatives.py --seeds", *map(str, args.seeds), *(
-        "--variant " + " ".join([v[0], f'"{v[1]}"', *v[2:]]) for v in args.variant)])
+        "--variant " + " ".join([f'"{v[0]}"' if " " in v[0] else v[0], f'"{v[1]}"', *v[2:]])
+        for v in args.variant)])
     runs: list[dict] = []
     for seed in args.seeds:
         for name, pattern, *overrides in args.variant:

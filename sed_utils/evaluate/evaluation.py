@@ -114,12 +114,13 @@ def heldout_scenes_config(cfg: Config) -> Config:
 
 def _evaluation_key(cfg: Config, trained: TrainedModel) -> str:
     """What decides an evaluation's numbers besides the weights: the test set, the validation scenes,
-    the candidates, the collars, the segments."""
+    the candidates, the collars, the segments. The version names what the results hold (v2: the
+    negatives' false alarms per category), so results saved before are recomputed, from cached curves."""
     d = cfg.to_dict()
     view = {k: d[k] for k in ("test_set", "scene_recipe", "classes", "folds", "scenes", "postprocess", "eval",
                               "data_root", "audio")}
     view["segment_seconds"] = cfg.chunking.segment_seconds
-    return digest("evaluation-v1", trained.weights_key, json.dumps(view, sort_keys=True, default=str))
+    return digest("evaluation-v2", trained.weights_key, json.dumps(view, sort_keys=True, default=str))
 
 
 def _tune(cfg: Config, trained: TrainedModel, progress: bool) -> tuple[PostProcessing, dict[str, Any]]:
