@@ -155,7 +155,7 @@ def test_thresholds_come_from_the_checkpoint_and_can_be_overridden(models):
         post_processing_of(trained, thresholds={"Bird": 0.2})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         post_processing_of(trained, thresholds=1.5)
-    with pytest.raises(ValueError, match=">= 1 frame"):
+    with pytest.raises(ValueError, match="odd numbers of frames >= 1"):
         post_processing_of(trained, median_filters=0)
     with pytest.raises(ValueError, match="3 values for 5 classes"):
         post_processing_of(trained, thresholds=[0.1, 0.2, 0.3])
@@ -261,9 +261,8 @@ def test_the_output_is_replaced_atomically(models, tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(atomic.os, "replace", interrupted)  # atomic looks os.replace up on the os module
-    with pytest.raises(KeyboardInterrupt):
-        main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--out", str(out),
-              "--quiet"])
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--out", str(out),
+                 "--quiet"]) == 130  # Ctrl-C at the worst moment
     monkeypatch.undo()
     assert out.read_text() == "the previous run's events\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "events.tsv"]  # no partial file left
@@ -513,3 +512,103 @@ def test_detect_applies_what_the_evaluation_chose_and_stored(tmp_path):
     times = ["onset", "offset"]
     np.testing.assert_allclose(found[times].to_numpy(float), mine[times].to_numpy(float), atol=1e-6)
     assert list(found["event_label"]) == list(mine["event_label"])
+
+
+def test_out_never_overwrites_an_input_and_bad_paths_stop_before_any_file(models, tmp_path, capsys):
+    rec = tmp_path / "v.wav"
+    sf.write(rec, _noise(1.0, 16000), 16000)
+    before = rec.read_bytes()
+    base = ["detect", str(rec), "--checkpoint", str(models["frame"]), "--quiet"]
+    assert main([*base, "--out", str(rec)]) == 2
+    assert "is one of the input recordings" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "x" / ".." / "v.wav")]) == 2  # the same file, another path
+    assert rec.read_bytes() == before
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main([*base, "--plot", str(rec)]) == 2
+    assert "--plot" in capsys.readouterr().err and rec.read_bytes() == before
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--threshold", "nan"], "thresholds must lie in [0, 1]"),
+    (["--threshold", "2"], "thresholds must lie in [0, 1]"),
+    (["--threshold", "Dog=-0.1"], "thresholds must lie in [0, 1]"),
+    (["--threshold", "inf"], "thresholds must lie in [0, 1]"),
+    (["--median-filter", "2"], "odd numbers of frames"),
+])
+def test_bad_post_processing_is_refused_before_any_file_is_decoded(models, tmp_path, capsys, monkeypatch,
+                                                                   option, words):
+    from sed_utils.detection import recordings
+
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    decoded = []
+    monkeypatch.setattr(recordings, "read_recording", lambda *a, **k: decoded.append(a))
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), *option]) == 2
+    assert words in capsys.readouterr().err and not decoded
+
+
+def test_a_checkpoint_without_thresholds_is_refused_up_front(models, tmp_path, capsys):
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    bare = _checkpoint(tmp_path / "bare.pt", "frame")
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(bare), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no post-processing" in err and "file(s) failed" not in err
+
+
+def test_ctrl_c_prints_one_line_and_writes_nothing(models, tmp_path, capsys, monkeypatch):
+    from sed_utils.detection import recordings
+
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recordings, "read_recording", interrupt)
+    out = tmp_path / "events.tsv"
+    assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--out", str(out),
+                 "--quiet"]) == 130
+    assert "interrupted; no output written" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_same_file_by_two_paths_is_scored_once(models, tmp_path, monkeypatch, capsys):
+    (tmp_path / "x").mkdir()
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    monkeypatch.chdir(tmp_path)
+    assert main(["detect", "a.wav", "x/../a.wav", str(tmp_path), "--checkpoint", str(models["frame"]),
+                 "--threshold", "0", "--quiet"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out), sep="\t")
+    assert set(table["filename"]) == {"a.wav"}
+
+
+def test_damaged_headers_and_absurd_samples_fail_their_file_only(models, tmp_path, capsys):
+    """A header saying 1 Hz is refused before any buffer is sized from it; finite samples of 1e19 are
+    refused instead of scoring NaN; a path is named once in its failure line."""
+    sf.write(tmp_path / "one_hz.wav", _noise(1.0, 16000), 1, subtype="FLOAT")
+    huge = _noise(1.0, 16000)
+    huge[100] = 1e19
+    sf.write(tmp_path / "huge.wav", huge, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "good.wav", _noise(1.0, 16000), 16000)
+    assert main(["detect", str(tmp_path), "--checkpoint", str(models["frame"]), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "one_hz.wav: sample rate 1 Hz lies outside 1000-768000 Hz" in err
+    assert "huge.wav: sample 100 (0.01 s) is 1e+19 times full scale" in err
+    assert err.count(str(tmp_path / "huge.wav")) == 1
+
+
+def test_arrays_in_every_layout_and_integer_pcm_give_the_float_files_scores(models):
+    x = _noise(2.0, 16000)[:, 0]
+    ref = detect(x, models["frame"], sample_rate=16000, thresholds=0)
+    stereo = np.stack([x, x])
+    for samples in (stereo, stereo.T, (x * 32768).astype(np.int16)):
+        got = detect(samples, models["frame"], sample_rate=16000, thresholds=0)
+        np.testing.assert_allclose(got.scores, ref.scores, atol=1e-3)
+        assert got.seconds == ref.seconds
+    u8 = np.round(x * 127 + 128).clip(0, 255).astype(np.uint8)
+    np.testing.assert_allclose(detect(u8, models["frame"], sample_rate=16000, thresholds=0).scores,
+                               ref.scores, atol=2e-2)
+    with pytest.raises(AudioError, match=r"audio: sample 3 .* times full scale"):
+        detect(np.where(np.arange(len(x)) == 3, 1e19, x), models["frame"], sample_rate=16000, thresholds=0)
+    with pytest.raises(AudioError, match="sample rate 100 Hz"):
+        detect(x, models["frame"], sample_rate=100, thresholds=0)
+    with pytest.raises(AudioError, match="expected samples"):
+        detect(x[None, None], models["frame"], sample_rate=16000, thresholds=0)

@@ -13,14 +13,21 @@ Decisions, so that a batch behaves predictably:
   so ``--threshold 0.6 --threshold Dog=0.4`` works); likewise ``--median-filter``.
 * Output: the DCASE tsv (``filename onset offset event_label score``) to ``--out``, written
   atomically once all files are done, or to stdout; ``--format json`` writes records instead.
+* Everything that can be checked before the first file is decoded is checked then, with exit status
+  2 and one line each: the model, the thresholds and median filters (stored or given: in [0, 1], odd
+  filters), ``--out`` (not a folder, not one of the inputs, in a writable folder) and ``--plot``
+  (not a file).
 * A file that cannot be read does not stop the others. The failures are listed at the end with
   their reasons and the exit status is 1; the output then holds the files that worked. When no
-  file worked, no output file is written at all.
+  file worked, no output file is written at all. Ctrl-C stops with one line and exit status 130;
+  an output file is never left half-written.
+* The same file given twice (two relative paths, a folder and a pattern) is scored once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,44 +148,86 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
     return save
 
 
+def _check_paths(args: argparse.Namespace, files: list[Path]) -> None:
+    """Refuse ``--out`` and ``--plot`` values that could only fail after the batch, or destroy an input.
+
+    Raises:
+        ValueError: ``--out`` is a folder, is one of the input files, or lies in a folder that cannot be
+            written; ``--plot`` is a file.
+    """
+    if args.out is not None:
+        out = args.out
+        if out.is_dir():
+            raise ValueError(f"--out {out}: is a folder; give a file name, e.g. {out / 'events.tsv'}")
+        if any(out.resolve() == f.resolve() for f in files):
+            raise ValueError(f"--out {out}: is one of the input recordings; it would be overwritten")
+        parent = next((d for d in [out.parent, *out.parent.parents] if d.exists()), Path("."))
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {out}: cannot write in {parent}")
+    if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
+        raise ValueError(f"--plot {args.plot}: is a file; give a folder for the figures")
+
+
 def run_detect(args: argparse.Namespace) -> int:
     """Run ``detect`` for parsed arguments; returns the exit status (no notebook: the CLI).
     torch and the model code load here, not when ``python -m sed_utils run`` starts."""
-    from sed_utils.detection import detect_files, events_text, load_model, write_events
+    try:
+        return _run_detect(args)
+    except KeyboardInterrupt:
+        print("\n[detect] interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from sed_utils.detection import (
+        detect_files,
+        events_text,
+        expand_inputs,
+        load_model,
+        post_processing_of,
+        write_events,
+    )
     from sed_utils.detection.output import FORMATS
 
     try:
         if args.format not in FORMATS:
             raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
+        files, missing = expand_inputs(args.paths)
+        _check_paths(args, files)
         trained = load_model(_model_source(args), args.model)
         labels = list(trained.labels)
         thresholds = parse_overrides(args.threshold, labels, float, "threshold")
         filters = parse_overrides(args.median_filter, labels, int, "median-filter")
+        post_processing_of(trained, thresholds, filters)  # the same checks detect() makes, before any file
+        if args.plot is not None:
+            args.plot.mkdir(parents=True, exist_ok=True)
     except (SedError, OSError, ValueError) as e:
         print(f"[detect] error: {e}", file=sys.stderr)
         return 2
     print(f"[detect] {trained.kind} model {trained.info.path}", file=sys.stderr)
-    on_detection = None
-    if args.plot is not None:
-        args.plot.mkdir(parents=True, exist_ok=True)
-        on_detection = _plotter(args.plot, trained)
-    batch = detect_files(args.paths, trained, progress=not args.quiet, thresholds=thresholds,
+    on_detection = _plotter(args.plot, trained) if args.plot is not None else None
+    batch = detect_files(files, trained, progress=not args.quiet, thresholds=thresholds,
                          median_filters=filters, on_detection=on_detection)
+    failures = missing + batch.failures
     if batch.detections:
         print(f"[detect] post-processing: {batch.detections[0].source}", file=sys.stderr)
         for det in batch.detections:
             for note in det.notes:
                 print(f"[detect] {det.filename}: {note}", file=sys.stderr)
         if args.out is not None:
-            write_events(args.out, batch.events, args.format)
+            try:
+                write_events(args.out, batch.events, args.format)
+            except OSError as e:  # a full disk, a folder made read-only during the batch
+                print(f"[detect] error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+                return 1
             print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",
                   file=sys.stderr)
         else:
             sys.stdout.write(events_text(batch.events, args.format))
-    if batch.failures:
-        print(f"[detect] {len(batch.failures)} file(s) failed:", file=sys.stderr)
-        for path, reason in batch.failures:
-            print(f"  {path}: {reason}", file=sys.stderr)
+    if failures:
+        print(f"[detect] {len(failures)} file(s) failed:", file=sys.stderr)
+        for path, reason in failures:
+            print(f"  {reason}" if reason.startswith(str(path)) else f"  {path}: {reason}", file=sys.stderr)
         if not batch.detections and args.out is not None:
             print(f"[detect] nothing written to {args.out}", file=sys.stderr)
         return 1

@@ -29,15 +29,15 @@ import pandas as pd
 from sed_utils.config.runs import RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError, SedError
 from sed_utils.core.progress import tqdm
-from sed_utils.io.audio import read_recording, resample
+from sed_utils.io.audio import check_sample_rate, check_samples, read_recording, resample
 from sed_utils.labels.grid import PostProcessing, TimeGrid
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 from sed_utils.models.curves import model_device
 from sed_utils.models.kinds import kind_names, score_curve
 
 __all__ = ["AUDIO_SUFFIXES", "PREFERRED_KINDS", "EVENT_COLUMNS", "Detection", "DetectionBatch",
-           "find_checkpoint", "load_model", "level_note", "post_processing_of", "detect", "expand_inputs",
-           "detect_files", "detection_logmel"]
+           "find_checkpoint", "load_model", "level_note", "array_samples", "post_processing_of", "detect",
+           "expand_inputs", "detect_files", "detection_logmel"]
 
 #: File endings a folder is searched for (libsndfile's common formats).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -181,10 +181,11 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None,
     base = stored or PostProcessing(tuple(labels), (0.5,) * n, (1,) * n, (0.0,) * n, (0.5,) * n)
     thr = _per_class(thresholds, labels, base.thresholds, "thresholds")
     filters = _per_class(median_filters, labels, base.median_filters, "median_filters").astype(int)
-    if ((thr < 0) | (thr > 1)).any():
+    if not ((thr >= 0) & (thr <= 1)).all():  # written so that NaN fails too
         raise ValueError(f"thresholds must lie in [0, 1], got {dict(zip(labels, thr.round(3), strict=True))}")
-    if (filters < 1).any():
-        raise ValueError(f"median filter lengths must be >= 1 frame, got {filters.tolist()}")
+    if ((filters < 1) | (filters % 2 == 0)).any():
+        raise ValueError(f"median filter lengths must be odd numbers of frames >= 1 (1: no filter; an even "
+                         f"one has no middle frame and shifts the events), got {filters.tolist()}")
     source = (f"chosen on {stored.chosen_on or 'validation data'} (stored in the checkpoint)" if stored
               else "given")
     if stored is not None and (thresholds is not None or median_filters is not None):
@@ -208,6 +209,46 @@ def _events_with_scores(grid: TimeGrid, scores: np.ndarray, post: PostProcessing
     return events[events["offset"] > events["onset"]][EVENT_COLUMNS].reset_index(drop=True)
 
 
+def array_samples(samples: np.ndarray, sample_rate: float, name: str = "audio") -> np.ndarray:
+    """Samples given as an array, as float32 mono scaled to full scale 1.0 (notebook 09, through
+    :func:`detect`), checked as a file's samples are.
+
+    Layouts: ``[n]``; two dimensions are ``[channels, n]`` or ``[n, channels]``, the shorter axis being
+    the channels (what ``soundfile`` and ``librosa`` return both occur), and the channels are averaged.
+    Integer PCM is scaled by its type's full scale (int16 / 32768; unsigned 8-bit around 128), floats
+    are taken as they are.
+
+    Args:
+        samples: the array; sample_rate: its rate in Hz; name: what error messages call it.
+
+    Returns:
+        float32 mono samples ``[n]`` at ``sample_rate``.
+
+    Raises:
+        AudioError: naming ``name``: more than two dimensions or no samples, a sample rate outside
+            1 kHz-768 kHz, NaN / infinite / absurdly large samples
+            (:func:`sed_utils.io.audio.check_samples`).
+    """
+    data = np.asarray(samples)
+    rate = check_sample_rate(name, sample_rate)
+    if data.ndim == 2:
+        data = data.T if data.shape[0] < data.shape[1] else data  # -> [n, channels]
+    if data.ndim not in (1, 2) or data.size == 0:
+        raise AudioError(f"{name}: expected samples [n], [channels, n] or [n, channels], got shape "
+                         f"{data.shape}")
+    if data.dtype.kind == "u":
+        full = float(np.iinfo(data.dtype).max) / 2 + 0.5
+        data = (data.astype(np.float64) - full) / full
+    elif data.dtype.kind == "i":
+        data = data.astype(np.float64) / (float(np.iinfo(data.dtype).max) + 1)
+    elif data.dtype.kind != "f":
+        raise AudioError(f"{name}: samples of type {data.dtype} are not audio (expected float or integer "
+                         "PCM)")
+    check_samples(name, data, rate)
+    mono = data.mean(axis=1) if data.ndim == 2 else data
+    return mono.astype(np.float32)
+
+
 def _samples(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, rate: int,
              filename: str | None) -> tuple[np.ndarray, str]:
     """The mono samples at ``rate`` and the name to write, from a file or from an array."""
@@ -216,14 +257,7 @@ def _samples(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, ra
     if sample_rate is None:
         raise ValueError("detect(array): give sample_rate= (the samples' rate in Hz)")
     name = filename or "audio"
-    data = np.asarray(audio_or_path, dtype=np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    if data.ndim != 1 or data.size == 0:
-        raise AudioError(f"{name}: expected samples [n] or [n, channels], got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{name}: the samples hold NaN or infinite values")
-    return resample(data, int(sample_rate), rate), name
+    return resample(array_samples(audio_or_path, sample_rate, name), int(sample_rate), rate), name
 
 
 def level_note(audio: np.ndarray, reference: str) -> str | None:
@@ -250,8 +284,9 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     """Detect the model's sound events in one recording (notebook 09).
 
     Args:
-        audio_or_path: an audio file (any format libsndfile reads), or samples ``[n]`` /
-            ``[n, channels]`` with ``sample_rate``.
+        audio_or_path: an audio file (any format libsndfile reads), or samples with ``sample_rate``
+            (``[n]``, ``[channels, n]`` or ``[n, channels]``; float or integer PCM: see
+            :func:`array_samples`).
         model: a checkpoint file, a run folder (``runs/scenes``: see :func:`find_checkpoint`; ``kind``
             picks a model) or a loaded :class:`TrainedModel`.
         thresholds, median_filters: overrides (see :func:`post_processing_of`).
@@ -308,7 +343,8 @@ def detection_logmel(trained: TrainedModel, audio: np.ndarray, max_seconds: floa
 
 def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files, folders (searched recursively for :data:`AUDIO_SUFFIXES`) and glob patterns -> the files,
-    in order, without duplicates; and the items that matched nothing, with why (notebook 09, the CLI)."""
+    in order, each once (two paths to the same file, e.g. ``a.wav`` and ``./x/../a.wav``, keep the first
+    as given); and the items that matched nothing, with why (notebook 09, the CLI)."""
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for item in items:
@@ -327,7 +363,10 @@ def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[P
                 missing.append((p, "pattern matches no file"))
         else:
             missing.append((p, "no such file or folder"))
-    return list(dict.fromkeys(files)), missing
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values()), missing
 
 
 def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, *, progress: bool = True,

@@ -19,7 +19,15 @@ from sed_utils.core import atomic
 from sed_utils.core.errors import AudioError
 
 __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
-           "read_recording"]
+           "read_recording", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
+           "MAX_AMPLITUDE"]
+
+#: Sample rates a recording may declare, in Hz. Outside them a header is damaged (a 1 MB WAV that says
+#: 1 Hz would be resampled into ~30 GiB); 768 kHz is the highest rate audio interfaces record.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
+#: The largest sample magnitude accepted (full scale is 1.0): +80 dB over full scale. A float file may
+#: clip a little over 1.0; 1e19 is a damaged file, whose finite samples would still give NaN scores.
+MAX_AMPLITUDE = 1e4
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -60,7 +68,7 @@ def _read_native(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: cannot read audio ({e})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{path}: audio file is empty (0 samples)")
-    _check_finite(path, data, int(sr))
+    check_samples(path, data, check_sample_rate(path, sr))
     if path.suffix.lower() == ".wav" and (short := _wav_data_shortfall(path)) is not None:
         raise AudioError(_truncated_message(path, short))
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -163,12 +171,40 @@ class Recording:
         return len(self.audio) / float(self.sample_rate)
 
 
-def _check_finite(path: Path, block: np.ndarray, native_rate: int, offset: int = 0) -> None:
-    """Raise :class:`AudioError` at the first NaN / infinite sample of ``block`` ``[n, channels]``."""
-    if block.size and not np.isfinite(block).all():
-        bad = offset + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-        raise AudioError(f"{path}: sample {bad} ({bad / native_rate:.2f} s) is NaN or infinite; "
+def check_samples(name: str | Path, block: np.ndarray, native_rate: int, offset: int = 0) -> None:
+    """Raise :class:`AudioError` naming ``name`` at the first NaN, infinite or absurd sample of ``block``
+    (``[n]`` or ``[n, channels]``; absurd: beyond :data:`MAX_AMPLITUDE`) (notebook 09, through
+    :func:`read_recording` and ``detect`` on arrays).
+
+    Args:
+        name: the file (or array) named in the message.
+        block: the samples, as floats scaled to full scale 1.0.
+        native_rate: their rate, for the time in the message; offset: the block's first sample's index.
+    """
+    if not block.size:
+        return
+    frames = block.reshape(len(block), -1)
+    bad = ~np.isfinite(frames).all(axis=1)
+    if bad.any():
+        at = offset + int(np.flatnonzero(bad)[0])
+        raise AudioError(f"{name}: sample {at} ({at / native_rate:.2f} s) is NaN or infinite; "
                          "a recording holds finite values (the file is damaged)")
+    loud = (np.abs(frames) > MAX_AMPLITUDE).any(axis=1)
+    if loud.any():
+        at = offset + int(np.flatnonzero(loud)[0])
+        value = float(np.abs(frames[at - offset]).max())
+        raise AudioError(f"{name}: sample {at} ({at / native_rate:.2f} s) is {value:.3g} times full scale "
+                         f"(more than {MAX_AMPLITUDE:.0e}); the file is damaged or not scaled to [-1, 1]")
+
+
+def check_sample_rate(name: str | Path, rate: float) -> int:
+    """``rate`` as an int, or :class:`AudioError` naming ``name`` when it lies outside
+    [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz: checked before anything is allocated
+    (notebook 09, through :func:`read_recording` and ``detect`` on arrays)."""
+    if not (MIN_SAMPLE_RATE <= float(rate) <= MAX_SAMPLE_RATE):
+        raise AudioError(f"{name}: sample rate {rate:g} Hz lies outside "
+                         f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (a damaged header?)")
+    return int(rate)
 
 
 def _truncated_message(path: Path, short: tuple[int, int]) -> str:
@@ -217,8 +253,9 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
     Raises:
         AudioError: naming the file, for a missing or empty file, a file libsndfile does not
             recognise, no samples, a WAV cut off before the end its header declares, a decoding error
-            part-way (a damaged FLAC/MP3), and NaN or infinite samples (float files can hold them;
-            the model would turn them into NaN scores silently).
+            part-way (a damaged FLAC/MP3), a sample rate outside :func:`check_sample_rate`'s range, and
+            NaN, infinite or absurdly large samples (float files can hold them; the model would turn them
+            into NaN scores silently: :func:`check_samples`).
     """
     path = Path(path)
     if not path.is_file():
@@ -231,6 +268,7 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
         raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
     with fh:
         native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
+        check_sample_rate(path, native)  # before the output buffer is sized from it
         if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
             raise AudioError(_truncated_message(path, short))
         stream = None
@@ -247,7 +285,7 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
                 block = fh.read(block_frames, dtype="float32", always_2d=True)
             except Exception as e:  # a damaged FLAC/MP3 fails part-way ("decoder lost sync")
                 raise AudioError(f"{path}: decoding failed after {done / native:.2f} s ({e})") from e
-            _check_finite(path, block, native, done)
+            check_samples(path, block, native, done)
             last = len(block) < block_frames
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
             piece = stream.resample_chunk(mono, last=last) if stream is not None else mono
