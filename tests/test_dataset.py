@@ -645,3 +645,68 @@ def test_segments_with_features_rows_match_and_cache_by_name(tmp_path, monkeypat
     assert not (cfg.cache_dir / "resampled").exists()  # read once, not kept resampled
     segments_with_features(cfg, ds, "other", progress=False)  # another name: a file of its own
     assert len(list(features_dir.glob("*.npy"))) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# band limit (a phone's microphone)
+# ------------------------------------------------------------------------------------------------
+def test_band_limit_matches_the_log_mel_of_a_filtered_recording():
+    """On white noise, the log-mel band-limited by band_limit equals, band by band within 3 dB (the lowest
+    within 6), the log-mel of the waveform through the same Butterworth filters (one pass, scipy),
+    wherever the filtered band stays 50 dB above the floor."""
+    from scipy import signal
+
+    from sed_utils.config import MelConfig
+    from sed_utils.features.logmel import build_logmel
+
+    mel = MelConfig(reference="max")
+    front = build_logmel(mel, SR)
+    noise = np.random.default_rng(0).standard_normal(4 * SR).astype(np.float32) * 0.1
+    filtered = noise
+    for cutoff, btype in ((150.0, "highpass"), (2500.0, "lowpass")):
+        filtered = signal.sosfilt(signal.butter(4, cutoff, btype, fs=SR, output="sos"), filtered)
+    x = front(torch.from_numpy(noise)).numpy()
+    want = front(torch.from_numpy(filtered.astype(np.float32))).numpy()
+    got = augment.band_limit(x, augment.MelBands.of(mel, SR), highpass_hz=150.0, lowpass_hz=2500.0, order=4)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    assert got.max() == x.max() and got.min() >= x.max() - mel.top_db  # the loudest bin and the floor stay
+    profile_got, profile_want = got[:, 5:-5].mean(axis=1), want[:, 5:-5].mean(axis=1)
+    audible = profile_want > profile_want.max() - 50
+    assert audible.sum() > 30 and (~audible).sum() > 5  # the test sees both sides of the edge
+    np.testing.assert_allclose(profile_got[audible][1:], profile_want[audible][1:], atol=3.0)
+    # the lowest band spans three FFT bins, where the STFT window's leakage from above outweighs the filter
+    assert abs(profile_got[0] - profile_want[0]) < 6.0
+    assert (profile_got[~audible] < profile_got.max() - 40).all()  # and what the filter removes is gone
+
+
+def test_band_limit_of_nothing_changes_nothing_and_the_draws_vary():
+    from sed_utils.config import MelConfig
+
+    x, hz = _spec(6), augment.MelBands.of(MelConfig(), SR)
+    np.testing.assert_array_equal(augment.band_limit(x, hz, 0.0, 0.0), x)
+    drawn = [augment.random_band_limit(x, hz, 3000.0, np.random.default_rng(s)) for s in range(20)]
+    top_band = [float(d[-1].mean()) for d in drawn]
+    assert len(set(np.round(top_band, 2))) >= 15 and max(top_band) < x[-1].mean()  # the top band always loses
+
+
+def test_band_limit_augmentation_runs_with_its_probability_and_leaves_the_stream_alone_when_off():
+    from sed_utils.config import MelConfig
+
+    hz = augment.MelBands.of(MelConfig(), SR)
+    x = _spec(7, shape=(64, 200))
+    frames = _frames(25, (0, 3, 9))
+    targets = {"clip": frames.max(axis=0), "frames": frames}
+    quiet = AugmentConfig(**QUIET, mix_prob=0.0)
+    off = augment.augment_example(x, targets, quiet, np.random.default_rng(1))[0]
+    same = augment.augment_example(x, targets, quiet, np.random.default_rng(1), bands=hz)[0]
+    np.testing.assert_array_equal(off, same)  # band_limit_prob 0: no draw, models trained before unchanged
+    always = dataclasses.replace(quiet, band_limit_prob=1.0)
+    on, t = augment.augment_example(x, targets, always, np.random.default_rng(1), bands=hz)
+    assert on[-1].mean() < x[-1].mean() - 3 and np.array_equal(t["frames"], frames)
+    chunk_on, _ = augment.augment_example(x, {"clip": frames.max(axis=0)}, always, np.random.default_rng(1),
+                                          bands=hz)
+    assert chunk_on[-1].mean() < x[-1].mean() - 3  # chunk examples too
+    half = dataclasses.replace(quiet, band_limit_prob=0.5)
+    changed = [not np.array_equal(augment.augment_example(x, targets, half, np.random.default_rng(s),
+                                                          bands=hz)[0], x) for s in range(200)]
+    assert 0.4 < np.mean(changed) < 0.6

@@ -117,6 +117,8 @@ RULES: dict[str, Rule] = {
     "augment.mix_prob": _PROBABILITY,
     "augment.background_prob": _PROBABILITY,
     "augment.background_snr_db": _ANY_NUMBER,
+    "augment.band_limit_prob": _PROBABILITY,
+    "augment.band_limit_min_hz": (_between(100.0, 96000.0), "a cutoff in Hz from 100 up"),
     "train.lr": (_between(1e-12, 10.0), "a learning rate > 0 and at most 10"),
     "train.weight_decay": _NON_NEGATIVE,
     "train.lr_schedule": (lambda v: True, "see LR_SCHEDULES"),

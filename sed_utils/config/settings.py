@@ -127,6 +127,8 @@ class AugmentConfig:
     mix_prob: float = 0.3
     background_prob: float = 0.5
     background_snr_db: float = 0.0
+    band_limit_prob: float = 0.0
+    band_limit_min_hz: float = 3000.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class EvalConfig:
 #: before the field existed stays valid, and any other value gives new keys.
 KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
-    "augment": {"gain_min_db": None},
+    "augment": {"gain_min_db": None, "band_limit_prob": 0.0, "band_limit_min_hz": 3000.0},
     "train": {"precision": "float32"},
     "models": {"targets": "classes"},
 }

@@ -18,14 +18,15 @@ from sed_utils.features.logmel import (
     feature_cache,
     feature_key,
     logmel_db,
+    mel_band_hz,
     mel_extractor,
     n_frames,
     normalization_stats,
     window_starts,
 )
 
-__all__ = ["active_frames", "LogMel", "Normaliser", "build_logmel", "logmel_db", "mel_extractor",
-           "cut_windows",
+__all__ = ["active_frames", "mel_band_hz", "LogMel", "Normaliser", "build_logmel", "logmel_db",
+           "mel_extractor", "cut_windows",
            "window_starts", "feature_key", "feature_cache", "normalization_stats", "n_frames", "cut_samples",
            "chunk_waveforms", "Condition", "LEVELS_DB", "level_conditions",
            "odd_conditions"]

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sed_utils.features.band_limit import MelBands, band_limit, random_band_limit
+
 if TYPE_CHECKING:
     from sed_utils.config import AugmentConfig
 
@@ -32,6 +34,9 @@ __all__ = [
     "time_shift",
     "mix",
     "add_background",
+    "MelBands",
+    "band_limit",
+    "random_band_limit",
     "gain_waveform",
     "noise_waveform",
     "mix_waveforms",
@@ -270,22 +275,26 @@ def augment_db(
     rng: np.random.Generator,
     draw_partner: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     draw_background: Callable[[], np.ndarray] | None = None,
+    bands: MelBands | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augmentations that act on dB values, in this order: mix, background, gain, noise, time shift
-    (notebooks 04, 05: every training item, through ChunkDataset).
+    """Augmentations that act on dB values, in this order: mix, background, gain, band limit, noise,
+    time shift (notebooks 04, 05: every training item, through ChunkDataset).
 
     Mixing happens with probability ``aug.mix_prob`` when ``draw_partner`` (returns another
     example's ``(x_db, y)``) is given; a background (``draw_background`` returns an ambient
     chunk's dB values) with probability ``aug.background_prob`` at an SNR drawn in
     ``[background_snr_db, background_snr_db + 20]`` dB; noise with probability ``aug.noise_prob``
     at an SNR drawn in ``[noise_snr_db, noise_snr_db + 20]`` dB (never louder than
-    ``noise_snr_db`` says); gain and shift every time (their size is random, a size of 0 switches them off).
+    ``noise_snr_db`` says); gain and shift every time (their size is random, a size of 0 switches them off);
+    a band limit (:func:`random_band_limit`) with probability ``aug.band_limit_prob`` when ``bands``
+    is given.
 
     Args:
         x_db, y: a log-mel ``[n_mels, frames]`` in dB and its clip targets ``[C]``.
         aug: which augmentations run, and how strongly.
         rng: every random draw.
         draw_partner, draw_background: as above; None: no mix, no background.
+        bands: the log-mel's bands (:class:`MelBands`); None: no band limit.
 
     Returns:
         ``(x_db, y)`` augmented (``y`` changes only by a mix); the inputs are not modified.
@@ -299,11 +308,19 @@ def augment_db(
         x = add_background(x, draw_background(), snr)
     if aug.gain_db > 0 or aug.gain_min_db:
         x = gain(x, aug.gain_db, rng, aug.gain_min_db)
+    x = _maybe_band_limit(x, aug, rng, bands)
     if aug.noise_prob > 0 and rng.random() < aug.noise_prob:
         x = add_noise(x, float(rng.uniform(aug.noise_snr_db, aug.noise_snr_db + 20.0)), rng)
     if aug.time_shift > 0:
         x = time_shift(x, aug.time_shift, rng)
     return x, y
+
+
+def _maybe_band_limit(x: np.ndarray, aug: AugmentConfig, rng: np.random.Generator,
+                      bands: MelBands | None) -> np.ndarray:
+    if bands is None or aug.band_limit_prob <= 0 or rng.random() >= aug.band_limit_prob:
+        return x
+    return random_band_limit(x, bands, aug.band_limit_min_hz, rng)
 
 
 def spec_augment(x_db: np.ndarray, aug: AugmentConfig, rng: np.random.Generator,
@@ -335,6 +352,7 @@ def augment_example(
     draw_partner: Callable[[], tuple[np.ndarray, dict[str, np.ndarray]]] | None = None,
     draw_background: Callable[[], np.ndarray] | None = None,
     fill: float | np.ndarray = 0.0,
+    bands: MelBands | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One training example augmented, for every kind of example (notebooks 04, 05, 08: every
     training item, through :class:`sed_utils.train.ExampleDataset`).
@@ -342,9 +360,9 @@ def augment_example(
     ``targets`` holds ``"clip"`` ``[C]`` and, for an example with strong labels, ``"frames"``
     ``[T', C]``. A chunk example (clip targets only) gets :func:`augment_db` then :func:`spec_augment`.
     An example with frame targets gets only what keeps every labelled frame where it is: a mix with a
-    partner up to :data:`MIX_PARTNER_DB` dB quieter (frame targets OR-ed), a gain, and a frequency
-    mask; no time mask or shift (they would hide or move labelled frames), and no background or noise
-    (a scene already has its background).
+    partner up to :data:`MIX_PARTNER_DB` dB quieter (frame targets OR-ed), a gain, a band limit, and a
+    frequency mask; no time mask or shift (they would hide or move labelled frames), and no background or
+    noise (a scene already has its background).
 
     Args:
         x_db: a log-mel ``[n_mels, frames]`` in dB.
@@ -354,6 +372,7 @@ def augment_example(
         draw_partner: returns another example's ``(x_db, targets)``; None: no mix.
         draw_background: returns an ambient chunk's dB values (chunk examples only); None: no background.
         fill: the masks' value, the training mean (one value, or one per band ``[n_mels, 1]``).
+        bands: the log-mel's bands, for the band limit (``aug.band_limit_prob``); None: none.
 
     Returns:
         ``(x_db, targets)`` augmented; the inputs are not modified. With frame targets, ``"clip"`` is
@@ -365,7 +384,7 @@ def augment_example(
             def partner() -> tuple[np.ndarray, np.ndarray]:
                 x2, t2 = draw_partner()
                 return x2, t2["clip"]
-        x, clip = augment_db(x_db, targets["clip"], aug, rng, partner, draw_background)
+        x, clip = augment_db(x_db, targets["clip"], aug, rng, partner, draw_background, bands)
         return spec_augment(x, aug, rng, fill=fill), {"clip": clip}
     x, frames = np.asarray(x_db), np.asarray(targets["frames"])
     if draw_partner is not None and aug.mix_prob > 0 and rng.random() < aug.mix_prob:
@@ -374,6 +393,7 @@ def augment_example(
                         t2["frames"])
     if aug.gain_db > 0 or aug.gain_min_db:
         x = gain(x, aug.gain_db, rng, aug.gain_min_db)
+    x = _maybe_band_limit(x, aug, rng, bands)
     if aug.specaugment and aug.freq_mask > 0:
         x = freq_mask(x, aug.freq_mask, rng, fill)
     return x, {"clip": frames.max(axis=0), "frames": frames}

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "active_frames",
+    "mel_band_hz",
     "LogMel",
     "Normaliser",
     "build_logmel",
@@ -93,6 +94,18 @@ class LogMel(torch.nn.Module):
             silent = spec <= POWER_FLOOR_DB
             spec = (spec - spec.amax(dim=(-2, -1), keepdim=True)).masked_fill(silent, -self.to_db.top_db)
         return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
+
+
+def mel_band_hz(mel: MelConfig) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band of the series' front end (notebooks 02, 04; the band-limit
+    augmentation).
+
+    torchaudio's ``MelSpectrogram`` (the model's front end) uses the HTK mel scale,
+    ``mel = 2595 log10(1 + f / 700)``, with ``n_mels + 2`` points evenly spaced in mel between
+    ``f_min`` and ``f_max``: band ``k`` is the triangle peaking at point ``k + 1``."""
+    lo, hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (mel.f_min, mel.f_max))
+    points = np.linspace(lo, hi, mel.n_mels + 2)
+    return 700.0 * (10.0 ** (points[1:-1] / 2595.0) - 1.0)
 
 
 def build_logmel(mel: MelConfig, sample_rate: int) -> LogMel:

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
 from sed_utils.config import MelConfig
+from sed_utils.features.logmel import mel_band_hz
 
 __all__ = [
     "CLASS_COLORS",
@@ -72,17 +73,6 @@ def label_color_list(labels: Sequence[str]) -> list[str | tuple]:
     (every notebook)."""
     colors = label_colors(labels)
     return [colors[lab] for lab in labels]
-
-
-def mel_band_hz(mel: MelConfig) -> np.ndarray:
-    """Centre frequency (Hz) of each mel band of the series' front end (notebooks 02, 04).
-
-    torchaudio's ``MelSpectrogram`` (the model's front end) uses the HTK mel scale,
-    ``mel = 2595 log10(1 + f / 700)``, with ``n_mels + 2`` points evenly spaced in mel between
-    ``f_min`` and ``f_max``: band ``k`` is the triangle peaking at point ``k + 1``."""
-    lo, hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (mel.f_min, mel.f_max))
-    points = np.linspace(lo, hi, mel.n_mels + 2)
-    return 700.0 * (10.0 ** (points[1:-1] / 2595.0) - 1.0)
 
 
 HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)

@@ -38,6 +38,7 @@ from sed_utils.data.esc50 import (
     negative_clips,
 )
 from sed_utils.data.scenes import scene_category_events, scene_set
+from sed_utils.features.augment import MelBands
 from sed_utils.features.logmel import active_frames, feature_cache, normalization_stats
 from sed_utils.labels.chunks import build_esc50_chunks, build_segments
 from sed_utils.labels.grid import TimeGrid
@@ -154,7 +155,8 @@ def chunk_data(cfg: Config, settings: ModelConfig, *, kind: str = "chunk",
     mean, std = normalization_stats(train_feats)
     backgrounds = background_features(cfg, table, progress=progress)
     train = ExampleDataset(Examples(train_feats, label_matrix(train_table, labels), table=train_table),
-                           augment=cfg.augment, seed=cfg.seed, backgrounds=backgrounds, fill_db=mean)
+                           augment=cfg.augment, seed=cfg.seed, backgrounds=backgrounds, fill_db=mean,
+                           bands=MelBands.of(cfg.features, cfg.audio.sample_rate))
     valid_scenes, valid_feats = segments_with_features(cfg, scene_set(cfg, "valid", progress=progress),
                                                        "valid-scenes", progress=progress)
     valid = {"chunks": Examples(feats[valid_idx], label_matrix(valid_table, labels), table=valid_table),
@@ -252,7 +254,8 @@ def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: st
             activity = active_frames(np.asarray(negatives), cfg.chunking.silence_db)
     dataset = ExampleDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean, negatives=negatives,
                              negative_items=settings.negative_clips, negative_columns=columns,
-                             negative_activity=activity)
+                             negative_activity=activity,
+                             bands=MelBands.of(cfg.features, cfg.audio.sample_rate))
     return TrainingData(kind, dataset, {"scenes": valid}, mean, std, float(train_scenes.clip_seconds),
                         other_labels=others)
 

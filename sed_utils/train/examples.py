@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from sed_utils.features.augment import augment_example
+from sed_utils.features.augment import MelBands, augment_example
 from sed_utils.features.logmel import cut_samples, mel_extractor
 from sed_utils.io.audio import read_audio
 
@@ -93,6 +93,9 @@ class ExampleDataset(Dataset):
     ``negative_columns`` (clip ``i``'s category is target column ``negative_columns[i]``) and
     ``negative_activity`` (``[M, mel frames]`` booleans: where clip ``i`` sounds), that column set on
     the output frames holding a sounding mel frame (models trained on every category, ``targets: all``).
+    ``bands`` (the log-mel's bands: :class:`~sed_utils.features.augment.MelBands`) lets the band-limit
+    augmentation run
+    (``augment.band_limit_prob``).
 
     The random stream is seeded with ``seed``; in DataLoader worker processes it is re-seeded from
     the worker's seed (which torch changes every epoch), so workers do not repeat each other's draws.
@@ -102,7 +105,8 @@ class ExampleDataset(Dataset):
     def __init__(self, examples: Examples, *, augment: AugmentConfig | None = None, seed: int = 0,
                  fill_db: float | np.ndarray = 0.0, backgrounds: np.ndarray | None = None,
                  negatives: np.ndarray | None = None, negative_items: int = 0,
-                 negative_columns: np.ndarray | None = None, negative_activity: np.ndarray | None = None):
+                 negative_columns: np.ndarray | None = None, negative_activity: np.ndarray | None = None,
+                 bands: MelBands | None = None):
         if negative_items > 0 and (negatives is None or len(negatives) == 0):
             raise ValueError("ExampleDataset: negative_items > 0 needs negative clips")
         if (negative_columns is None) != (negative_activity is None) or (
@@ -119,6 +123,7 @@ class ExampleDataset(Dataset):
         self.negative_items = int(negative_items)
         self.negative_columns = negative_columns
         self.negative_activity = negative_activity
+        self.bands = bands
         self.seed = int(seed)
         self._rng: np.random.Generator | None = None
         self._rng_owner: int | None = None
@@ -187,8 +192,7 @@ class ExampleDataset(Dataset):
                 return np.asarray(bgs[int(rng.integers(len(bgs)))], dtype=np.float32)
 
         return augment_example(x, targets, self.augment, rng, draw_partner=partner,
-                               draw_background=background,
-                               fill=self.fill_db)
+                               draw_background=background, fill=self.fill_db, bands=self.bands)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         index = int(index)
