@@ -22,7 +22,8 @@ the level draws flat lines by construction).
 ``--odd`` replaces the attenuations with recordings unlike the mixer's (``odd_conditions``): a phone's
 band (100 Hz-4 kHz, 100 Hz-6 kHz), short clips cut around their sound (4, 2, 1 s: the scenes' event F1
 is then not measured, the single clips and negatives are) and clipped recordings (+6, +20 dB over
-full scale).
+full scale). ``--only "as mixed" "phone band"`` keeps the conditions whose name starts so (each costs
+about 2 minutes a seed).
 
 Writes benchmarks/results/<name>.json and .md (default name: levels): mean ± standard deviation.
 """
@@ -50,8 +51,9 @@ METRICS = [("event_f1", "event macro F1"), ("event_recall", "event recall"),
 
 
 def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str], levels: tuple[float, ...],
-             noise_dbfs: float | None = None, odd: bool = False) -> list[dict]:
-    """Train (or reuse) each model of one seed and sweep the levels (or the odd conditions)."""
+             noise_dbfs: float | None = None, odd: bool = False, only: list[str] | None = None) -> list[dict]:
+    """Train (or reuse) each model of one seed and sweep the levels (or the odd conditions, those whose
+    name starts with one of ``only`` when given)."""
     from sed_utils.evaluate import evaluate, robustness
     from sed_utils.features import level_conditions, odd_conditions
     from sed_utils.train import train
@@ -67,6 +69,8 @@ def run_seed(seed: int, kinds: list[str], runs: str, overrides: list[str], level
                           "negatives_share": res["negatives"]["share"],
                           "worst_negatives": res["negatives"].get("worst_categories", {})}
         conditions = odd_conditions(noise_dbfs) if odd else level_conditions(levels, noise_dbfs)
+        if only:
+            conditions = [c for c in conditions if c.name.startswith(tuple(only))]
         table = robustness(cfg, kind, conditions, progress=False)
         out += [{"model": kind, "seed": seed, **row, **at_mixer_level}
                 for row in table.to_dict(orient="records")]
@@ -107,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the attenuations (default: 0 -10 -20 -30 -40)")
     p.add_argument("--odd", action="store_true",
                    help="phone bands, short cuts and clipping instead of the attenuations")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help='with --odd: only the conditions whose name starts so, e.g. "as mixed" "phone band"')
     p.add_argument("--noise-floor", type=float, default=None, metavar="DBFS",
                    help="add white noise of this RMS level after each attenuation (a microphone's own noise)")
     args = p.parse_args(argv)
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     noise = [] if args.noise_floor is None else ["--noise-floor", f"{args.noise_floor:g}"]
     noise += ["--levels", *(f"{g:g}" for g in levels)] if args.levels else []
     noise += ["--odd"] if args.odd else []
+    noise += ["--only", *(f'"{o}"' for o in args.only)] if args.only else []
     command = " ".join(["python benchmarks/levels.py", "--seeds", *map(str, args.seeds), "--models",
                         *args.models, "--runs", f'"{args.runs}"', "--name", args.name, *noise,
                         *[f"-p {o}" for o in args.override]])
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         runs += [{"date": str(date.today()), **r}
                  for r in run_seed(seed, args.models, args.runs, args.override, levels, args.noise_floor,
-                                   args.odd)]
+                                   args.odd, args.only)]
         print(f"seed {seed} done after {(time.time() - t0) / 60:.1f} min", flush=True)
         done = sorted({r["seed"] for r in runs})
         table = markdown(runs, done, command)
