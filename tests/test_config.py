@@ -116,6 +116,16 @@ def test_missing_or_broken_file_is_named(tmp_path):
     bad.write_text("defaults: [unclosed")
     with pytest.raises(ConfigError, match=str(bad.name)):
         load_config("demo", path=bad)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config("demo", path=tmp_path)
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes("defaults: {seed: 1}\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.yml: not UTF-8 text \(byte 25"):
+        load_config("demo", path=latin)
+    for text in ("defaults: null\n", "defaults: {}\nprofiles: 5\n"):
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match="bad.yml"):
+            load_config("demo", path=bad)
 
 
 def test_parse_override_nests():

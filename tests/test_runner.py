@@ -84,6 +84,9 @@ def test_expected_errors_print_one_line_and_a_hint_not_a_traceback(tmp_path, cap
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("[sed_utils] ConfigError: ")
     assert "train.epochs is now per model" in err and "models.chunk." in err and len(err.splitlines()) == 3
+    assert main(["run", "--profile", "demo", "--from", "abc"]) == 2  # not a notebook number
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--from 'abc': give a notebook number" in err
 
     empty = tmp_path / "mirror"
     empty.mkdir()

@@ -85,6 +85,9 @@ def select_notebooks(notebooks: list[Path], start: str | None = None, stop: str 
     def number(p: Path) -> int:
         return int(p.name[:2])
 
+    for name, value in (("--from", start), ("--to", stop)):
+        if value and not str(value).isdigit():
+            raise ConfigError(f"{name} {value!r}: give a notebook number, e.g. 03")
     lo = int(start) if start else 0
     hi = int(stop) if stop else 99
     chosen = [p for p in notebooks if lo <= number(p) <= hi]

@@ -238,10 +238,17 @@ def _check_top_level(cfg_path: Path, merged: dict[str, Any], data_root: Any) -> 
 
 
 def _read(cfg_path: Path) -> dict[str, Any]:
+    if cfg_path.is_dir():
+        raise ConfigError(f"{cfg_path}: is a folder; SED_CONFIG (or the path given) names a config file")
     try:
-        raw = yaml.safe_load(cfg_path.read_text())
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"{cfg_path}: config file not found") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{cfg_path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save it as UTF-8") from e
+    except OSError as e:
+        raise ConfigError(f"{cfg_path}: cannot read the config file ({e.strerror or e})") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{cfg_path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict) or not isinstance(raw.get("defaults"), dict):
