@@ -645,6 +645,19 @@ def test_desed_content_check_refuses_a_clip_that_is_not_audio(tmp_path):
     assert not (tmp_path / "data" / "downloads" / "DESEDpublic_eval.tar.gz").exists()
 
 
+def test_a_server_dripping_the_checksum_file_is_stopped_by_the_stall_deadline(server):
+    """SHA256SUMS comes through the same deadline: a byte every 50 ms of a 2 kB file stops after
+    stall_seconds with one clear error, instead of hanging for 100 s."""
+    server.state.files = {"/SHA256SUMS": b"".join(b"%064x  file%d.zip\n" % (k, k) for k in range(30))}
+    server.state.drip = {"/SHA256SUMS": 0.05}
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"SHA256SUMS: the checksum file stalled") as err:
+        read_mirror_checksums(server.base, timeout=5, stall_seconds=0.6)
+    assert time.monotonic() - t0 < 5 and err.value.reason == "stalled"
+    server.state.drip = {}
+    assert len(read_mirror_checksums(server.base, timeout=5, stall_seconds=0.6)) == 30
+
+
 def test_a_server_dripping_bytes_is_timed_out_by_the_stall_deadline(server, tmp_path, blob):
     """The socket timeout restarts with every byte, so a byte every 50 ms never trips it; the stall
     deadline does (fewer than STALL_MIN_BYTES in stall_seconds), is retried, then a clear error."""

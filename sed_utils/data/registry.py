@@ -327,12 +327,12 @@ def fetch_dataset(
     # A local mirror's SHA256SUMS costs nothing to read, so a rebuilt mirror (the demo generator with
     # new parameters) is noticed at once; a remote one is only asked when something must be fetched.
     local = bool(mirror) and _mirror_base(mirror).startswith("file:")
-    sums = read_mirror_checksums(mirror, timeout=timeout) if local else None
+    sums = read_mirror_checksums(mirror, timeout=timeout, stall_seconds=stall_seconds) if local else None
     if _already_complete(spec, folder, (sums or {}).get(spec.filename, spec.sha256)):
         return folder
 
     if mirror and not local:
-        sums = read_mirror_checksums(mirror, timeout=timeout)
+        sums = read_mirror_checksums(mirror, timeout=timeout, stall_seconds=stall_seconds)
     sha256, md5, size = spec.sha256, spec.md5, spec.size
     if sums is not None and spec.filename in sums:
         # The mirror vouches for its own copy (which may be a rebuilt or subset archive).

@@ -427,10 +427,33 @@ def mirror_url(mirror: str, filename: str) -> str:
     return _mirror_base(mirror) + urllib.parse.quote(filename)
 
 
-def read_mirror_checksums(mirror: str, *, timeout: float = 60) -> dict[str, str] | None:
+#: The most a ``SHA256SUMS`` may hold: a line per file, so a few kB; more is not a checksum file.
+MAX_CHECKSUM_BYTES = 1 << 20
+
+
+def _read_small(resp: IO[bytes], url: str, deadline_seconds: float) -> bytes:
+    """The whole body of a small response, or a :class:`DownloadError` when it takes longer than
+    ``deadline_seconds`` (a server dripping bytes resets the socket timeout with each one) or grows past
+    :data:`MAX_CHECKSUM_BYTES`."""
+    start, parts, size = time.monotonic(), [], 0
+    while chunk := resp.read1(65536):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > MAX_CHECKSUM_BYTES:
+            raise DownloadError(f"{url}: more than {_fmt_bytes(MAX_CHECKSUM_BYTES)}: not a checksum file",
+                                reason="checksum", url=url)
+        if (waited := time.monotonic() - start) > deadline_seconds:
+            raise DownloadError(f"{url}: the checksum file stalled: {size} bytes in {waited:.0f} s "
+                                f"(download.stall_seconds={deadline_seconds:g})", reason="stalled", url=url)
+    return b"".join(parts)
+
+
+def read_mirror_checksums(mirror: str, *, timeout: float = 60,
+                          stall_seconds: float = 120.0) -> dict[str, str] | None:
     """The mirror's ``SHA256SUMS`` as {file name: sha256}, or None when the mirror has none.
 
-    The registry enforces these checksums on the downloads of notebook 01.
+    The registry enforces these checksums on the downloads of notebook 01. The whole file must arrive
+    within ``stall_seconds`` (it is a few kB); ``timeout`` is each socket read's.
 
     Format as ``sha256sum`` writes it: ``<64 hex>  <name>`` per line (``*<name>`` in binary mode).
     """
@@ -444,7 +467,7 @@ def read_mirror_checksums(mirror: str, *, timeout: float = 60) -> dict[str, str]
         else:
             req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                text = resp.read().decode()
+                text = _read_small(resp, url, stall_seconds).decode()
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 404:
