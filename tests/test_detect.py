@@ -351,6 +351,16 @@ def test_without_run_or_checkpoint_the_first_trained_run_is_used(models, tmp_pat
     assert f"using the model of {tmp_path / 'runs' / 'scenes'}" in err and "[detect] chunk model" in err
     assert main([*argv, "--model", "frame"]) == 0  # scenes has no frame model: demo's is used
     assert f"using the model of {tmp_path / 'runs' / 'demo'}" in capsys.readouterr().err
+    # an interrupted training in runs/full: passed over for a finished model, used with a warning if alone
+    full = RunPaths(tmp_path / "runs" / "full").checkpoint("chunk")
+    full.parent.mkdir(parents=True)
+    ckpt = torch.load(models["chunk"], weights_only=True)
+    torch.save({**ckpt, "complete": False}, full)
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"using the model of {tmp_path / 'runs' / 'scenes'}" in err and "warning" not in err
+    assert main([*argv, "--run", str(tmp_path / "runs" / "full")]) == 0
+    assert "warning: this model's training has not finished" in capsys.readouterr().err
 
 
 def test_detect_files_keeps_memory_flat(models, good_files):

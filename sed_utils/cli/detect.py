@@ -8,7 +8,8 @@ Decisions, so that a batch behaves predictably:
 
 * The model: ``--checkpoint FILE``, or ``--run DIR`` (its frame model if trained, else its chunk
   model; ``--model`` picks one); with neither, the first of ``runs/full``, ``runs/scenes`` and
-  ``runs/demo`` that holds a model (real data first), named on stderr.
+  ``runs/demo`` that holds a model whose training finished (real data first), named on stderr. A
+  model whose training has not finished gets a warning.
 * ``--threshold VALUE`` sets every class, ``--threshold CLASS=VALUE`` one class (applied after,
   so ``--threshold 0.6 --threshold Dog=0.4`` works); likewise ``--median-filter``.
 * Output: the DCASE tsv (``filename onset offset event_label score``) to ``--out``, written
@@ -102,23 +103,31 @@ def parse_overrides(items: list[str], labels: list[str], cast: type, what: str) 
 
 
 def _model_source(args: argparse.Namespace) -> Path:
+    """The model ``detect`` uses: ``--checkpoint``, ``--run``, or the first default run holding a model
+    whose training finished (one still training or interrupted only when no other is there, with a
+    warning from :func:`run_detect`)."""
     if args.checkpoint is not None:
         return args.checkpoint
     if args.run is not None:
         return args.run
     from sed_utils.detection.recordings import find_checkpoint
+    from sed_utils.models.checkpoint import checkpoint_info, read_checkpoint
 
+    found = []
     for name in DEFAULT_RUNS:
         folder = REPO_ROOT / "runs" / name
         try:
-            find_checkpoint(folder, args.model)
-        except FileNotFoundError:
+            path = find_checkpoint(folder, args.model)
+            complete = checkpoint_info(read_checkpoint(path), path).complete
+        except (FileNotFoundError, SedError):
             continue
-        print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)",
-              file=sys.stderr)
-        return folder
-    raise FileNotFoundError("no trained model under runs/full, runs/scenes or runs/demo: train one "
-                            "(make demo, or notebook 05 / 08), or give --run DIR or --checkpoint FILE")
+        found.append((folder, complete))
+    if not found:
+        raise FileNotFoundError("no trained model under runs/full, runs/scenes or runs/demo: train one "
+                                "(make demo, or notebook 05 / 08), or give --run DIR or --checkpoint FILE")
+    folder = next((f for f, complete in found if complete), found[0][0])
+    print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)", file=sys.stderr)
+    return folder
 
 
 def _plotter(out_dir: Path, trained: Any) -> Any:
@@ -205,6 +214,10 @@ def _run_detect(args: argparse.Namespace) -> int:
         print(f"[detect] error: {e}", file=sys.stderr)
         return 2
     print(f"[detect] {trained.kind} model {trained.info.path}", file=sys.stderr)
+    if not trained.info.complete:
+        print(f"[detect] warning: this model's training has not finished (still running, or interrupted: "
+              f"its best epoch so far, {trained.info.epoch}, is used); re-run the training to finish it",
+              file=sys.stderr)
     on_detection = _plotter(args.plot, trained) if args.plot is not None else None
     batch = detect_files(files, trained, progress=not args.quiet, thresholds=thresholds,
                          median_filters=filters, on_detection=on_detection)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,3 +113,49 @@ def torch_save(obj: Any, path: Path) -> None:
     import torch
 
     write_with(path, lambda fh: torch.save(obj, fh))
+
+
+#: The temporary names :func:`atomic_path` (``name.<pid>.tmp``) and :func:`atomic_dir`
+#: (``.name.<pid>.tmp``) give.
+_TEMPORARY = re.compile(r".+\.(\d+)\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files and folders of writers that were killed (TERM, KILL, a power cut)
+    before they could clean up, under ``folder`` (notebook 01 and ``download``, through
+    ``sed_utils.data.prepare_datasets``, before a series runs).
+
+    A temporary is stale when the process its name carries no longer runs on this machine; those of
+    live processes (another run writing now) are left alone. Resumable downloads (``.part``) are not
+    temporaries and stay.
+
+    Args:
+        folder: searched recursively; a missing folder holds nothing.
+
+    Returns:
+        What was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.rglob("*.tmp"), key=lambda p: len(p.parts), reverse=True):
+        match = _TEMPORARY.match(path.name)
+        if match is None or _alive(int(match.group(1))) or not path.exists():
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

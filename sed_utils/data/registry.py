@@ -436,7 +436,12 @@ def prepare_datasets(cfg: Config, *, progress: bool = True) -> dict[str, Path]:
 
     Demo profile (``cfg.synthetic``): build the SYNTHETIC mirror, then download from it through
     ``file://`` with the real code. Otherwise: download from ``cfg.download.mirror`` or upstream.
+    First, the temporary files of earlier runs that were killed are removed from the data root and
+    the profile's run folder (:func:`sed_utils.core.atomic.remove_stale_temporaries`).
     """
+    for folder in (cfg.data_root, cfg.run_dir):
+        for path in atomic.remove_stale_temporaries(folder):
+            log.info("removed %s, left by a run that was killed", path)
     mirror = make_demo_mirror(cfg).as_uri() if cfg.synthetic else None
     return fetch_all(cfg, mirror=mirror, progress=progress)
 
