@@ -253,7 +253,7 @@ def test_cache_skip_and_rebuild(fake_cfg, tmp_path, monkeypatch):
     # another parameter -> another key -> work to do; a failure leaves no folder behind
     with pytest.raises(AssertionError, match="mixed again"):
         scenes.build_scenes(fake_cfg, n_scenes=5, folds=(5,), seed=2, progress=False)
-    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+    assert sorted(p.name for p in out.parent.iterdir()) == [".sed.lock", out.name]  # and the builders' lock
     monkeypatch.undo()
     # explicit out_dir built with other parameters is rebuilt in place
     mine = tmp_path / "mine"

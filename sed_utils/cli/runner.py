@@ -28,6 +28,7 @@ from sed_utils.core.errors import (
     ConfigError,
     DatasetError,
     DownloadError,
+    LockError,
     NotebookFailed,
     SedError,
 )
@@ -44,6 +45,7 @@ HINTS: dict[type, str] = {
     DatasetError: "run 'python -m sed_utils download --profile <profile>' (or notebook 01) first",
     AudioError: "the file named above cannot be used as it is: replace or re-encode it",
     CheckpointError: "train the model first (notebook 05 or 08), or point --checkpoint at one",
+    LockError: "another run is writing the same folder: wait for it to finish (or stop it), then run again",
 }
 _NUMBERED = re.compile(r"^(\d\d)_.+\.ipynb$")
 

@@ -22,6 +22,7 @@ __all__ = [
     "DatasetError",
     "DownloadError",
     "CheckpointError",
+    "LockError",
     "NotebookFailed",
 ]
 
@@ -62,6 +63,11 @@ class DownloadError(SedError, RuntimeError):
         self.reason = reason
         self.url = url
         self.detail = detail or message
+
+
+class LockError(SedError, RuntimeError):
+    """Another run holds a folder this one must write, and did not let go in the time given
+    (notebooks 01-08, through :func:`sed_utils.core.locks.folder_lock`)."""
 
 
 class CheckpointError(SedError, RuntimeError):

@@ -31,6 +31,7 @@ import pandas as pd
 from sed_utils.core import atomic
 from sed_utils.core.errors import DatasetError
 from sed_utils.core.keys import file_identity, params_key
+from sed_utils.core.locks import folder_lock
 from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet, load_desed
 from sed_utils.data.esc50 import AMBIENT_CATEGORIES, esc50_root, load_esc50_meta
@@ -261,7 +262,14 @@ def build_scenes(
     out_dir = Path(out_dir or cfg.cache_dir / "scenes" / f"fold{'-'.join(map(str, folds))}-{key}")
     if _finished(out_dir, key):
         return out_dir  # finished earlier with the same parameters
+    with folder_lock(out_dir.parent, f"mixing {out_dir.name}"):
+        if not _finished(out_dir, key):  # another run may have built it while this one waited
+            _mix_scenes(cfg, out_dir, key, params, pools_meta, folds, csv_name, progress)
+    return out_dir
 
+
+def _mix_scenes(cfg: Config, out_dir: Path, key: str, params: dict, pools_meta: pd.DataFrame,
+                folds: tuple[int, ...], csv_name: str, progress: bool) -> None:
     pools = _load_pools(cfg, pools_meta, folds, csv_name)
     desed_of = {cat: label for label, cat in cfg.classes.items()}
     # written under a temporary name and renamed when whole; an older folder of ours with other
@@ -277,7 +285,6 @@ def build_scenes(
         summary = {k: v for k, v in params.items() if k != "clips"}
         summary.update(key=key, n_clips=len(params["clips"]))
         (tmp / "params.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    return out_dir
 
 
 def load_scenes(cfg: Config, out_dir: Path) -> StrongLabelSet:

@@ -452,10 +452,13 @@ def read_mirror_checksums(mirror: str, *, timeout: float = 60,
                           stall_seconds: float = 120.0) -> dict[str, str] | None:
     """The mirror's ``SHA256SUMS`` as {file name: sha256}, or None when the mirror has none.
 
-    The registry enforces these checksums on the downloads of notebook 01. The whole file must arrive
-    within ``stall_seconds`` (it is a few kB); ``timeout`` is each socket read's.
+    The registry enforces these checksums on the downloads of notebook 01. Format as ``sha256sum``
+    writes it: ``<64 hex>  <name>`` per line (``*<name>`` in binary mode).
 
-    Format as ``sha256sum`` writes it: ``<64 hex>  <name>`` per line (``*<name>`` in binary mode).
+    Args:
+        mirror: the mirror's base URL (``file://`` or ``http(s)://``).
+        timeout: each socket read's timeout, in seconds.
+        stall_seconds: the whole file (a few kB) must arrive within this many seconds.
     """
     url = mirror_url(mirror, CHECKSUM_FILE)
     try:

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Subset
 from sed_utils.config.settings import Config, key_view
 from sed_utils.core import atomic
 from sed_utils.core.errors import CheckpointError
+from sed_utils.core.locks import folder_lock
 from sed_utils.core.progress import tqdm
 from sed_utils.metrics.f1 import macro_f1_at_chosen_thresholds
 from sed_utils.models.checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint, save_checkpoint
@@ -412,7 +413,9 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
     Returns:
         A :class:`TrainResult`. A finished run with the same :func:`training_key` in ``cfg.paths`` is
         returned without training (``skipped=True``): delete the folder or change the config to train
-        again. An interrupted run resumes after its last finished epoch (``resumed_from``).
+        again. An interrupted run resumes after its last finished epoch (``resumed_from``). One
+        training per model folder at a time: a second run waits for the first
+        (:func:`sed_utils.core.locks.folder_lock`), then returns its model.
 
     Raises:
         ValueError: ``data`` was built for another kind, or a training set is empty.
@@ -420,12 +423,19 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
     k = get_kind(kind)
     key = training_key(cfg, k)
     done = _finished(cfg, k, key)
-    if done is not None:
-        print(f"Found a finished {k.name} model trained with this exact config: {done.checkpoint} (epoch "
-              f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping "
-              "training; "
-              "delete that folder or change the config to retrain.")
-        return done
+    if done is None:  # one training per model folder: a second run waits, then finds the model finished
+        with folder_lock(cfg.paths.model_dir(k.name), f"training the {k.name} model"):
+            done = _finished(cfg, k, key)
+            if done is None:
+                return _train_locked(cfg, k, key, data, progress, device)
+    print(f"Found a finished {k.name} model trained with this exact config: {done.checkpoint} (epoch "
+          f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping training; "
+          "delete that folder or change the config to retrain.")
+    return done
+
+
+def _train_locked(cfg: Config, k: ModelKind, key: str, data: TrainingData | None, progress: bool,
+                  device: torch.device | str | None) -> TrainResult:
     data = data if data is not None else training_data(cfg, k, progress=progress)
     if data.kind != k.name:
         raise ValueError(f"train({k.name!r}): the data was built for the {data.kind!r} model")
