@@ -102,6 +102,22 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     assert cfg.desed_labels == ["Dog"]
 
 
+def test_paths_from_the_environment_and_overrides_resolve_like_the_file_s(tmp_path, monkeypatch):
+    """One rule, wherever a path comes from: against the config file's folder, not the working directory
+    (a relative SED_MIRROR once resolved against the working directory, SED_DATA_ROOT against the file)."""
+    (tmp_path / "c.yml").write_text(MINIMAL + "profiles:\n  p: {}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("SED_DATA_ROOT", "data/real")
+    monkeypatch.setenv("SED_MIRROR", "../mirror")
+    cfg = load_config("p", ["runs_root=out"], path=tmp_path / "c.yml")
+    assert cfg.data_root == tmp_path / "data" / "real" and cfg.runs_root == tmp_path / "out"
+    assert cfg.download.mirror == str(tmp_path / ".." / "mirror")
+    monkeypatch.setenv("SED_MIRROR", "https://example.org/esc50/")  # a URL stays as it is
+    assert load_config("p", path=tmp_path / "c.yml").download.mirror == "https://example.org/esc50/"
+
+
 def test_a_file_without_test_set_and_scene_recipe_gets_their_defaults(tmp_path):
     (tmp_path / "c.yml").write_text(MINIMAL + "profiles:\n  p: {}\n")
     cfg = load_config("p", path=tmp_path / "c.yml")

@@ -276,7 +276,11 @@ def load_config(
         path: the yaml file; default ``$SED_CONFIG`` or the repository's ``config.yml``.
 
     Returns:
-        The typed config; relative paths resolved against the config file's folder.
+        The typed config. Relative paths (``data_root``, ``runs_root``, a ``download.mirror`` that is a
+        folder), wherever they were given (the file, ``-p``, ``SED_DATA_ROOT``, ``SED_MIRROR``), are
+        resolved against the config file's folder (the repository, for the shipped ``config.yml``), never
+        against the working directory: a notebook (run from ``notebooks/``) and the command line (run
+        from anywhere) read the same folders.
 
     Raises:
         ConfigError: the file is missing or not YAML, a key is unknown or moved (the message says
@@ -309,6 +313,10 @@ def load_config(
     def _path(value: str) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else base / p
+
+    mirror = sections["download"].mirror
+    if mirror and "://" not in mirror:  # a folder: resolved like every other path of the config
+        sections["download"] = dataclasses.replace(sections["download"], mirror=str(_path(mirror)))
 
     return Config(
         profile=profile,
