@@ -497,6 +497,33 @@ def test_rerun_skips_a_finished_run_and_retrains_only_when_the_model_would_chang
     assert not changed.skipped and read_checkpoint(changed.checkpoint)["config"]["train"]["lr"] == 0.001
 
 
+def test_a_finished_model_of_the_same_key_is_reused_from_another_run_folder(tmp_path, capsys, monkeypatch):
+    """Notebook 07's case: the held-out scenes' model, trained with exactly notebook 05's settings, is
+    copied, not trained again; with any difference in its training key it trains."""
+    from sed_utils.evaluate import heldout_scenes_config
+    from sed_utils.train import loop
+
+    data = make_data("chunk")
+    folds = ["folds.train=[1,2,3]", "folds.valid=[4]"]
+    source = make_cfg(tmp_path / "a", "models.chunk.epochs=1", *folds)
+    first = train(source, "chunk", data=data, progress=False)
+    held = heldout_scenes_config(source)  # test_set scenes: folds.scenes_train/valid are 1-3 / 4 too
+    assert held.run_dir != source.run_dir
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although an identical model was there")
+
+    monkeypatch.setattr(loop, "_fit", no_training)
+    capsys.readouterr()
+    reused = train(held, "chunk", data=data, progress=False, reuse_from=source)
+    assert "Reusing the chunk model" in capsys.readouterr().out and reused.skipped
+    assert reused.checkpoint == held.paths.checkpoint("chunk") and reused.checkpoint.is_file()
+    assert_same_weights(weights(reused.checkpoint), weights(first.checkpoint))
+    other = heldout_scenes_config(make_cfg(tmp_path / "b", "models.chunk.epochs=1", "seed=5"))
+    with pytest.raises(AssertionError, match="trained although"):
+        train(other, "chunk", data=data, progress=False, reuse_from=source)
+
+
 def test_a_frame_run_is_kept_when_only_chunk_settings_change(tmp_path):
     data = make_data("frame")
     cfg = make_cfg(tmp_path, "models.frame.epochs=1")

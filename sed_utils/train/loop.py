@@ -399,7 +399,7 @@ def _finished(cfg: Config, k: ModelKind, key: str) -> TrainResult | None:
 
 
 def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = None, progress: bool = True,
-          device: torch.device | str | None = None) -> TrainResult:
+          device: torch.device | str | None = None, reuse_from: Config | None = None) -> TrainResult:
     """Train a model of ``kind``, keep its best epoch, save it (notebooks 05, 07, 08; the benchmarks).
 
     Args:
@@ -409,6 +409,9 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
             when None).
         progress: a progress bar per epoch and a summary line per epoch.
         device: default :func:`~sed_utils.models.pick_device` (CUDA, MPS, CPU).
+        reuse_from: another config (notebook 07: notebook 05's) whose finished model is copied into this
+            config's run folder instead of training, when its :func:`training_key` is this one's (the
+            same folds, recipe and seed: the same model).
 
     Returns:
         A :class:`TrainResult`. A finished run with the same :func:`training_key` in ``cfg.paths`` is
@@ -423,6 +426,8 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
     k = get_kind(kind)
     key = training_key(cfg, k)
     done = _finished(cfg, k, key)
+    if done is None and reuse_from is not None:
+        done = _adopt(reuse_from, cfg, k, key)
     if done is None:  # one training per model folder: a second run waits, then finds the model finished
         with folder_lock(cfg.paths.model_dir(k.name), f"training the {k.name} model"):
             done = _finished(cfg, k, key)
@@ -432,6 +437,21 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
           f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping training; "
           "delete that folder or change the config to retrain.")
     return done
+
+
+def _adopt(source: Config, cfg: Config, k: ModelKind, key: str) -> TrainResult | None:
+    """``source``'s finished ``k`` model copied into ``cfg``'s run folder when it was trained with
+    exactly ``key``; None otherwise."""
+    found = _finished(source, k, key)
+    if found is None:
+        return None
+    with folder_lock(cfg.paths.model_dir(k.name), f"copying the {k.name} model"):
+        for src, dst in ((source.paths.history(k.name), cfg.paths.history(k.name)),
+                         (source.paths.checkpoint(k.name), cfg.paths.checkpoint(k.name))):
+            atomic.write_bytes(dst, src.read_bytes())
+    print(f"Reusing the {k.name} model of {found.checkpoint}: it was trained with exactly this config "
+          f"(folds {list(cfg.train_folds)} / {list(cfg.valid_folds)}), so training again would repeat it.")
+    return _finished(cfg, k, key)
 
 
 def _train_locked(cfg: Config, k: ModelKind, key: str, data: TrainingData | None, progress: bool,
