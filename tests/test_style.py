@@ -59,10 +59,23 @@ def test_hz_axis_ticks_are_increasing_and_inside_the_bands():
 @pytest.mark.parametrize("value, text", [("1", True), ("", False), ("0", False)])
 def test_progress_bars_are_text_when_the_runner_asks(monkeypatch, value, text):
     monkeypatch.setenv(progress.PLAIN_PROGRESS_ENV, value)
-    bar = progress.tqdm(range(3), file=io.StringIO())
-    # text bars redraw at most every 5 s (small saved copies); outside a notebook both are text bars
-    assert isinstance(bar, tqdm_std.tqdm) and (bar.mininterval == 5.0) == text
+    out = io.StringIO()
+    bar = progress.tqdm(range(3), file=out)
+    # outside a notebook both are text bars; the runner's write their start and end only
+    assert isinstance(bar, tqdm_std.tqdm) and (bar.mininterval == float("inf")) == text
     bar.close()
+
+
+def test_a_plain_bar_saves_its_start_and_its_end_only(monkeypatch):
+    """A saved copy of a long loop held a fragment per redraw (217 in notebook 05's training cell)."""
+    import time
+
+    monkeypatch.setenv(progress.PLAIN_PROGRESS_ENV, "1")
+    out = io.StringIO()
+    for _ in progress.tqdm(range(60), file=out, miniters=1):
+        time.sleep(0.1)  # 6 s: longer than any redraw interval a text bar would use
+    states = [s for s in out.getvalue().replace("\n", "\r").split("\r") if s.strip()]
+    assert len(states) == 2 and states[0].startswith("  0%") and "60/60" in states[1]
 
 
 def test_progress_bars_never_start_an_iterator_of_their_own():
