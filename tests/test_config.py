@@ -27,7 +27,7 @@ def test_demo_profile_overrides_defaults():
 
 def test_each_model_kind_has_its_own_settings_and_shares_train():
     cfg = load_config("full", ["models.frame.epochs=2", "train.lr=0.01"])
-    assert sorted(cfg.models) == ["chunk", "frame"]
+    assert sorted(cfg.models) == ["chunk", "crnn", "frame"]
     assert cfg.models["frame"].epochs == 2 and cfg.models["chunk"].epochs == 8  # one kind changed only
     assert cfg.train.lr == pytest.approx(0.01)  # one optimiser setting for every kind
     assert cfg.paths.checkpoint("frame") == cfg.run_dir / "frame" / "best.pt"
@@ -332,7 +332,7 @@ def test_a_section_of_the_file_set_to_a_scalar_is_a_config_error(tmp_path, secti
 
 def test_an_unknown_model_kind_is_refused_listing_the_kinds():
     with pytest.raises(ConfigError, match=r"unknown key 'models\.transformer'; known keys here: "
-                                          r"\['chunk', 'frame'\]"):
+                                          r"\['chunk', 'crnn', 'frame'\]"):
         load_config("demo", ["models.transformer.epochs=1"])
 
 

@@ -32,6 +32,7 @@ from sed_utils.models.kinds import (
 )
 from sed_utils.models.networks import (
     FrameResNet,
+    FrameResNetGRU,
     ResNetTagger,
     build_resnet18,
     cached_weights_path,
@@ -245,6 +246,27 @@ def test_frame_network_dropout_acts_in_training_only():
     assert not torch.allclose(a, c)
 
 
+def test_the_crnn_reads_the_whole_scene_through_its_gru_and_pools_like_the_frame_model():
+    """FrameResNetGRU: the trunk's frames through a bidirectional GRU, then FrameResNet's heads and
+    attention pooling. A change at the last input frame reaches the first output frame (a GRU reads the
+    whole scene); in FrameResNet it cannot (its receptive field is about a second)."""
+    torch.manual_seed(5)
+    crnn, plain = FrameResNetGRU(3, hidden=16).eval(), FrameResNet(3).eval()
+    x = torch.randn(1, 1, 64, 800)  # 8 s: 100 output frames
+    later = x.clone()
+    later[..., -40:] += 3.0
+    with torch.no_grad():
+        h = crnn.frame_features(x)
+        assert h.shape == (1, 100, 32)
+        out = crnn(x)
+        weights = torch.softmax(crnn.attention_head(h), dim=1)
+        pooled = (weights * torch.sigmoid(crnn.frame_head(h))).sum(dim=1)
+        torch.testing.assert_close(out["clip_logits"], torch.logit(pooled), rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(crnn(later)["frame_logits"][:, 0], out["frame_logits"][:, 0])
+        torch.testing.assert_close(plain(later)["frame_logits"][:, 0], plain(x)["frame_logits"][:, 0])
+    assert get_kind("crnn").network is FrameResNetGRU and get_kind("crnn").time_stride == 8
+
+
 # ----------------------------------------------------------------------------- Detector
 def _detector(kind: str = "chunk", mean=-40.0, std=12.0, window: float = 1.0) -> Detector:
     torch.manual_seed(0)
@@ -254,6 +276,7 @@ def _detector(kind: str = "chunk", mean=-40.0, std=12.0, window: float = 1.0) ->
 @pytest.mark.parametrize("kind, network, stride, frame_seconds", [
     ("chunk", ResNetTagger, None, None),
     ("frame", FrameResNet, 8, 0.08),
+    ("crnn", FrameResNetGRU, 8, 0.08),
 ])
 def test_build_detector_of_each_kind_holds_its_settings_and_network(kind, network, stride, frame_seconds):
     mel = MelConfig(n_mels=32)

@@ -30,6 +30,7 @@ from sed_utils.models.kinds import (
 )
 from sed_utils.models.networks import (
     FrameResNet,
+    FrameResNetGRU,
     ResNetTagger,
     build_resnet18,
     count_parameters,
@@ -38,7 +39,8 @@ from sed_utils.models.networks import (
 
 __all__ = ["Detector", "Output", "ModelKind", "register", "get_kind", "kind_names", "settings_of",
            "clip_loss",
-           "frame_loss", "build_detector", "score_curve", "ResNetTagger", "FrameResNet", "build_resnet18",
+           "frame_loss", "build_detector", "score_curve", "ResNetTagger", "FrameResNet", "FrameResNetGRU",
+           "build_resnet18",
            "count_parameters", "describe_model", "pick_device", "set_seed", "predict", "predict_proba",
            "sigmoid",
            "to_device", "window_curve", "frame_curve", "CheckpointInfo", "TrainedModel", "save_checkpoint",

@@ -39,7 +39,7 @@ from sed_utils.config.settings import Config, MelConfig, ModelConfig
 from sed_utils.features.logmel import Normaliser, build_logmel
 from sed_utils.models.curves import frame_curve, window_curve
 from sed_utils.models.detector import Detector, Output
-from sed_utils.models.networks import FrameResNet, ResNetTagger
+from sed_utils.models.networks import FrameResNet, FrameResNetGRU, ResNetTagger
 
 __all__ = ["EXAMPLES", "ModelKind", "register", "get_kind", "kind_names", "settings_of", "clip_loss",
            "frame_loss", "build_detector", "score_curve"]
@@ -225,3 +225,8 @@ register(ModelKind(
     loss=frame_loss, curve=frame_curve,
     settings=ModelConfig(epochs=6, batch_size=16, train_scenes=1000),
     about="ResNet18 trunk keeping time, one score per class every 80 ms (notebook 08)"))
+register(ModelKind(
+    name="crnn", network=FrameResNetGRU, examples="scenes",
+    loss=frame_loss, curve=frame_curve,
+    settings=ModelConfig(epochs=6, batch_size=16, train_scenes=1000),
+    about="the frame model with a bidirectional GRU over its frames (a CRNN, as the DCASE baselines)"))

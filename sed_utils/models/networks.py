@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-__all__ = ["build_resnet18", "cached_weights_path", "ResNetTagger", "FrameResNet", "count_parameters",
+__all__ = ["build_resnet18", "cached_weights_path", "ResNetTagger", "FrameResNet", "FrameResNetGRU",
+           "count_parameters",
            "describe_model"]
 
 
@@ -159,6 +160,33 @@ class FrameResNet(nn.Module):
         weights = torch.softmax(self.attention_head(h).clamp(-15, 15), dim=1)
         clip_probs = (weights * torch.sigmoid(frame_logits)).sum(dim=1).clamp(1e-7, 1 - 1e-7)
         return {"frame_logits": frame_logits, "clip_logits": torch.logit(clip_probs)}
+
+
+class FrameResNetGRU(FrameResNet):
+    """:class:`FrameResNet` with a bidirectional GRU over its frames before the heads, as the DCASE
+    CRNN baselines have: ``[B, 1, n_mels, T] -> {"frame_logits": [B, ceil(T/8), C], "clip_logits": [B, C]}``
+    (notebook 08; the ``crnn`` kind, issue 23's temporal head).
+
+    Why: the trunk's frames see about a second of context each but decide alone; a recurrent layer lets
+    every frame read the whole scene, which should sharpen onsets and offsets (event F1, PSDS1). The
+    trunk, the heads and the attention pooling are :class:`FrameResNet`'s; only what feeds the heads
+    changes (``[B, T', 2 hidden]`` instead of ``[B, T', 512]``).
+
+    Args:
+        n_classes: outputs; pretrained: ImageNet weights for the trunk when they can be loaded;
+        dropout: on the GRU's outputs; hidden: the GRU's size per direction.
+    """
+
+    def __init__(self, n_classes: int, *, pretrained: bool = False, dropout: float = 0.3, hidden: int = 128):
+        super().__init__(n_classes, pretrained=pretrained, dropout=dropout)
+        self.gru = nn.GRU(512, hidden, batch_first=True, bidirectional=True)
+        self.frame_head = nn.Linear(2 * hidden, n_classes)
+        self.attention_head = nn.Linear(2 * hidden, n_classes)
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The GRU's outputs per output frame, ``[B, T', 2 hidden]``."""
+        h, _ = self.gru(super().frame_features(x))
+        return h
 
 
 def count_parameters(model: nn.Module) -> int:
