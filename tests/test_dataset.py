@@ -607,6 +607,30 @@ def test_all_category_recipe_labels_distractors_backgrounds_and_negatives(demo_c
     assert torch.isfinite(loss)
 
 
+def test_a_clip_pool_of_all_categories_labels_the_clean_target_clips_where_they_sound(demo_cfg):
+    """clip_pool: all: the clean clip pairs come from every category of the training folds; a target
+    category's clip marks its class where it sounds, another category's clip marks nothing (so a clean
+    recording is not a cue for "no target")."""
+    cfg = load_config("demo", [f"data_root={demo_cfg.data_root}", f"runs_root={demo_cfg.runs_root}",
+                               "scenes.valid=3", "models.frame.train_scenes=3",
+                               "models.frame.negative_clips=4", "models.frame.clip_pool=all"])
+    tr = training_data(cfg, "frame", progress=False).train
+    meta = load_esc50_meta(esc50_root(cfg))
+    pool = meta[meta.fold.isin(cfg.train_folds)]
+    assert len(tr.negatives) == len(pool)
+    columns = tr.negative_columns
+    is_target = np.isin(columns, np.arange(len(LABELS)))
+    assert is_target.sum() == pool.category.isin(cfg.esc50_categories).sum() > 0
+    assert set(columns[~is_target]) == {-1}
+    marked = []
+    pairs = ExampleDataset(tr.examples, negatives=tr.negatives, negative_items=40, negative_columns=columns,
+                           negative_activity=tr.negative_activity)
+    for item in range(len(tr.examples), len(pairs)):
+        marked.append(pairs[item][1]["frames"].sum(axis=0).numpy())
+    marked = np.array(marked)
+    assert (marked.sum(axis=1) > 0).any() and (marked.sum(axis=1) == 0).any()  # some pairs hold a target
+
+
 def test_active_frames_marks_where_a_clip_sounds():
     x = np.full((64, 100), -80.0)
     x[:, 20:40] = 0.0

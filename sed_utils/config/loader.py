@@ -21,6 +21,7 @@ import yaml
 
 from sed_utils.config.rules import check_sections
 from sed_utils.config.settings import (
+    CLIP_POOLS,
     LR_SCHEDULES,
     PRECISIONS,
     REFERENCES,
@@ -213,6 +214,7 @@ def _check_choices(cfg_path: Path, merged: dict[str, Any], sections: dict[str, A
                ("train.precision", sections["train"].precision, PRECISIONS)]
     choices += [(f"models.{kind}.select_on", m.select_on, SELECT_ON) for kind, m in models.items()]
     choices += [(f"models.{kind}.targets", m.targets, TARGETS) for kind, m in models.items()]
+    choices += [(f"models.{kind}.clip_pool", m.clip_pool, CLIP_POOLS) for kind, m in models.items()]
     for key, value, allowed in choices:
         if value not in allowed:
             raise ConfigError(f"{cfg_path}: {key} must be one of {allowed}, got {value!r}")

@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "models.max_train_chunks": (_at_least(0), "an integer >= 0 (0: all)"),
     "models.select_on": (lambda v: True, "see SELECT_ON"),
     "models.targets": (lambda v: True, "see TARGETS"),
+    "models.clip_pool": (lambda v: True, "see CLIP_POOLS"),
     "models.weak_weight": _NON_NEGATIVE,
     "models.negative_clips": (_at_least(0), "an integer >= 0 (0: none)"),
     "postprocess.thresholds": _THRESHOLDS,

@@ -21,7 +21,7 @@ from sed_utils.config.runs import RunPaths
 __all__ = ["REPO_ROOT", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
            "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS", "REFERENCES",
-           "PRECISIONS", "TARGETS", "KEY_NEUTRAL", "key_view"]
+           "PRECISIONS", "TARGETS", "CLIP_POOLS", "KEY_NEUTRAL", "key_view"]
 
 #: The repository holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +38,8 @@ REFERENCES = ("absolute", "max")
 PRECISIONS = ("float32", "bfloat16")
 #: What a model trains outputs for: see ``models.frame.targets`` in config.yml.
 TARGETS = ("classes", "all")
+#: Which clips ``models.<kind>.negative_clips`` draws: see ``models.frame.clip_pool`` in config.yml.
+CLIP_POOLS = ("others", "all")
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,10 @@ class ModelConfig:
 
     ``epochs``, ``batch_size`` and ``train_scenes`` (10 s scenes mixed from the training folds)
     apply to every kind; ``max_train_chunks`` and ``select_on`` to models trained on 1 s chunks,
-    ``weak_weight`` (the clip-level term of the loss), ``negative_clips`` (negative-only
-    examples per epoch) and ``targets`` (``"classes"``: outputs for the configured classes only;
+    ``weak_weight`` (the clip-level term of the loss), ``negative_clips`` (examples per epoch of two
+    clean training-fold clips back to back), ``clip_pool`` (``"others"``: those clips come from the
+    other 45 categories, all targets zero; ``"all"``: from all 50, the classes labelled where they
+    sound) and ``targets`` (``"classes"``: outputs for the configured classes only;
     ``"all"``: also one trained output per other ESC-50 category, never reported) to models trained
     on whole scenes. ``config.yml`` lists for each kind the
     fields it reads; setting another is refused as an unknown key.
@@ -166,6 +170,7 @@ class ModelConfig:
     select_on: str = "scenes"
     weak_weight: float = 0.5
     negative_clips: int = 0
+    clip_pool: str = "others"
     targets: str = "classes"
 
 
@@ -200,7 +205,7 @@ KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
     "augment": {"gain_min_db": None, "band_limit_prob": 0.0, "band_limit_min_hz": 3000.0},
     "train": {"precision": "float32"},
-    "models": {"targets": "classes"},
+    "models": {"targets": "classes", "clip_pool": "others"},
 }
 
 

@@ -208,23 +208,28 @@ def clip_examples(cfg: Config, ds: StrongLabelSet, name: str, frame_seconds: flo
     return Examples(feats, frames.max(axis=1) if len(files) else frames[:, 0], frames, table)
 
 
-def negative_clip_features(cfg: Config, *, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Log-mels ``[M, n_mels, T5]`` of the TRAINING folds' ESC-50 clips of the other 45 classes (cached
-    as ``frame-negatives``) and their categories ``[M]`` (notebook 08). Never a validation or test fold:
-    the held-out fold's negatives are where false alarms are counted.
+def negative_clip_features(cfg: Config, *, pool: str = "others",
+                           progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mels ``[M, n_mels, T5]`` of the TRAINING folds' ESC-50 clips of the other 45 classes (``pool``
+    ``"others"``, cached as ``frame-negatives``) or of all 50 (``"all"``, cached as ``frame-clips``), and
+    their categories ``[M]`` (notebook 08). Never a validation or test fold: the held-out fold's
+    negatives are where false alarms are counted.
 
     Raises:
         ValueError: the training folds hold no such clip.
     """
-    clips = negative_clips(load_esc50_meta(esc50_root(cfg)), cfg.esc50_categories, tuple(cfg.train_folds))
+    meta = load_esc50_meta(esc50_root(cfg))
+    folds = tuple(cfg.train_folds)
+    clips = meta[meta["fold"].isin(folds)] if pool == "all" else negative_clips(meta, cfg.esc50_categories,
+                                                                                   folds)
     if clips.empty:
-        raise ValueError(f"negative_clips > 0, but ESC-50 folds {list(cfg.train_folds)} hold no clip outside "
-                         "the target classes")
+        raise ValueError(f"negative_clips > 0, but ESC-50 folds {list(folds)} hold no clip "
+                         + ("" if pool == "all" else "outside the target classes"))
     table = pd.DataFrame({"filename": clips["filename"].astype(str).to_numpy(),
                           "path": clips["path"].astype(str).to_numpy(), "start": 0.0,
                           "end": ESC50_CLIP_SECONDS})
-    return (feature_cache(cfg, table, "frame-negatives", progress=progress),
-            clips["category"].astype(str).to_numpy())
+    name = "frame-clips" if pool == "all" else "frame-negatives"
+    return feature_cache(cfg, table, name, progress=progress), clips["category"].astype(str).to_numpy()
 
 
 def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: str = "frame",
@@ -247,11 +252,15 @@ def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: st
     mean, std = normalization_stats(train.features)
     negatives = columns = activity = None
     if settings.negative_clips > 0:
-        negatives, categories = negative_clip_features(cfg, progress=progress)
-        if others:
-            column = {c: len(cfg.desed_labels) + i for i, c in enumerate(others)}
-            columns = np.array([column[c] for c in categories])
+        negatives, categories = negative_clip_features(cfg, pool=settings.clip_pool, progress=progress)
+        # each clip's output column (-1: none): a target category's class, or its own with targets: all
+        column = {c: i for i, c in enumerate(cfg.esc50_categories)}
+        column.update({c: len(cfg.desed_labels) + i for i, c in enumerate(others)})
+        columns = np.array([column.get(c, -1) for c in categories])
+        if (columns >= 0).any():
             activity = active_frames(np.asarray(negatives), cfg.chunking.silence_db)
+        else:
+            columns = None  # all-zero targets
     dataset = ExampleDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean, negatives=negatives,
                              negative_items=settings.negative_clips, negative_columns=columns,
                              negative_activity=activity,

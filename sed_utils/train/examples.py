@@ -92,7 +92,8 @@ class ExampleDataset(Dataset):
     classes) back to back at the examples' length, every target zero; or, with
     ``negative_columns`` (clip ``i``'s category is target column ``negative_columns[i]``) and
     ``negative_activity`` (``[M, mel frames]`` booleans: where clip ``i`` sounds), that column set on
-    the output frames holding a sounding mel frame (models trained on every category, ``targets: all``).
+    the output frames holding a sounding mel frame (a column of -1: none): clean target clips
+    (``clip_pool: all``) and, with ``targets: all``, every category.
     ``bands`` (the log-mel's bands: :class:`~sed_utils.features.augment.MelBands`) lets the band-limit
     augmentation run
     (``augment.band_limit_prob``).
@@ -169,6 +170,8 @@ class ExampleDataset(Dataset):
             n_out = targets["frames"].shape[0]
             stride = math.ceil(frames / n_out)
             for k, offset in zip(pair, (0, self.negatives.shape[2]), strict=True):
+                if int(self.negative_columns[k]) < 0:  # a category without an output: zero targets
+                    continue
                 sounding = np.zeros(n_out * stride, dtype=np.float32)
                 active = np.asarray(self.negative_activity[k], dtype=np.float32)[:max(0, frames - offset)]
                 sounding[offset:offset + len(active)] = active
