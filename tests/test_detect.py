@@ -213,7 +213,11 @@ def _bad_files(folder: Path) -> dict[str, str]:
     (folder / "cut.flac").write_bytes((folder / "full.flac").read_bytes()[:3000])
     (folder / "full.flac").unlink()
     sf.write(folder / "nosamples.wav", np.zeros(0, np.float32), 16000)
-    return {"empty.wav": "empty (0 bytes)", "notes.wav": "not an audio file", "nan.wav": "NaN or infinite",
+    sf.write(folder / "full.mp3", _noise(6.0, 16000), 16000, format="MP3")
+    (folder / "cut.mp3").write_bytes((folder / "full.mp3").read_bytes()[:12000])  # about a third
+    (folder / "full.mp3").unlink()
+    return {"cut.mp3": "truncated MP3: its header declares 6.00 s",
+            "empty.wav": "empty (0 bytes)", "notes.wav": "not an audio file", "nan.wav": "NaN or infinite",
             "inf.wav": "NaN or infinite", "cut.wav": "truncated WAV", "cut.flac": "decoding failed",
             "nosamples.wav": "no samples"}
 

@@ -252,7 +252,8 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
 
     Raises:
         AudioError: naming the file, for a missing or empty file, a file libsndfile does not
-            recognise, no samples, a WAV cut off before the end its header declares, a decoding error
+            recognise, no samples, a WAV cut off before the end its header declares (any other format:
+            decoding more than 5 % and 0.5 s short of the length its header declares), a decoding error
             part-way (a damaged FLAC/MP3), a sample rate outside :func:`check_sample_rate`'s range, and
             NaN, infinite or absurdly large samples (float files can hold them; the model would turn them
             into NaN scores silently: :func:`check_samples`).
@@ -268,6 +269,7 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
         raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
     with fh:
         native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
+        declared = max(int(fh.frames), 0)
         check_sample_rate(path, native)  # before the output buffer is sized from it
         if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
             raise AudioError(_truncated_message(path, short))
@@ -298,4 +300,8 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
                 break
     if done == 0:
         raise AudioError(f"{path}: the audio file holds no samples ({fmt})")
+    if declared > 0 and declared - done > max(0.05 * declared, 0.5 * native):  # VBR estimates: some slack
+        kind = fmt.split()[0]
+        raise AudioError(f"{path}: truncated {kind}: its header declares {declared / native:.2f} s, "
+                         f"the file decodes to {done / native:.2f} s (an interrupted copy or download?)")
     return Recording(path, out[:filled], int(sample_rate), native, channels, fmt)
