@@ -413,7 +413,7 @@ def augment_examples(
 
     The masks are filled with the training ``mean``, as in training. Uses the strengths of ``aug`` (a noise
     example at exactly ``noise_snr_db``; gain at the full ``gain_db``, sign drawn from ``seed``;
-    a time shift of up to ``time_shift``, at least 5 %; the partner mixed in at its own level;
+    the largest time shift ``time_shift`` allows (at least 5 %); the partner mixed in at its own level;
     a background, when ``background_db`` is given, at the hardest SNR ``background_snr_db``).
 
     Args:
@@ -431,12 +431,13 @@ def augment_examples(
     x = np.asarray(x_db, dtype=np.float32)
     mixed, mixed_y = mix(x, y, partner_db, partner_y)
     sign = 1.0 if rng.random() < 0.5 else -1.0
+    shift = max(1, int(round(max(aug.time_shift, 0.05) * x.shape[-1])))  # the largest: visible in a figure
     pairs = {
         "frequency mask": (x, freq_mask(x, aug.freq_mask, rng, fill=mean)),
         "time mask": (x, time_mask(x, aug.time_mask, rng, fill=mean)),
         f"gain {sign * aug.gain_db:+g} dB": (x, x + np.float32(sign * aug.gain_db)),
         f"noise at {aug.noise_snr_db:g} dB SNR": (x, add_noise(x, aug.noise_snr_db, rng)),
-        "time shift": (x, time_shift(x, max(aug.time_shift, 0.05), rng)),
+        f"time shift by {shift} frames (the largest)": (x, np.roll(x, shift, axis=-1)),
         f"mix, label {y.astype(int).tolist()} -> {mixed_y.astype(int).tolist()}": (x, mixed),
     }
     if background_db is not None:

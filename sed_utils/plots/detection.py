@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from sed_utils.config import MelConfig
 from sed_utils.plots.style import add_colorbar, label_colors, show_logmel
@@ -63,6 +65,11 @@ def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: f
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     axes[-1].set_xlim(0, seconds)
     axes[-1].set_xlabel("time (s)")
+    key = [Line2D([], [], color="0.3", lw=1, label="score"), Patch(color="0.3", alpha=0.25, label="event"),
+           Line2D([], [], color="k", ls="--", lw=0.8, label="threshold")]
+    if reference is not None:
+        key.append(Patch(color="k", label="reference event"))
+    axes[n_top].legend(handles=key, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize=7, frameon=False)
     fig.suptitle(title or f"{det.filename}: {len(det.events)} events")
     fig.tight_layout()
     return fig

@@ -157,10 +157,12 @@ def _heatmap(ax: plt.Axes, m: pd.DataFrame, title: str, fmt: str) -> None:
     ax.set_xticks(range(len(m.columns)), m.columns, rotation=45, ha="right")
     ax.set_yticks(range(len(m.index)), m.index)
     vmax = m.values.max() if m.size else 0
+    widest = max((len(format(v, fmt)) for v in m.values.ravel()), default=1)
+    size = 8 if widest <= 3 else 6.5 if widest <= 4 else 5.5  # long numbers must not run into their neighbours
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             v = m.values[i, j]
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=size,
                     color="white" if vmax and v > 0.6 * vmax else "black")
     ax.set_title(title)
     plt.colorbar(im, ax=ax, fraction=0.046)
@@ -171,7 +173,7 @@ def plot_cooccurrence(events: pd.DataFrame, labels: list[str]) -> Figure:
     (notebook 02)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     _heatmap(axes[0], cooccurrence_matrix(events, labels), "clips containing both classes", "d")
-    _heatmap(axes[1], overlap_seconds(events, labels), "seconds both sound at once", ".1f")
+    _heatmap(axes[1], overlap_seconds(events, labels), "seconds both sound at once", ".0f")
     fig.tight_layout()
     return fig
 
