@@ -158,7 +158,7 @@ def _heatmap(ax: plt.Axes, m: pd.DataFrame, title: str, fmt: str) -> None:
     ax.set_yticks(range(len(m.index)), m.index)
     vmax = m.values.max() if m.size else 0
     widest = max((len(format(v, fmt)) for v in m.values.ravel()), default=1)
-    size = 8 if widest <= 3 else 6.5 if widest <= 4 else 5.5  # long numbers must not run into their neighbours
+    size = 8 if widest <= 3 else 6.5 if widest <= 4 else 5.5  # long numbers must not touch
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             v = m.values[i, j]
