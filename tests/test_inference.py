@@ -275,3 +275,34 @@ def test_predict_returns_every_output_of_a_frame_network():
     np.testing.assert_array_equal(predict_proba(detector, x, output="frame_logits", batch_size=2),
                                   sigmoid(out["frame_logits"]))
     np.testing.assert_array_equal(predict_proba(detector, x), sigmoid(out["clip_logits"]))
+
+
+# ----------------------------------------------------------------------------- streamed audio
+def _in_blocks(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """``audio`` cut into consecutive blocks of ``sizes`` (cycled), as a file is decoded."""
+    out, i, k = [], 0, 0
+    while i < len(audio):
+        out.append(audio[i:i + sizes[k % len(sizes)]])
+        i, k = i + sizes[k % len(sizes)], k + 1
+    return out
+
+
+@pytest.mark.parametrize("seconds", [0.4, 9.7, 37.3])
+def test_curves_of_audio_streamed_in_blocks_equal_the_curves_of_the_whole_array(seconds):
+    """``detect`` scores a file as it is decoded; whatever the block sizes, the curve is the one the
+    whole recording gives (windows wholly inside what was read go in batches, the rest at the end)."""
+    cfg = load_config("demo")
+    audio = _ramp_noise(seconds, SR)
+    sizes = [7919, 16000 * 3 + 13, 1, 40000]
+    chunk = _mean_detector(cfg)
+    whole = window_curve(chunk, audio, SR, 0.25, batch_size=8)
+    streamed = window_curve(chunk, iter(_in_blocks(audio, sizes)), SR, 0.25, batch_size=8)
+    np.testing.assert_array_equal(streamed[0], whole[0])
+    np.testing.assert_allclose(streamed[1], whole[1], rtol=0, atol=1e-5)
+    frame = _frame_mean_detector()
+    whole = frame_curve(frame, audio, SR, block_seconds=4.0)
+    streamed = frame_curve(frame, iter(_in_blocks(audio, sizes)), SR, block_seconds=4.0)
+    np.testing.assert_array_equal(streamed[0], whole[0])
+    np.testing.assert_allclose(streamed[1], whole[1], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="at the detector's rate"):
+        frame_curve(frame, iter([audio]), 44100)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import pandas as pd
 from sed_utils.config.runs import RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError, SedError
 from sed_utils.core.progress import tqdm
-from sed_utils.io.audio import check_sample_rate, check_samples, read_recording, resample
+from sed_utils.io.audio import check_sample_rate, check_samples, open_recording, resample
 from sed_utils.labels.grid import PostProcessing, TimeGrid
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 from sed_utils.models.curves import model_device
@@ -63,9 +63,10 @@ class Detection:
         events: ``filename, onset, offset, event_label, score`` (the highest score inside the event).
         bounds, scores: the score curve the events come from (frame ``j`` spans ``bounds[j]`` to
             ``bounds[j + 1]`` s; scores ``[T, C]``).
-        labels: the classes; audio, sample_rate: the 16 kHz mono samples scored.
+        labels: the classes; audio, sample_rate: the 16 kHz mono samples scored (empty when not kept).
         post: the post-processing applied; source: where it came from, in words.
         notes: what a user should know about this file (padding, ...).
+        seconds: the recording's length (default: the samples').
     """
 
     filename: str
@@ -78,10 +79,11 @@ class Detection:
     post: PostProcessing
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    seconds: float = -1.0
 
-    @property
-    def seconds(self) -> float:
-        return len(self.audio) / float(self.sample_rate)
+    def __post_init__(self) -> None:
+        if self.seconds < 0:  # not given: the samples' length
+            self.seconds = len(self.audio) / float(self.sample_rate)
 
 
 @dataclass
@@ -249,25 +251,51 @@ def array_samples(samples: np.ndarray, sample_rate: float, name: str = "audio") 
     return mono.astype(np.float32)
 
 
-def _samples(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, rate: int,
-             filename: str | None) -> tuple[np.ndarray, str]:
-    """The mono samples at ``rate`` and the name to write, from a file or from an array."""
+class _Tap:
+    """Passes a recording's blocks through to the model, noting what ``detect`` needs besides them: the
+    length, the peak, the samples themselves when they are kept, and zeros up to ``min_samples`` at the
+    end (a clip shorter than the model's context)."""
+
+    def __init__(self, blocks: Iterable[np.ndarray], keep: bool, min_samples: int):
+        self.blocks, self.keep, self.min_samples = blocks, keep, min_samples
+        self.n, self.peak, self.kept = 0, 0.0, []
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            self.n += len(block)
+            self.peak = max(self.peak, float(np.max(np.abs(block))) if len(block) else 0.0)
+            if self.keep:
+                self.kept.append(block)
+            yield block
+        if self.n < self.min_samples:
+            yield np.zeros(self.min_samples - self.n, np.float32)
+
+    @property
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32)
+
+
+def _source(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, rate: int,
+            filename: str | None) -> tuple[Iterable[np.ndarray], str]:
+    """The recording's mono blocks at ``rate`` (a file is read as it is scored) and the name to write."""
     if isinstance(audio_or_path, (str, Path)):
-        return read_recording(Path(audio_or_path), rate).audio, filename or Path(audio_or_path).name
+        return open_recording(Path(audio_or_path), rate)[1], filename or Path(audio_or_path).name
     if sample_rate is None:
         raise ValueError("detect(array): give sample_rate= (the samples' rate in Hz)")
     name = filename or "audio"
-    return resample(array_samples(audio_or_path, sample_rate, name), int(sample_rate), rate), name
+    return [resample(array_samples(audio_or_path, sample_rate, name), int(sample_rate), rate)], name
 
 
-def level_note(audio: np.ndarray, reference: str) -> str | None:
+def level_note(audio: np.ndarray, reference: str, *, peak: float | None = None) -> str | None:
     """What a user should know about a recording's level, or None (notebook 09, through :func:`detect`).
 
     Args:
-        audio: the mono samples scored.
+        audio: the mono samples scored (unused when ``peak`` is given).
         reference: the model's ``features.reference`` (``"absolute"`` or ``"max"``).
+        peak: the recording's largest absolute sample, when known without the samples.
     """
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak is None:
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
     if peak_db < SILENT_PEAK_DBFS:
         return f"peak {peak_db:.0f} dBFS: the recording holds next to no signal"
@@ -280,8 +308,11 @@ def level_note(audio: np.ndarray, reference: str) -> str | None:
 
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
-           filename: str | None = None, kind: str | None = None) -> Detection:
+           filename: str | None = None, kind: str | None = None, keep_audio: bool = True) -> Detection:
     """Detect the model's sound events in one recording (notebook 09).
+
+    A file is scored as it is decoded, block by block (:func:`sed_utils.io.audio.open_recording`):
+    with ``keep_audio=False`` an hour costs the model's blocks, not the hour's samples.
 
     Args:
         audio_or_path: an audio file (any format libsndfile reads), or samples with ``sample_rate``
@@ -291,6 +322,8 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
             picks a model) or a loaded :class:`TrainedModel`.
         thresholds, median_filters: overrides (see :func:`post_processing_of`).
         filename: the name written into the events table (default: the file's name, or "audio").
+        keep_audio: keep the 16 kHz mono samples in the result (to listen, or draw them); else its
+            ``audio`` is empty.
 
     Returns:
         A :class:`Detection`.
@@ -302,21 +335,20 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     """
     trained = load_model(model, kind)
     sr = trained.detector.sample_rate
-    audio, name = _samples(audio_or_path, sample_rate, sr, filename)
     post, source = post_processing_of(trained, thresholds, median_filters)
-    notes = [note for note in [level_note(audio, trained.detector.mel.reference)] if note]
-    seconds = len(audio) / float(sr)
-    padded = audio
-    if seconds < MIN_SECONDS:
+    blocks, name = _source(audio_or_path, sample_rate, sr, filename)
+    tap = _Tap(blocks, keep_audio, int(round(MIN_SECONDS * sr)))
+    bounds, scores = score_curve(trained.detector, tap, sr, hop_seconds=post.window_hop_seconds)
+    seconds = tap.n / float(sr)
+    notes = [note for note in [level_note(tap.audio, trained.detector.mel.reference, peak=tap.peak)] if note]
+    if seconds < MIN_SECONDS:  # the curve stops where the recording does, not where the padding does
         notes.append(f"{seconds:.2f} s is shorter than {MIN_SECONDS:.0f} s: zero-padded to that length")
-        padded = np.pad(audio, (0, int(round(MIN_SECONDS * sr)) - len(audio)))
-    bounds, scores = score_curve(trained.detector, padded, sr, hop_seconds=post.window_hop_seconds)
-    if len(padded) > len(audio):  # the curve stops where the recording does, not where the padding does
         n = max(1, int(np.searchsorted(bounds[:-1], seconds, side="left")))
         bounds, scores = np.append(bounds[:n], seconds), scores[:n]
     grid = TimeGrid(tuple(trained.labels), np.asarray(bounds, dtype=float))
     events = _events_with_scores(grid, scores, post, name, seconds)
-    return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, source, notes)
+    return Detection(name, events, grid.bounds, scores, list(trained.labels), tap.audio, sr, post, source,
+                     notes, seconds=seconds)
 
 
 def detection_logmel(trained: TrainedModel, audio: np.ndarray, max_seconds: float = 600.0) -> np.ndarray:
@@ -377,8 +409,9 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
 
     A file that fails does not stop the batch: it is listed in ``failures`` with its reason. Filenames
     in the table are as given (relative paths kept), so two files of the same name in different folders
-    stay apart. ``on_detection`` sees each file's :class:`Detection` with its audio (to draw it) before
-    the audio is dropped, so memory stays that of one file. ``kwargs`` go to :func:`detect`.
+    stay apart. Each file is scored as it is decoded and its samples are not kept, unless
+    ``keep_audio``; ``on_detection`` sees each file's :class:`Detection` with its audio (to draw it),
+    dropped afterwards, so memory stays that of one file. ``kwargs`` go to :func:`detect`.
 
     Args:
         items: files, folders and glob patterns (see :func:`expand_inputs`).
@@ -401,7 +434,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
     detections, tables = [], []
     for path in tqdm(files, desc="detect", unit="file", disable=not progress):
         try:
-            det = detect(path, trained, filename=str(path), **kwargs)
+            det = detect(path, trained, filename=str(path), keep_audio=keep_audio or on_detection is not None,
+                         **kwargs)
             if on_detection is not None:
                 on_detection(det)
         except (SedError, OSError, ValueError) as e:

@@ -7,8 +7,10 @@ mono at ``cfg.audio.sample_rate``, so that conversion happens here, once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,8 @@ from sed_utils.core import atomic
 from sed_utils.core.errors import AudioError
 
 __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
-           "read_recording", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
-           "MAX_AMPLITUDE"]
+           "read_recording", "open_recording", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE",
+           "MAX_SAMPLE_RATE", "MAX_AMPLITUDE"]
 
 #: Sample rates a recording may declare, in Hz. Outside them a header is damaged (a 1 MB WAV that says
 #: 1 Hz would be resampled into ~30 GiB); 768 kHz is the highest rate audio interfaces record.
@@ -165,6 +167,7 @@ class Recording:
     native_rate: int
     channels: int
     format: str  # libsndfile's format and subtype, e.g. "WAV PCM_24", "MP3 MPEG_LAYER_III"
+    declared_frames: int = 0  # the header's length, in the file's own frames (0: unknown)
 
     @property
     def seconds(self) -> float:
@@ -233,13 +236,93 @@ def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def open_recording(path: Path, sample_rate: int, *,
+                   block_frames: int = 1 << 19) -> tuple[Recording, Iterator[np.ndarray]]:
+    """Open any recording libsndfile decodes for reading in blocks: what it is, and its float32 mono
+    samples at ``sample_rate``, one block at a time (notebook 09, through ``detect``, which scores each
+    block as it arrives: an hour never sits in memory).
+
+    The checks that need no decoding run here (a missing, empty or unknown file, a sample rate outside
+    :func:`check_sample_rate`'s range, a WAV shorter than its header says); the rest run while the
+    blocks are read, and raise from the iterator: a decoding error part-way, NaN, infinite or absurd
+    samples (:func:`check_samples`), and, after the last block, a compressed file decoding well short of
+    the length its header declares.
+
+    Args:
+        path: the recording.
+        sample_rate: the rate of the blocks, in Hz.
+        block_frames: how many of the file's frames are decoded at a time.
+
+    Returns:
+        ``(recording, blocks)``: a :class:`Recording` whose ``audio`` is empty (the blocks are the
+        samples), and the iterator of blocks (read it once).
+
+    Raises:
+        AudioError: naming the file, as above.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes)")
+    try:
+        fh = sf.SoundFile(str(path))
+    except Exception as e:  # LibsndfileError: "Format not recognised" and kin
+        raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
+    try:
+        native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
+        check_sample_rate(path, native)  # before anything is sized from it
+        if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
+            raise AudioError(_truncated_message(path, short))
+    except AudioError:
+        fh.close()
+        raise
+    info = Recording(path, np.zeros(0, np.float32), int(sample_rate), native, channels, fmt,
+                     declared_frames=max(int(fh.frames), 0))
+    return info, _blocks(fh, info, block_frames)
+
+
+def _blocks(fh: sf.SoundFile, info: Recording, block_frames: int) -> Iterator[np.ndarray]:
+    """The decoded blocks of an open file as float32 mono at ``info.sample_rate``; closes the file."""
+    path, native, declared = info.path, info.native_rate, info.declared_frames
+    with fh:
+        stream = None
+        if native != info.sample_rate:
+            import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
+
+            stream = soxr.ResampleStream(native, info.sample_rate, 1, dtype="float32", quality="HQ")
+        done = 0
+        while True:
+            try:
+                block = fh.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as e:  # a damaged FLAC/MP3 fails part-way ("decoder lost sync")
+                raise AudioError(f"{path}: decoding failed after {done / native:.2f} s ({e})") from e
+            check_samples(path, block, native, done)
+            last = len(block) < block_frames
+            mono = block.mean(axis=1, dtype=np.float32) if info.channels > 1 else block[:, 0].copy()
+            done += len(block)
+            if last and done == 0:
+                raise AudioError(f"{path}: the audio file holds no samples ({info.format})")
+            if last and declared > 0 and declared - done > max(0.05 * declared, 0.5 * native):  # VBR: slack
+                kind = info.format.split()[0]
+                raise AudioError(f"{path}: truncated {kind}: its header declares {declared / native:.2f} s, "
+                                 f"the file decodes to {done / native:.2f} s (an interrupted copy or "
+                                 "download?)")
+            piece = stream.resample_chunk(mono, last=last) if stream is not None else mono
+            if len(piece):
+                yield piece
+            if last:
+                return
+
+
 def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19) -> Recording:
     """Read any recording libsndfile decodes (WAV, FLAC, OGG/Vorbis, MP3; 8/16/24/32-bit PCM or
     float; any rate; any channel count) as float32 mono at ``sample_rate`` (notebook 09).
 
     Why in blocks: a one-hour 48 kHz stereo file is 1.3 GB as float64; decoding ``block_frames``
-    at a time, averaging the channels and resampling each block through one soxr stream keeps only
-    the 16 kHz mono result (64 kB per second of audio, 230 MB for an hour) in memory.
+    at a time (:func:`open_recording`), averaging the channels and resampling each block through one
+    soxr stream keeps only the 16 kHz mono result (64 kB per second of audio, 230 MB for an hour) in
+    memory.
 
     Args:
         path: the recording.
@@ -258,50 +341,15 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
             NaN, infinite or absurdly large samples (float files can hold them; the model would turn them
             into NaN scores silently: :func:`check_samples`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes)")
-    try:
-        fh = sf.SoundFile(str(path))
-    except Exception as e:  # LibsndfileError: "Format not recognised" and kin
-        raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
-    with fh:
-        native, channels, fmt = int(fh.samplerate), int(fh.channels), f"{fh.format} {fh.subtype}"
-        declared = max(int(fh.frames), 0)
-        check_sample_rate(path, native)  # before the output buffer is sized from it
-        if fh.format == "WAV" and (short := _wav_data_shortfall(path)) is not None:
-            raise AudioError(_truncated_message(path, short))
-        stream = None
-        if native != sample_rate:
-            import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
-
-            stream = soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality="HQ")
-        # one preallocated buffer for the result (the header's frame count says how long it will be):
-        # a list of blocks joined at the end would hold the hour twice at the moment of joining
-        out = np.empty(int(np.ceil(max(fh.frames, 0) * sample_rate / native)) + 256, dtype=np.float32)
-        filled, done = 0, 0
-        while True:
-            try:
-                block = fh.read(block_frames, dtype="float32", always_2d=True)
-            except Exception as e:  # a damaged FLAC/MP3 fails part-way ("decoder lost sync")
-                raise AudioError(f"{path}: decoding failed after {done / native:.2f} s ({e})") from e
-            check_samples(path, block, native, done)
-            last = len(block) < block_frames
-            mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
-            piece = stream.resample_chunk(mono, last=last) if stream is not None else mono
-            if filled + len(piece) > len(out):  # the header under-counted (some MP3s): grow by half
-                out = np.concatenate([out[:filled], np.empty(max(len(piece), len(out) // 2), np.float32)])
-            out[filled:filled + len(piece)] = piece
-            filled += len(piece)
-            done += len(block)
-            if last:
-                break
-    if done == 0:
-        raise AudioError(f"{path}: the audio file holds no samples ({fmt})")
-    if declared > 0 and declared - done > max(0.05 * declared, 0.5 * native):  # VBR estimates: some slack
-        kind = fmt.split()[0]
-        raise AudioError(f"{path}: truncated {kind}: its header declares {declared / native:.2f} s, "
-                         f"the file decodes to {done / native:.2f} s (an interrupted copy or download?)")
-    return Recording(path, out[:filled], int(sample_rate), native, channels, fmt)
+    info, blocks = open_recording(path, sample_rate, block_frames=block_frames)
+    # one preallocated buffer for the result (the header's frame count says how long it will be):
+    # a list of blocks joined at the end would hold the hour twice at the moment of joining
+    expected = int(np.ceil(info.declared_frames * sample_rate / info.native_rate))
+    out = np.empty(expected + 256, dtype=np.float32)
+    filled = 0
+    for piece in blocks:
+        if filled + len(piece) > len(out):  # the header under-counted (some MP3s): grow by half
+            out = np.concatenate([out[:filled], np.empty(max(len(piece), len(out) // 2), np.float32)])
+        out[filled:filled + len(piece)] = piece
+        filled += len(piece)
+    return dataclasses.replace(info, audio=out[:filled])

@@ -20,6 +20,7 @@ Both run in bounded memory on long recordings (an hour is never one spectrogram)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -142,18 +143,37 @@ def predict_proba(model: nn.Module, data: Any, output: str = "clip_logits", **kw
     return sigmoid(predict(model, data, **kwargs)[output])
 
 
-def _mono(audio: np.ndarray, sample_rate: int, detector: Detector) -> np.ndarray:
-    return resample(np.asarray(audio, dtype=np.float32).reshape(-1), int(sample_rate), detector.sample_rate)
+Audio = np.ndarray | Iterable[np.ndarray]
 
 
-def window_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_seconds: float, *,
+def _blocks_of(audio: Audio, sample_rate: int, detector: Detector) -> Iterator[np.ndarray]:
+    """``audio`` as consecutive float32 mono blocks at the detector's rate: an array (resampled first) is
+    one block; an iterable of blocks (``detect`` streaming a file) must already be at that rate."""
+    if isinstance(audio, np.ndarray):
+        mono = np.asarray(audio, dtype=np.float32).reshape(-1)
+        yield resample(mono, int(sample_rate), detector.sample_rate)
+        return
+    if int(sample_rate) != detector.sample_rate:
+        raise ValueError(f"blocks of audio must come at the detector's rate ({detector.sample_rate} Hz), "
+                         f"got {sample_rate} Hz")
+    for block in audio:
+        yield np.asarray(block, dtype=np.float32).reshape(-1)
+
+
+def window_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds: float, *,
                  end_seconds: float = 0.0, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a model with one answer per window: windows of ``detector.window_seconds``
     every ``hop_seconds``, each standing for the hop around its centre (notebooks 06, 09).
 
+    The windows are scored as the audio arrives: whenever ``batch_size`` windows lie wholly inside what
+    has been read, they go through the model and the samples before the next window are dropped; the
+    last windows (zero-padded past the end, :func:`~sed_utils.features.window_starts`) once the length
+    is known. An hour read in blocks is never held whole.
+
     Args:
         detector: a detector whose network gives ``clip_logits`` per window.
-        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first).
+        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first), or an iterable
+            of consecutive blocks at the detector's rate.
         hop_seconds: the sliding hop (``postprocess.window_hop_seconds``).
         end_seconds: where the last slice ends when that is later than the recording's end (a test
             clip a few ms short of its nominal length).
@@ -164,23 +184,39 @@ def window_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_se
         (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
     """
     sr = detector.sample_rate
-    audio = _mono(audio, sample_rate, detector)
     window = detector.window_seconds
-    starts = window_starts(len(audio), sr, window, hop_seconds)
+    n_window = int(round(window * sr))
     device = model_device(detector)
     front_end = detector.logmel.to(device)
-    parts = []
-    for i in range(0, len(starts), batch_size):
-        waves = torch.from_numpy(cut_windows(audio, sr, starts[i:i + batch_size], int(round(window * sr))))
+    parts: list[np.ndarray] = []
+
+    def score(buffer: np.ndarray, offset: int, starts: np.ndarray) -> None:
+        """Windows at ``starts`` (s), cut from ``buffer``, whose first sample is sample ``offset``."""
+        waves = torch.from_numpy(cut_windows(buffer, sr, starts - offset / sr, n_window))
         with torch.inference_mode():
             feats = front_end(waves.to(device)).cpu()
         parts.append(predict_proba(detector, feats, batch_size=batch_size))
+
+    buffer, offset, total, done = np.zeros(0, np.float32), 0, 0, 0  # offset: buffer[0]'s sample index
+    for block in _blocks_of(audio, sample_rate, detector):
+        buffer = np.concatenate([buffer, block]) if len(buffer) else block  # no copy of a whole array
+        total += len(block)
+        ready = window_starts(total, sr, window, hop_seconds)  # these windows need no sample after total
+        ready = ready[np.round(ready * sr).astype(np.int64) + n_window <= total]
+        while len(ready) - done >= batch_size:
+            score(buffer, offset, ready[done:done + batch_size])
+            done += batch_size
+            keep_from = int(round(done * hop_seconds * sr))
+            buffer, offset = buffer[keep_from - offset:], keep_from
+    starts = window_starts(total, sr, window, hop_seconds)
+    for i in range(done, len(starts), batch_size):
+        score(buffer, offset, starts[i:i + batch_size])
     grid = TimeGrid.of_windows(detector.labels, starts + window / 2.0, hop_seconds,
-                               max(float(end_seconds), len(audio) / sr))
+                               max(float(end_seconds), total / sr))
     return grid.bounds, np.concatenate(parts, axis=0).astype(np.float32, copy=False)
 
 
-def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_seconds: float = 0.0, *,
+def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds: float = 0.0, *,
                 end_seconds: float = 0.0,
                 block_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a network that keeps time: its frames, the recording processed in blocks of
@@ -191,12 +227,14 @@ def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_sec
     clip is one block. By default a block is 60 s, or the detector's training window (10 s scenes)
     when its front end measures dB re each input's loudest bin (``features.reference: max``): each
     block is then scaled as the training scenes were, and a loud sound mutes only its own block.
+    Blocks are scored as the audio arrives, so an hour read in blocks is never held whole.
     ``hop_seconds`` is ignored (the network's frames are the grid); the last frame ends with the
     recording (or at ``end_seconds`` when that is later).
 
     Args:
         detector: a detector whose network keeps time (a ``time_stride``).
-        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first).
+        audio: mono samples at ``sample_rate`` (resampled to the detector's rate first), or an iterable
+            of consecutive blocks at the detector's rate.
         sample_rate: their rate in Hz.
         block_seconds: about how much audio goes through the network at once (None: the default above).
 
@@ -210,28 +248,37 @@ def frame_curve(detector: Detector, audio: np.ndarray, sample_rate: int, hop_sec
         raise ValueError(f"frame_curve: the {detector.kind} network has no frames (time_stride None); "
                          "read it with window_curve")
     sr = detector.sample_rate
-    audio = _mono(audio, sample_rate, detector)
     frame_samples = detector.time_stride * detector.mel.hop_length
-    n_frames = max(1, -(-len(audio) // frame_samples))  # ceil: a partial last frame still gets a score
     if block_seconds is None:
         block_seconds = detector.window_seconds if detector.mel.reference == "max" else 60.0
     block = max(1, int(block_seconds * sr) // frame_samples) * frame_samples
     device = model_device(detector)
     out: list[np.ndarray] = []
+
+    def score(piece: np.ndarray) -> None:
+        wanted = -(-len(piece) // frame_samples) or 1
+        if len(piece) < frame_samples:  # a sliver (or a tiny clip): pad to one frame
+            piece = np.pad(piece, (0, frame_samples - len(piece)))
+        logits = detector.forward_waveform(torch.from_numpy(piece)[None].to(device))["frame_logits"]
+        out.append(torch.sigmoid(logits[0, :wanted]).float().cpu().numpy())
+
     was_training = detector.training
     detector.eval()
+    buffer, total = np.zeros(0, np.float32), 0
     try:
         with torch.inference_mode():
-            for start in range(0, max(len(audio), 1), block):
-                piece = audio[start:start + block]
-                wanted = -(-len(piece) // frame_samples) or 1
-                if len(piece) < frame_samples:  # a sliver (or a tiny clip): pad to one frame
-                    piece = np.pad(piece, (0, frame_samples - len(piece)))
-                logits = detector.forward_waveform(torch.from_numpy(piece)[None].to(device))["frame_logits"]
-                out.append(torch.sigmoid(logits[0, :wanted]).float().cpu().numpy())
+            for piece in _blocks_of(audio, sample_rate, detector):
+                buffer = np.concatenate([buffer, piece]) if len(buffer) else piece
+                total += len(piece)
+                while len(buffer) >= block:
+                    score(np.ascontiguousarray(buffer[:block]))
+                    buffer = buffer[block:]
+            if len(buffer) or not out:
+                score(np.ascontiguousarray(buffer))
     finally:
         detector.train(was_training)
+    n_frames = max(1, -(-total // frame_samples))  # ceil: a partial last frame still gets a score
     probs = np.concatenate(out)[:n_frames]
     grid = TimeGrid.regular(detector.labels, frame_samples / sr, len(probs),
-                            end=max(float(end_seconds), len(audio) / sr))
+                            end=max(float(end_seconds), total / sr))
     return grid.bounds, probs.astype(np.float32, copy=False)
