@@ -627,3 +627,17 @@ def test_arrays_in_every_layout_and_integer_pcm_give_the_float_files_scores(mode
         detect(x, models["frame"], sample_rate=100, thresholds=0)
     with pytest.raises(AudioError, match="expected samples"):
         detect(x[None, None], models["frame"], sample_rate=16000, thresholds=0)
+
+
+def test_a_file_name_that_is_not_utf8_is_read(models, tmp_path, capsys):
+    """Latin-1 names exist on disks copied from old systems; Python hands them over with surrogates, which
+    libsndfile's UTF-8 path API refused ("surrogates not allowed")."""
+    import os
+
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.wav")
+    sf.write(tmp_path / "plain.wav", _noise(1.0, 16000), 16000)
+    os.rename(tmp_path / "plain.wav", os.fsencode(name))
+    assert main(["detect", str(tmp_path), "--checkpoint", str(models["frame"]), "--threshold", "0",
+                 "--quiet"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out), sep="\t")
+    assert len(table) == 5 and set(table["filename"]) == {str(tmp_path / "caf\\xe9.wav")}

@@ -8,6 +8,7 @@ synthetic demo passes with a note that it is not the upstream dataset.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def _audio_problems(paths: list[Path], seconds: float, at_most: bool) -> list[st
     tol = LENGTH_TOLERANCE_SECONDS
     for path in paths:
         try:
-            length = float(sf.info(str(path)).duration)
+            length = float(sf.info(os.fsencode(path)).duration)
         except Exception as e:  # LibsndfileError / RuntimeError: not audio
             problems.append(f"{path.name}: not readable audio ({str(e).splitlines()[0][:80]})")
             continue

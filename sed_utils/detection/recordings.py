@@ -36,8 +36,8 @@ from sed_utils.models.curves import model_device
 from sed_utils.models.kinds import kind_names, score_curve
 
 __all__ = ["AUDIO_SUFFIXES", "PREFERRED_KINDS", "EVENT_COLUMNS", "Detection", "DetectionBatch",
-           "find_checkpoint", "load_model", "level_note", "array_samples", "post_processing_of", "detect",
-           "expand_inputs", "detect_files", "detection_logmel"]
+           "find_checkpoint", "load_model", "level_note", "array_samples", "text_name", "post_processing_of",
+           "detect", "expand_inputs", "detect_files", "detection_logmel"]
 
 #: File endings a folder is searched for (libsndfile's common formats).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -275,11 +275,18 @@ class _Tap:
         return np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32)
 
 
+def text_name(path: str | Path) -> str:
+    """A path as text that can be written anywhere: a name that is not valid UTF-8 (Latin-1 names on old
+    disks reach Python with surrogates) keeps its odd bytes as ``\\xe9`` escapes (notebook 09, the CLI:
+    the events' ``filename``)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _source(audio_or_path: str | Path | np.ndarray, sample_rate: int | None, rate: int,
             filename: str | None) -> tuple[Iterable[np.ndarray], str]:
     """The recording's mono blocks at ``rate`` (a file is read as it is scored) and the name to write."""
     if isinstance(audio_or_path, (str, Path)):
-        return open_recording(Path(audio_or_path), rate)[1], filename or Path(audio_or_path).name
+        return open_recording(Path(audio_or_path), rate)[1], filename or text_name(Path(audio_or_path).name)
     if sample_rate is None:
         raise ValueError("detect(array): give sample_rate= (the samples' rate in Hz)")
     name = filename or "audio"
@@ -434,8 +441,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
     detections, tables = [], []
     for path in tqdm(files, desc="detect", unit="file", disable=not progress):
         try:
-            det = detect(path, trained, filename=str(path), keep_audio=keep_audio or on_detection is not None,
-                         **kwargs)
+            keep = keep_audio or on_detection is not None
+            det = detect(path, trained, filename=text_name(path), keep_audio=keep, **kwargs)
             if on_detection is not None:
                 on_detection(det)
         except (SedError, OSError, ValueError) as e:

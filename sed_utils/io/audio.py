@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def _read_native(path: Path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError for bad files
         raise AudioError(f"{path}: cannot read audio ({e})") from e
     if data.shape[0] == 0:
@@ -148,7 +149,7 @@ def cached_resampled(path: Path, sample_rate: int, cache_dir: Path) -> np.ndarra
 def _native_rate(path: Path) -> int:
     """The file's own sample rate from its header (cheap: no samples decoded)."""
     try:
-        return int(sf.info(str(path)).samplerate)
+        return int(sf.info(os.fsencode(path)).samplerate)
     except Exception as e:
         raise AudioError(f"{path}: cannot read audio ({e})") from e
 
@@ -266,7 +267,7 @@ def open_recording(path: Path, sample_rate: int, *,
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        fh = sf.SoundFile(str(path))
+        fh = sf.SoundFile(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
     except Exception as e:  # LibsndfileError: "Format not recognised" and kin
         raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
     try:
