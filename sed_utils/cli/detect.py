@@ -42,6 +42,8 @@ from sed_utils.core.errors import SedError
 __all__ = ["add_detect_parser", "run_detect", "parse_overrides"]
 
 DEFAULT_RUNS = ("full", "scenes", "demo")
+#: ``--plot`` draws the log-mel of each recording's first 10 minutes (its scores and events in full).
+PLOT_SECONDS = 600.0
 
 
 def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
@@ -150,7 +152,8 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
             k += 1
             name = f"{stem}-{k}.png"
         used.add(name)
-        fig = plot_detection(det, detection_logmel(trained, det.audio), hop, mel=trained.detector.mel)
+        logmel = detection_logmel(trained, det.audio, PLOT_SECONDS)
+        fig = plot_detection(det, logmel, hop, mel=trained.detector.mel)
         atomic.write_with(out_dir / name, lambda fh: fig.savefig(fh, format="png", dpi=110))
         plt.close(fig)
 
@@ -220,7 +223,7 @@ def _run_detect(args: argparse.Namespace) -> int:
               file=sys.stderr)
     on_detection = _plotter(args.plot, trained) if args.plot is not None else None
     batch = detect_files(files, trained, progress=not args.quiet, thresholds=thresholds,
-                         median_filters=filters, on_detection=on_detection)
+                         median_filters=filters, on_detection=on_detection, seen_seconds=PLOT_SECONDS)
     failures = missing + batch.failures
     if batch.detections:
         print(f"[detect] post-processing: {batch.detections[0].source}", file=sys.stderr)

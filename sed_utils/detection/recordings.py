@@ -256,16 +256,16 @@ class _Tap:
     length, the peak, the samples themselves when they are kept, and zeros up to ``min_samples`` at the
     end (a clip shorter than the model's context)."""
 
-    def __init__(self, blocks: Iterable[np.ndarray], keep: bool, min_samples: int):
-        self.blocks, self.keep, self.min_samples = blocks, keep, min_samples
+    def __init__(self, blocks: Iterable[np.ndarray], keep: int, min_samples: int):
+        self.blocks, self.keep, self.min_samples = blocks, keep, min_samples  # keep: samples from the start
         self.n, self.peak, self.kept = 0, 0.0, []
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for block in self.blocks:
             self.n += len(block)
             self.peak = max(self.peak, float(np.max(np.abs(block))) if len(block) else 0.0)
-            if self.keep:
-                self.kept.append(block)
+            if self.n - len(block) < self.keep:
+                self.kept.append(block[:self.keep - (self.n - len(block))])
             yield block
         if self.n < self.min_samples:
             yield np.zeros(self.min_samples - self.n, np.float32)
@@ -315,7 +315,8 @@ def level_note(audio: np.ndarray, reference: str, *, peak: float | None = None) 
 
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
-           filename: str | None = None, kind: str | None = None, keep_audio: bool = True) -> Detection:
+           filename: str | None = None, kind: str | None = None,
+           keep_audio: bool | float = True) -> Detection:
     """Detect the model's sound events in one recording (notebook 09).
 
     A file is scored as it is decoded, block by block (:func:`sed_utils.io.audio.open_recording`):
@@ -329,7 +330,8 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
             picks a model) or a loaded :class:`TrainedModel`.
         thresholds, median_filters: overrides (see :func:`post_processing_of`).
         filename: the name written into the events table (default: the file's name, or "audio").
-        keep_audio: keep the 16 kHz mono samples in the result (to listen, or draw them); else its
+        keep_audio: keep the 16 kHz mono samples in the result (to listen, or draw them); a number keeps
+            that many seconds from the start (a figure of an hour draws its first minutes); False: its
             ``audio`` is empty.
 
     Returns:
@@ -344,7 +346,8 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     sr = trained.detector.sample_rate
     post, source = post_processing_of(trained, thresholds, median_filters)
     blocks, name = _source(audio_or_path, sample_rate, sr, filename)
-    tap = _Tap(blocks, keep_audio, int(round(MIN_SECONDS * sr)))
+    kept_seconds = (np.inf if keep_audio else 0.0) if isinstance(keep_audio, bool) else float(keep_audio)
+    tap = _Tap(blocks, int(min(kept_seconds * sr, 2 ** 62)), int(round(MIN_SECONDS * sr)))
     bounds, scores = score_curve(trained.detector, tap, sr, hop_seconds=post.window_hop_seconds)
     seconds = tap.n / float(sr)
     notes = [note for note in [level_note(tap.audio, trained.detector.mel.reference, peak=tap.peak)] if note]
@@ -410,6 +413,7 @@ def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[P
 
 def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, *, progress: bool = True,
                  keep_audio: bool = False, on_detection: Callable[[Detection], None] | None = None,
+                 seen_seconds: float = np.inf,
                  **kwargs: Any) -> DetectionBatch:
     """:func:`detect` on every file of ``items`` (see :func:`expand_inputs`) with one loaded model
     (notebook 09, the CLI).
@@ -427,6 +431,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
         progress: show a progress bar over the files.
         keep_audio: keep each :class:`Detection`'s audio in the result.
         on_detection: called with each file's :class:`Detection`; an error it raises fails that file.
+        seen_seconds: how much of each file's audio, from the start, ``on_detection`` sees (the CLI's
+            figures draw the first 10 minutes: an hour's samples are then never held).
         kwargs: ``thresholds`` and ``median_filters``, as :func:`detect` takes them.
 
     Returns:
@@ -441,7 +447,7 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
     detections, tables = [], []
     for path in tqdm(files, desc="detect", unit="file", disable=not progress):
         try:
-            keep = keep_audio or on_detection is not None
+            keep = True if keep_audio else seen_seconds if on_detection is not None else False
             det = detect(path, trained, filename=text_name(path), keep_audio=keep, **kwargs)
             if on_detection is not None:
                 on_detection(det)
