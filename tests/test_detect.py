@@ -641,3 +641,20 @@ def test_a_file_name_that_is_not_utf8_is_read(models, tmp_path, capsys):
                  "--quiet"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out), sep="\t")
     assert len(table) == 5 and set(table["filename"]) == {str(tmp_path / "caf\\xe9.wav")}
+
+
+def test_a_long_recording_s_figure_draws_a_pooled_log_mel(models):
+    """An hour's log-mel (360 000 frames) would cost the figure hundreds of MB for 1200 pixels of width:
+    it is max-pooled in time to at most MAX_DRAWN_FRAMES columns, over the same time span."""
+    import matplotlib.pyplot as plt
+
+    from sed_utils.plots.detection import MAX_DRAWN_FRAMES, plot_detection
+
+    det = detect(_noise(2.0, 16000)[:, 0], models["frame"], sample_rate=16000, thresholds=0)
+    long_mel = np.full((64, 10 * MAX_DRAWN_FRAMES + 7), -80.0, np.float32)
+    long_mel[5, 12345] = 0.0  # one loud frame must survive the pooling
+    fig = plot_detection(det, long_mel, hop_seconds=0.01)
+    image = fig.axes[0].images[0]
+    assert image.get_array().shape[1] <= MAX_DRAWN_FRAMES and image.get_array().max() == 0.0
+    assert image.get_extent()[1] == pytest.approx(long_mel.shape[1] // 11 * 11 * 0.01, rel=1e-6)
+    plt.close(fig)

@@ -18,7 +18,10 @@ from matplotlib.patches import Patch
 from sed_utils.config import MelConfig
 from sed_utils.plots.style import add_colorbar, label_colors, show_logmel
 
-__all__ = ["plot_detection"]
+__all__ = ["plot_detection", "MAX_DRAWN_FRAMES"]
+
+#: The most log-mel frames a detection figure draws; longer log-mels are max-pooled in time to fit.
+MAX_DRAWN_FRAMES = 4000
 
 
 def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: float = 0.01,
@@ -50,6 +53,11 @@ def plot_detection(det: Any, logmel_db: np.ndarray | None = None, hop_seconds: f
     axes = np.atleast_1d(axes)
     seconds = max(det.seconds, float(det.bounds[-1]) if len(det.bounds) else 0.0)
     if logmel_db is not None:
+        step = -(-logmel_db.shape[-1] // MAX_DRAWN_FRAMES)  # a figure is ~1200 px wide: more frames cost
+        if step > 1:                                        # memory, not detail (max keeps short sounds)
+            n = logmel_db.shape[-1] // step * step
+            logmel_db = logmel_db[:, :n].reshape(logmel_db.shape[0], -1, step).max(axis=-1)
+            hop_seconds *= step
         add_colorbar(show_logmel(axes[0], logmel_db, mel or MelConfig(), hop_seconds=hop_seconds), axes[0])
     centres = (det.bounds[:-1] + det.bounds[1:]) / 2
     for c, (ax, label) in enumerate(zip(axes[n_top:], labels, strict=True)):
