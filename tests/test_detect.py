@@ -658,3 +658,15 @@ def test_a_long_recording_s_figure_draws_a_pooled_log_mel(models):
     assert image.get_array().shape[1] <= MAX_DRAWN_FRAMES and image.get_array().max() == 0.0
     assert image.get_extent()[1] == pytest.approx(long_mel.shape[1] // 11 * 11 * 0.01, rel=1e-6)
     plt.close(fig)
+
+
+def test_threads_sets_torch_s_threads_and_refuses_zero(models, tmp_path, capsys):
+    sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
+    base = ["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--quiet"]
+    before = torch.get_num_threads()
+    try:
+        assert main([*base, "--threads", "1"]) == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main([*base, "--threads", "0"]) == 2
+    assert "--threads 0: give 1 or more" in capsys.readouterr().err
