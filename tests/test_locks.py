@@ -67,29 +67,31 @@ def test_the_lock_is_reentrant_within_a_process_and_not_content(tmp_path):
         pass
 
 
-def _start_together(tmp_path: Path, script: str, *args: str) -> list[subprocess.CompletedProcess]:
-    """Run ``script`` in two processes that start its work at the same moment (both wait for a file)."""
+def _start_together(tmp_path: Path, imports: str, action: str,
+                    *args: str) -> list[subprocess.CompletedProcess]:
+    """Run ``action`` in two processes that start it at the same moment: each imports first, then waits for a
+    file (so a slower import cannot let one finish before the other begins)."""
     go = tmp_path / "go"
-    body = (f"import time\nfrom pathlib import Path\nwhile not Path({str(go)!r}).exists():\n"
-            "    time.sleep(0.01)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", body + script, *args], cwd=REPO, text=True,
+    barrier = (f"import time\nfrom pathlib import Path\nwhile not Path({str(go)!r}).exists():\n"
+               "    time.sleep(0.01)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", imports + barrier + action, *args], cwd=REPO, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    time.sleep(1.0)  # both started and polling
+    time.sleep(8.0)  # both imported and polling (a loaded CI machine needs a few seconds for the imports)
     go.touch()
     return [subprocess.CompletedProcess(p.args, p.wait(120), *p.communicate()) for p in procs]
 
 
 def test_two_downloads_started_together_both_succeed_on_one_intact_dataset(tmp_path, server):  # noqa: F811
     """The issue's case: two ``download`` runs at once both failed (a FileNotFoundError, a sha256 mismatch).
-    The archive arrives slowly here (1 ms a byte), so the second run is sure to find the first at work."""
+    The archive arrives slowly here (2 ms a byte), so the second run is sure to find the first at work."""
     archive = make_esc50_zip()
     mirror = _esc50_mirror(tmp_path / "mirror", archive)
     server.state.files = {"/ESC-50-master.zip": archive, "/SHA256SUMS": (mirror / "SHA256SUMS").read_bytes()}
-    server.state.drip = {"/ESC-50-master.zip": 0.001}
-    script = ("import logging, sys\nlogging.basicConfig()\n"
-              "from sed_utils.data.registry import fetch_dataset\n"
-              "print(fetch_dataset('esc50', sys.argv[1], mirror=sys.argv[2], progress=False))\n")
-    runs = _start_together(tmp_path, script, str(tmp_path / "data"), server.base)
+    server.state.drip = {"/ESC-50-master.zip": 0.002}
+    imports = ("import logging, sys\nlogging.basicConfig()\n"
+               "from sed_utils.data.registry import fetch_dataset\n")
+    action = "print(fetch_dataset('esc50', sys.argv[1], mirror=sys.argv[2], progress=False))\n"
+    runs = _start_together(tmp_path, imports, action, str(tmp_path / "data"), server.base)
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == str(tmp_path / "data" / "ESC-50-master")
@@ -103,16 +105,16 @@ def test_two_scene_builds_started_together_both_read_a_whole_folder(tmp_path):
     """The issue's case: of two scene builds started together, one failed with "audio file not found"
     (the other replaced the folder it was reading). Each run here builds, then reads every scene for 4 s."""
     write_fake_esc50(tmp_path / "data", (4, 5), seed=123, take_b_hz=50.0)
-    script = ("import sys\nimport soundfile as sf\nfrom sed_utils.config import load_config\n"
-              "from sed_utils.data import scenes\n"
-              "cfg = load_config('demo', [f'data_root={sys.argv[1]}'])\n"
+    imports = ("import sys, time\nimport soundfile as sf\nfrom sed_utils.config import load_config\n"
+               "from sed_utils.data import scenes\n")
+    action = ("cfg = load_config('demo', [f'data_root={sys.argv[1]}'])\n"
               "out = scenes.build_scenes(cfg, n_scenes=40, folds=(5,), seed=7, progress=False)\n"
               "t0 = time.monotonic()\n"
               "while time.monotonic() - t0 < 4:  # a later step reading while the other run works\n"
               "    files = sorted((out / 'audio').glob('*.wav'))\n"
               "    frames = sum(sf.info(str(f)).frames for f in files)\n"
               "print(out, len(files), frames)\n")
-    runs = _start_together(tmp_path, script, str(tmp_path / "data"))
+    runs = _start_together(tmp_path, imports, action, str(tmp_path / "data"))
     for run in runs:
         assert run.returncode == 0, run.stderr
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.split()[1] == "40"

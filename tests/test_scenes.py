@@ -343,8 +343,9 @@ def test_validation_scenes_come_from_the_validation_fold_with_their_own_seed(fak
     assert set(scenes.load_scene_sources(out)["fold"]) == {4}  # scenes_valid; the test scenes use 5
     params = json.loads((out / "params.json").read_text())
     assert params["seed"] == 3 and params["n_scenes"] == 5 and len(ds.files) == 5
-    # with DESED as the test set the validation fold is 5
-    ds5 = scenes.scene_set(load_config("demo", [root, "scenes.valid=3"]), "valid", progress=False)
+    # with DESED as the test set the validation fold is folds.valid (5 in the real profiles)
+    ds5 = scenes.scene_set(load_config("demo", [root, "scenes.valid=3", "folds.train=[1, 2, 3, 4]",
+                                                "folds.valid=[5]"]), "valid", progress=False)
     assert set(scenes.load_scene_sources(Path(ds5.audio_dir).parent)["fold"]) == {5}
     # no validation scenes: every model's epoch and post-processing are chosen on them, so the config
     # refuses 0, and asking for 0 directly is a clear error

@@ -215,6 +215,13 @@ def negative_clip_features(cfg: Config, *, pool: str = "others",
     their categories ``[M]`` (notebook 08). Never a validation or test fold: the held-out fold's
     negatives are where false alarms are counted.
 
+    Args:
+        cfg: the config (its training folds and classes); pool: ``"others"`` or ``"all"``
+            (``models.<kind>.clip_pool``); progress: a bar while the cache is built.
+
+    Returns:
+        ``(features, categories)``.
+
     Raises:
         ValueError: the training folds hold no such clip.
     """
