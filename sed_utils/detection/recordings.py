@@ -349,15 +349,15 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     kept_seconds = (np.inf if keep_audio else 0.0) if isinstance(keep_audio, bool) else float(keep_audio)
     tap = _Tap(blocks, int(min(kept_seconds * sr, 2 ** 62)), int(round(MIN_SECONDS * sr)))
     bounds, scores = score_curve(trained.detector, tap, sr, hop_seconds=post.window_hop_seconds)
-    seconds = tap.n / float(sr)
-    notes = [note for note in [level_note(tap.audio, trained.detector.mel.reference, peak=tap.peak)] if note]
+    seconds, audio = tap.n / float(sr), tap.audio  # the kept samples, joined once
+    notes = [note for note in [level_note(audio, trained.detector.mel.reference, peak=tap.peak)] if note]
     if seconds < MIN_SECONDS:  # the curve stops where the recording does, not where the padding does
         notes.append(f"{seconds:.2f} s is shorter than {MIN_SECONDS:.0f} s: zero-padded to that length")
         n = max(1, int(np.searchsorted(bounds[:-1], seconds, side="left")))
         bounds, scores = np.append(bounds[:n], seconds), scores[:n]
     grid = TimeGrid(tuple(trained.labels), np.asarray(bounds, dtype=float))
     events = _events_with_scores(grid, scores, post, name, seconds)
-    return Detection(name, events, grid.bounds, scores, list(trained.labels), tap.audio, sr, post, source,
+    return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, source,
                      notes, seconds=seconds)
 
 
