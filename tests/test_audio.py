@@ -58,7 +58,7 @@ def test_resampling_changes_length_and_keeps_the_tone(tmp_path):
     "make, message",
     [
         (lambda p: None, "not found"),
-        (lambda p: p.write_bytes(b"this is not audio"), "cannot read"),
+        (lambda p: p.write_bytes(b"this is not audio"), "not an audio file"),
         (lambda p: sf.write(str(p), np.zeros((0,), np.float32), 16000), "empty"),
         # issue 12: both refused by read_recording already, accepted by read_audio before
         (lambda p: sf.write(str(p), np.array([0.0, np.nan, 0.1], np.float32), 16000, subtype="FLOAT"),

@@ -29,7 +29,7 @@ import pandas as pd
 from sed_utils.config.runs import RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError, SedError
 from sed_utils.core.progress import tqdm
-from sed_utils.io.audio import check_sample_rate, check_samples, open_recording, resample
+from sed_utils.io.audio import Tap, check_sample_rate, check_samples, open_recording, resample
 from sed_utils.labels.grid import PostProcessing, TimeGrid
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 from sed_utils.models.curves import model_device
@@ -66,7 +66,7 @@ class Detection:
         labels: the classes; audio, sample_rate: the 16 kHz mono samples scored (empty when not kept).
         post: the post-processing applied; source: where it came from, in words.
         notes: what a user should know about this file (padding, ...).
-        seconds: the recording's length (default: the samples').
+        seconds: the recording's length (all of it, also when only its start is kept in ``audio``).
     """
 
     filename: str
@@ -77,13 +77,9 @@ class Detection:
     audio: np.ndarray
     sample_rate: int
     post: PostProcessing
+    seconds: float
     source: str = ""
     notes: list[str] = field(default_factory=list)
-    seconds: float = -1.0
-
-    def __post_init__(self) -> None:
-        if self.seconds < 0:  # not given: the samples' length
-            self.seconds = len(self.audio) / float(self.sample_rate)
 
 
 @dataclass
@@ -251,28 +247,12 @@ def array_samples(samples: np.ndarray, sample_rate: float, name: str = "audio") 
     return mono.astype(np.float32)
 
 
-class _Tap:
-    """Passes a recording's blocks through to the model, noting what ``detect`` needs besides them: the
-    length, the peak, the samples themselves when they are kept, and zeros up to ``min_samples`` at the
-    end (a clip shorter than the model's context)."""
-
-    def __init__(self, blocks: Iterable[np.ndarray], keep: int, min_samples: int):
-        self.blocks, self.keep, self.min_samples = blocks, keep, min_samples  # keep: samples from the start
-        self.n, self.peak, self.kept = 0, 0.0, []
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for block in self.blocks:
-            self.n += len(block)
-            self.peak = max(self.peak, float(np.max(np.abs(block))) if len(block) else 0.0)
-            if self.n - len(block) < self.keep:
-                self.kept.append(block[:self.keep - (self.n - len(block))])
-            yield block
-        if self.n < self.min_samples:
-            yield np.zeros(self.min_samples - self.n, np.float32)
-
-    @property
-    def audio(self) -> np.ndarray:
-        return np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32)
+def _padded(blocks: Iterable[np.ndarray], tap: Tap, min_samples: int) -> Iterator[np.ndarray]:
+    """``blocks`` (read through ``tap``), then zeros up to ``min_samples`` (a clip shorter than the model's
+    context)."""
+    yield from blocks
+    if tap.n < min_samples:
+        yield np.zeros(min_samples - tap.n, np.float32)
 
 
 def text_name(path: str | Path) -> str:
@@ -347,9 +327,10 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     post, source = post_processing_of(trained, thresholds, median_filters)
     blocks, name = _source(audio_or_path, sample_rate, sr, filename)
     kept_seconds = (np.inf if keep_audio else 0.0) if isinstance(keep_audio, bool) else float(keep_audio)
-    tap = _Tap(blocks, int(min(kept_seconds * sr, 2 ** 62)), int(round(MIN_SECONDS * sr)))
-    bounds, scores = score_curve(trained.detector, tap, sr, hop_seconds=post.window_hop_seconds)
-    seconds, audio = tap.n / float(sr), tap.audio  # the kept samples, joined once
+    tap = Tap(blocks, keep=kept_seconds * sr)
+    bounds, scores = score_curve(trained.detector, _padded(tap, tap, int(round(MIN_SECONDS * sr))), sr,
+                                 hop_seconds=post.window_hop_seconds)
+    seconds, audio = tap.n / float(sr), tap.audio
     notes = [note for note in [level_note(audio, trained.detector.mel.reference, peak=tap.peak)] if note]
     if seconds < MIN_SECONDS:  # the curve stops where the recording does, not where the padding does
         notes.append(f"{seconds:.2f} s is shorter than {MIN_SECONDS:.0f} s: zero-padded to that length")
@@ -357,8 +338,8 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
         bounds, scores = np.append(bounds[:n], seconds), scores[:n]
     grid = TimeGrid(tuple(trained.labels), np.asarray(bounds, dtype=float))
     events = _events_with_scores(grid, scores, post, name, seconds)
-    return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, source,
-                     notes, seconds=seconds)
+    return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, seconds,
+                     source, notes)
 
 
 def detection_logmel(trained: TrainedModel, audio: np.ndarray, max_seconds: float = 600.0) -> np.ndarray:

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from sed_utils.core import atomic
 from sed_utils.core.errors import AudioError
 
 __all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
-           "read_recording", "open_recording", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE",
+           "read_recording", "open_recording", "Tap", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE",
            "MAX_SAMPLE_RATE", "MAX_AMPLITUDE"]
 
 #: Sample rates a recording may declare, in Hz. Outside them a header is damaged (a 1 MB WAV that says
@@ -53,36 +53,17 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def _read_native(path: Path) -> tuple[np.ndarray, int]:
-    """Read a file as float32 mono at its own rate; errors name the file.
-
-    Refuses what :func:`read_recording` refuses (the same checks, one message each): a WAV cut
-    off before the end its header declares, and NaN or infinite samples. A float WAV can hold
-    NaN; it would become all-NaN features, NaN scores and a silent "no event", and the NaN
-    features would be cached. Repairing (NaN -> 0) was rejected: a file with NaN in it is damaged,
-    and the user should hear about it rather than get results from a patched copy.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
-    try:
-        data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError for bad files
-        raise AudioError(f"{path}: cannot read audio ({e})") from e
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: audio file is empty (0 samples)")
-    check_samples(path, data, check_sample_rate(path, sr))
-    if path.suffix.lower() == ".wav" and (short := _wav_data_shortfall(path)) is not None:
-        raise AudioError(_truncated_message(path, short))
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
-
-
 def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     """Read ``path`` as float32 mono at ``sample_rate`` (channels averaged, resampled if needed).
-    Used in notebook 02, and in notebooks 03-07 through cached_resampled."""
-    audio, sr = _read_native(path)
-    return resample(audio, sr, sample_rate)
+    Used in notebook 02, and in notebooks 03-07 through cached_resampled.
+
+    The one way a file is read: :func:`read_recording`, so training data and a user's recordings are
+    refused for the same reasons, with the same messages (see there). NaN is refused rather than
+    repaired: a float WAV holding NaN would become NaN features, NaN scores and a silent "no event"
+    (and the NaN features would be cached); a file with NaN in it is damaged, and the user should hear
+    about it rather than get results from a patched copy.
+    """
+    return read_recording(path, sample_rate).audio
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -151,7 +132,7 @@ def _native_rate(path: Path) -> int:
     try:
         return int(sf.info(os.fsencode(path)).samplerate)
     except Exception as e:
-        raise AudioError(f"{path}: cannot read audio ({e})") from e
+        raise AudioError(f"{path}: not an audio file libsndfile can read ({e})") from e
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +284,7 @@ def _blocks(fh: sf.SoundFile, info: Recording, block_frames: int) -> Iterator[np
             mono = block.mean(axis=1, dtype=np.float32) if info.channels > 1 else block[:, 0].copy()
             done += len(block)
             if last and done == 0:
-                raise AudioError(f"{path}: the audio file holds no samples ({info.format})")
+                raise AudioError(f"{path}: the audio file is empty: it holds no samples ({info.format})")
             if last and declared > 0 and declared - done > max(0.05 * declared, 0.5 * native):  # VBR: slack
                 kind = info.format.split()[0]
                 raise AudioError(f"{path}: truncated {kind}: its header declares {declared / native:.2f} s, "
@@ -343,14 +324,48 @@ def read_recording(path: Path, sample_rate: int, *, block_frames: int = 1 << 19)
             into NaN scores silently: :func:`check_samples`).
     """
     info, blocks = open_recording(path, sample_rate, block_frames=block_frames)
-    # one preallocated buffer for the result (the header's frame count says how long it will be):
-    # a list of blocks joined at the end would hold the hour twice at the moment of joining
-    expected = int(np.ceil(info.declared_frames * sample_rate / info.native_rate))
-    out = np.empty(expected + 256, dtype=np.float32)
-    filled = 0
-    for piece in blocks:
-        if filled + len(piece) > len(out):  # the header under-counted (some MP3s): grow by half
-            out = np.concatenate([out[:filled], np.empty(max(len(piece), len(out) // 2), np.float32)])
-        out[filled:filled + len(piece)] = piece
-        filled += len(piece)
-    return dataclasses.replace(info, audio=out[:filled])
+    tap = Tap(blocks, expected=int(np.ceil(info.declared_frames * sample_rate / info.native_rate)))
+    for _ in tap:
+        pass
+    return dataclasses.replace(info, audio=tap.audio)
+
+
+class Tap:
+    """Passes a recording's blocks through, noting on the way their length, their peak and, up to ``keep``
+    samples from the start, the samples themselves (notebook 09: :func:`read_recording` keeps all,
+    ``detect`` keeps what its figure draws while the model scores every block).
+
+    Why one preallocated buffer (sized from ``expected``, the header's length at the blocks' rate): a list
+    of blocks joined at the end would hold an hour twice at the moment of joining.
+
+    Args:
+        blocks: float32 mono blocks (iterated once).
+        keep: how many samples from the start to keep (default: all).
+        expected: how many samples the blocks will hold, when known (0: unknown; the buffer grows).
+    """
+
+    def __init__(self, blocks: Iterable[np.ndarray], keep: float = np.inf, expected: int = 0):
+        self.blocks, self.keep = blocks, keep
+        self.n, self.peak = 0, 0.0
+        self._buffer = np.empty(int(min(keep, expected + 256)) if expected > 0 else 0, np.float32)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            start, self.n = self.n, self.n + len(block)
+            if len(block):
+                self.peak = max(self.peak, float(np.max(np.abs(block))))
+            if start < self.keep:
+                self._store(start, block[:int(min(len(block), self.keep - start))])
+            yield block
+
+    def _store(self, start: int, piece: np.ndarray) -> None:
+        if start + len(piece) > len(self._buffer):  # unknown or under-counted length (some MP3s): grow
+            grown = np.empty(start + max(len(piece), len(self._buffer) // 2), np.float32)
+            grown[:start] = self._buffer[:start]
+            self._buffer = grown
+        self._buffer[start:start + len(piece)] = piece
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The kept samples (a view of the buffer)."""
+        return self._buffer[:int(min(self.n, self.keep))]
