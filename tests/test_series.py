@@ -8,6 +8,7 @@ session (the ``demo_series`` fixture, tests/conftest.py): the browser test reuse
 """
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -21,6 +22,16 @@ MIN_VALID_MACRO_F1 = 0.7
 MIN_SEGMENT_MACRO_F1 = 0.5
 
 
+def _bar_states(cell: dict) -> tuple[int, int]:
+    """How many progress-bar states a saved cell holds, and how many bars started in it: a plain bar
+    (``sed_utils.core.progress``) saves its start and its end, so states <= 2 x starts; a bar redrawn
+    every few seconds would save a fragment per redraw."""
+    streams = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
+    text = "".join("".join(o.get("text", "")) for o in streams)
+    states = [f for f in re.split(r"[\r\n]", text) if re.search(r"\d+%\|", f)]
+    return len(states), sum(bool(re.search(r"(?<!\d)0%\|", f)) for f in states)
+
+
 @pytest.mark.slow
 def test_demo_series_runs_and_learns(demo_series):
     runs = demo_series.runs
@@ -31,6 +42,9 @@ def test_demo_series_runs_and_learns(demo_series):
         outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
         errors = [o for o in outputs if o.get("output_type") == "error"]
         assert not errors, f"{run.name} has error outputs"
+        for i, cell in enumerate(executed["cells"]):
+            states, starts = _bar_states(cell)
+            assert states <= 2 * starts, f"{run.name} cell {i}: {states} progress states for {starts} bars"
 
     # notebooks 06 and 08: both models through the one evaluation, post-processing chosen on validation
     chunk = json.loads((out / "chunk" / "results.json").read_text())
