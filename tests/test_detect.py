@@ -275,6 +275,32 @@ def test_the_output_is_replaced_atomically(models, tmp_path, monkeypatch):
     assert out.read_text().startswith("filename\tonset\toffset\tevent_label\tscore")
 
 
+def test_a_full_disk_fails_the_write_in_one_line_and_keeps_the_old_events(models, tmp_path):
+    """The disk fills while the events are written: exit 1, one line naming the file, the previous events
+    intact and no partial file. A real write error from the kernel: the child may write files of 100 bytes
+    at most (RLIMIT_FSIZE; EFBIG is what ENOSPC is to the writer, an OSError part-way through the file)."""
+    import resource
+    import signal
+
+    sf.write(tmp_path / "a.wav", _noise(2.0, 16000), 16000)
+    out = tmp_path / "events.tsv"
+    out.write_text("the previous run's events\n")
+
+    def small_files_only():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+
+    done = subprocess.run([sys.executable, "-m", "sed_utils", "detect", str(tmp_path / "a.wav"),
+                           "--checkpoint", str(models["frame"]), "--threshold", "0", "--out", str(out),
+                           "--quiet"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, preexec_fn=small_files_only)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert errors == [f"[detect] error: cannot write {out}: File too large"], done.stderr
+    assert out.read_text() == "the previous run's events\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "events.tsv"]
+
+
 def test_bad_arguments_and_models_get_clear_errors(models, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
     assert main(["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]),
