@@ -3,6 +3,7 @@
     python -m sed_utils detect my_recordings/ --run runs/scenes --out events.tsv
     python -m sed_utils detect kitchen.mp3 "field/*.flac" --checkpoint model.pt --plot figures/
     python -m sed_utils detect a.wav --threshold Dog=0.4 --threshold 0.6 --format json
+    python -m sed_utils detect field/ --per-file --format raven --skip-existing
 
 Decisions, so that a batch behaves predictably:
 
@@ -12,8 +13,16 @@ Decisions, so that a batch behaves predictably:
   model whose training has not finished gets a warning.
 * ``--threshold VALUE`` sets every class, ``--threshold CLASS=VALUE`` one class (applied after,
   so ``--threshold 0.6 --threshold Dog=0.4`` works); likewise ``--median-filter``.
-* Output: the DCASE tsv (``filename onset offset event_label score``) to ``--out``, written
-  atomically once all files are done, or to stdout; ``--format json`` writes records instead.
+* Output: the DCASE tsv (``filename onset offset event_label score``; a recording without events gets a
+  row with its name only, as in DESED's tables) to ``--out``, written atomically once all files are
+  done, or to stdout; ``--format`` picks another layout (``sed_utils.detection.output``: json, weak,
+  audacity, raven, scores). Files are named by their name alone, as DESED's tables do (``--names path``:
+  as given); two inputs of the same name are then refused.
+* ``--per-file``: one output per recording, written as soon as it is scored: beside the recording, or
+  in the folder ``--out`` names (``<stem>.events.tsv``, ``<stem>.labels.txt`` for Audacity,
+  ``<stem>.Table.1.selections.txt`` for Raven, ``<stem>.tsv`` for scores: a folder sed_scores_eval
+  reads). ``--skip-existing`` then skips recordings whose output is there: an interrupted batch resumes.
+  Audacity, Raven and scores hold one recording: several inputs need ``--per-file``.
 * Everything that can be checked before the first file is decoded is checked then, with exit status
   2 and one line each: the model, the thresholds and median filters (stored or given: in [0, 1], odd
   filters), ``--out`` (not a folder, not one of the inputs, in a writable folder) and ``--plot``
@@ -56,14 +65,26 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
     src.add_argument("--checkpoint", type=Path, help="a checkpoint file (best.pt)")
     p.add_argument("--model", metavar="KIND",
                    help="which model of a run folder: frame or chunk (default: the frame model if trained)")
-    p.add_argument("--out", type=Path, help="write the events here (default: stdout)")
-    p.add_argument("--format", default="tsv", help="tsv (the DCASE table, default) or json")
+    p.add_argument("--out", type=Path,
+                   help="write the events here (default: stdout); with --per-file, a folder for the outputs")
+    p.add_argument("--format", default="tsv",
+                   help="tsv (the DCASE table, default), json, weak (DCASE weak labels), audacity (a label "
+                        "track), raven (a selection table) or scores (sed_scores_eval's score curves)")
+    p.add_argument("--per-file", action="store_true",
+                   help="one output per recording, beside it (or in the folder --out names)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="with --per-file: skip recordings whose output exists (resumes a batch)")
+    p.add_argument("--names", choices=("basename", "path"), default="basename",
+                   help="name files in the tables by their name alone (default, as DESED does) or by path")
     p.add_argument("--plot", type=Path, metavar="DIR",
                    help="save one figure per file here (log-mel, events, scores)")
     p.add_argument("--threshold", action="append", default=[], metavar="[CLASS=]VALUE",
                    help="threshold override (repeatable)")
     p.add_argument("--median-filter", action="append", default=[], metavar="[CLASS=]FRAMES",
                    help="median filter override, in the model's frames (repeatable)")
+    p.add_argument("--min-duration", action="append", default=[], metavar="[CLASS=]SECONDS",
+                   help="drop events shorter than this (repeatable)")
+    p.add_argument("--device", help="cpu, cuda, mps, ... (default: the fastest there is)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for the model (default: torch's, one per core; on a busy machine 1 "
                         "can be several times faster)")
@@ -163,6 +184,25 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
     return save
 
 
+def _per_file_targets(args: argparse.Namespace, files: list[Path]) -> dict[Path, Path]:
+    """``--per-file``: each recording's output path; refuses a ``--out`` that is a file and two recordings
+    that would write the same output."""
+    from sed_utils.detection.output import per_file_path
+
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a file; with --per-file give a folder for the outputs")
+    targets: dict[Path, Path] = {}
+    by_target: dict[Path, Path] = {}
+    for f in files:
+        target = per_file_path(f, args.format, args.out)
+        if target.resolve() in by_target:
+            raise ValueError(f"{by_target[target.resolve()]} and {f} would both write {target}; drop --out "
+                             "to write each beside its recording")
+        by_target[target.resolve()] = f
+        targets[f] = target
+    return targets
+
+
 def _check_paths(args: argparse.Namespace, files: list[Path]) -> None:
     """Refuse ``--out`` and ``--plot`` values that could only fail after the batch, or destroy an input.
 
@@ -170,7 +210,7 @@ def _check_paths(args: argparse.Namespace, files: list[Path]) -> None:
         ValueError: ``--out`` is a folder, is one of the input files, or lies in a folder that cannot be
             written; ``--plot`` is a file.
     """
-    if args.out is not None:
+    if args.out is not None and not args.per_file:
         out = args.out
         if out.is_dir():
             raise ValueError(f"--out {out}: is a folder; give a file name, e.g. {out / 'events.tsv'}")
@@ -193,62 +233,115 @@ def run_detect(args: argparse.Namespace) -> int:
         return 130
 
 
+def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything checked before the first file is decoded: the files, the outputs, the model and the
+    post-processing (raises SedError, OSError or ValueError with the line to print)."""
+    from sed_utils.detection import expand_inputs, file_names, load_model, post_processing_of
+    from sed_utils.detection.output import FORMATS, ONE_RECORDING_FORMATS
+
+    if args.format not in FORMATS:
+        raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
+    if args.skip_existing and not args.per_file:
+        raise ValueError("--skip-existing needs --per-file (a combined output is written once, at the end)")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads}: give 1 or more")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    files, missing = expand_inputs(args.paths)
+    if args.format in ONE_RECORDING_FORMATS and not args.per_file and len(files) > 1:
+        raise ValueError(f"--format {args.format} holds one recording and {len(files)} were given: add "
+                         "--per-file (one output each)")
+    file_names(files, args.names, unique=not args.per_file)
+    _check_paths(args, files)
+    targets = _per_file_targets(args, files) if args.per_file else {}
+    skipped = [f for f in files if f in targets and targets[f].exists()] if args.skip_existing else []
+    trained = load_model(_model_source(args), args.model, args.device)
+    labels = list(trained.labels)
+    post = {"thresholds": parse_overrides(args.threshold, labels, float, "threshold"),
+            "median_filters": parse_overrides(args.median_filter, labels, int, "median-filter"),
+            "min_durations": parse_overrides(args.min_duration, labels, float, "min-duration")}
+    post_processing_of(trained, **post)  # the same checks detect() makes, before any file
+    for folder in [args.plot, args.out if args.per_file else None]:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    return {"files": [f for f in files if f not in skipped], "missing": missing, "skipped": skipped,
+            "targets": targets, "trained": trained, "post": post}
+
+
+def _callbacks(args: argparse.Namespace, ready: dict[str, Any]) -> Any:
+    """What runs on each file's detection as it comes: its figure (``--plot``), its output
+    (``--per-file``, atomically: an interrupted batch leaves finished files whole)."""
+    from sed_utils.detection.output import detection_text
+
+    plot = _plotter(args.plot, ready["trained"]) if args.plot is not None else None
+    targets = ready["targets"]
+    if plot is None and not targets:
+        return None
+
+    def on_detection(det: Any) -> None:
+        if plot is not None:
+            plot(det)
+        if targets:
+            atomic.write_text(targets[det.path], detection_text(det, args.format))
+
+    return on_detection
+
+
+def _write_batch(args: argparse.Namespace, batch: Any) -> int:
+    """The combined output of a batch (not ``--per-file``): to ``--out`` or stdout; 1 on a failed write."""
+    from sed_utils.detection.output import events_text, scores_text
+
+    names = [d.filename for d in batch.detections]
+    if args.format == "scores":  # one recording (checked up front)
+        text = scores_text(batch.detections[0])
+    else:
+        text = events_text(batch.events, args.format, files=names)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        atomic.write_text(args.out, text)
+    except OSError as e:  # a full disk, a folder made read-only during the batch
+        print(f"[detect] error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",
+          file=sys.stderr)
+    return 0
+
+
 def _run_detect(args: argparse.Namespace) -> int:
-    from sed_utils.detection import (
-        detect_files,
-        events_text,
-        expand_inputs,
-        load_model,
-        post_processing_of,
-        write_events,
-    )
-    from sed_utils.detection.output import FORMATS
+    from sed_utils.detection import detect_files
 
     try:
-        if args.format not in FORMATS:
-            raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads {args.threads}: give 1 or more")
-            import torch
-
-            torch.set_num_threads(args.threads)
-        files, missing = expand_inputs(args.paths)
-        _check_paths(args, files)
-        trained = load_model(_model_source(args), args.model)
-        labels = list(trained.labels)
-        thresholds = parse_overrides(args.threshold, labels, float, "threshold")
-        filters = parse_overrides(args.median_filter, labels, int, "median-filter")
-        post_processing_of(trained, thresholds, filters)  # the same checks detect() makes, before any file
-        if args.plot is not None:
-            args.plot.mkdir(parents=True, exist_ok=True)
+        ready = _prepare(args)
     except (SedError, OSError, ValueError) as e:
         print(f"[detect] error: {e}", file=sys.stderr)
         return 2
+    trained = ready["trained"]
     print(f"[detect] {trained.kind} model {trained.info.path}", file=sys.stderr)
     if not trained.info.complete:
         print(f"[detect] warning: this model's training has not finished (still running, or interrupted: "
               f"its best epoch so far, {trained.info.epoch}, is used); re-run the training to finish it",
               file=sys.stderr)
-    on_detection = _plotter(args.plot, trained) if args.plot is not None else None
-    batch = detect_files(files, trained, progress=not args.quiet, thresholds=thresholds,
-                         median_filters=filters, on_detection=on_detection, seen_seconds=PLOT_SECONDS)
-    failures = missing + batch.failures
+    if ready["skipped"]:
+        print(f"[detect] {len(ready['skipped'])} recording(s) skipped: their output exists (--skip-existing)",
+              file=sys.stderr)
+    batch = detect_files(ready["files"], trained, progress=not args.quiet,
+                         on_detection=_callbacks(args, ready), seen_seconds=PLOT_SECONDS, names=args.names,
+                         unique_names=not args.per_file, **ready["post"])
+    failures = ready["missing"] + batch.failures
     if batch.detections:
         print(f"[detect] post-processing: {batch.detections[0].source}", file=sys.stderr)
         for det in batch.detections:
             for note in det.notes:
                 print(f"[detect] {det.filename}: {note}", file=sys.stderr)
-        if args.out is not None:
-            try:
-                write_events(args.out, batch.events, args.format)
-            except OSError as e:  # a full disk, a folder made read-only during the batch
-                print(f"[detect] error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
-                return 1
-            print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",
-                  file=sys.stderr)
-        else:
-            sys.stdout.write(events_text(batch.events, args.format))
+        if args.per_file:
+            where = f"in {args.out}" if args.out is not None else "beside each recording"
+            print(f"[detect] {len(batch.detections)} output(s) written {where}", file=sys.stderr)
+        elif _write_batch(args, batch):
+            return 1
     if failures:
         print(f"[detect] {len(failures)} file(s) failed:", file=sys.stderr)
         for path, reason in failures:

@@ -2,7 +2,7 @@
 
 ``recordings``: :func:`detect` (one recording: file or samples), :func:`detect_files` (files, folders,
 globs; bad files listed, not fatal), the stored post-processing with the caller's overrides;
-``output``: the DCASE table or JSON.
+``output``: the events (or score curves) in the layouts other tools read.
 """
 
 from sed_utils.detection.output import events_text, write_events
@@ -14,6 +14,7 @@ from sed_utils.detection.recordings import (
     detect_files,
     detection_logmel,
     expand_inputs,
+    file_names,
     find_checkpoint,
     level_note,
     load_model,
@@ -21,5 +22,5 @@ from sed_utils.detection.recordings import (
 )
 
 __all__ = ["AUDIO_SUFFIXES", "Detection", "DetectionBatch", "detect", "detect_files", "detection_logmel",
-           "expand_inputs", "find_checkpoint", "level_note", "load_model", "post_processing_of",
+           "expand_inputs", "file_names", "find_checkpoint", "level_note", "load_model", "post_processing_of",
            "events_text", "write_events"]

@@ -67,6 +67,7 @@ class Detection:
         post: the post-processing applied; source: where it came from, in words.
         notes: what a user should know about this file (padding, ...).
         seconds: the recording's length (all of it, also when only its start is kept in ``audio``).
+        path: the file scored (None for samples).
     """
 
     filename: str
@@ -80,6 +81,7 @@ class Detection:
     seconds: float
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    path: Path | None = None
 
 
 @dataclass
@@ -121,12 +123,19 @@ def find_checkpoint(model: str | Path, kind: str | None = None) -> Path:
                             "chunk model, notebook 08 for the frame model)")
 
 
-def load_model(model: str | Path | TrainedModel, kind: str | None = None) -> TrainedModel:
+def load_model(model: str | Path | TrainedModel, kind: str | None = None,
+               device: str | None = None) -> TrainedModel:
     """A loaded model from a checkpoint file, a run folder, or a :class:`TrainedModel` as it is
-    (notebook 09)."""
+    (notebook 09).
+
+    Args:
+        model: a ``.pt`` file, a run folder (see :func:`find_checkpoint`) or a loaded model.
+        kind: which model of a run folder (default: its frame model if trained).
+        device: ``"cpu"``, ``"cuda"``, ... (default: the fastest there is; a loaded model stays where it is).
+    """
     if isinstance(model, TrainedModel):
         return model
-    return load_trained(find_checkpoint(model, kind))
+    return load_trained(find_checkpoint(model, kind), device)
 
 
 def _per_class(values: float | Mapping[str, float] | Sequence[float] | None, labels: list[str],
@@ -151,21 +160,22 @@ def _per_class(values: float | Mapping[str, float] | Sequence[float] | None, lab
     return arr
 
 
-def post_processing_of(trained: TrainedModel, thresholds: Any = None,
-                       median_filters: Any = None) -> tuple[PostProcessing, str]:
+def post_processing_of(trained: TrainedModel, thresholds: Any = None, median_filters: Any = None,
+                       min_durations: Any = None) -> tuple[PostProcessing, str]:
     """The post-processing :func:`detect` applies: the caller's values over the checkpoint's stored
     choice (notebook 09, the CLI).
 
     Args:
-        trained: the model; thresholds, median_filters: one value, ``{class: value}`` for some classes,
-            or one per class (filters in the curve's frames).
+        trained: the model; thresholds, median_filters, min_durations: one value, ``{class: value}`` for
+            some classes, or one per class (filters in the curve's frames, durations in seconds).
 
     Returns:
         (the post-processing, where it came from in words).
 
     Raises:
         CheckpointError: no stored choice and no thresholds given.
-        ValueError: a threshold outside [0, 1], a filter below 1 frame, an unknown class.
+        ValueError: a threshold outside [0, 1], a filter below 1 frame or even, a negative or infinite
+            minimum duration, an unknown class.
     """
     labels = list(trained.labels)
     stored = trained.info.post_processing
@@ -179,17 +189,21 @@ def post_processing_of(trained: TrainedModel, thresholds: Any = None,
     base = stored or PostProcessing(tuple(labels), (0.5,) * n, (1,) * n, (0.0,) * n, (0.5,) * n)
     thr = _per_class(thresholds, labels, base.thresholds, "thresholds")
     filters = _per_class(median_filters, labels, base.median_filters, "median_filters").astype(int)
+    shortest = _per_class(min_durations, labels, base.min_durations, "min_durations")
     if not ((thr >= 0) & (thr <= 1)).all():  # written so that NaN fails too
         raise ValueError(f"thresholds must lie in [0, 1], got {dict(zip(labels, thr.round(3), strict=True))}")
     if ((filters < 1) | (filters % 2 == 0)).any():
         raise ValueError(f"median filter lengths must be odd numbers of frames >= 1 (1: no filter; an even "
                          f"one has no middle frame and shifts the events), got {filters.tolist()}")
+    if not ((shortest >= 0) & np.isfinite(shortest)).all():
+        raise ValueError(f"minimum durations must be seconds >= 0, got {shortest.tolist()}")
     source = (f"chosen on {stored.chosen_on or 'validation data'} (stored in the checkpoint)" if stored
               else "given")
-    if stored is not None and (thresholds is not None or median_filters is not None):
+    if stored is not None and any(v is not None for v in (thresholds, median_filters, min_durations)):
         source += ", with the caller's overrides"
     return dataclasses.replace(base, thresholds=tuple(map(float, thr)),
-                               median_filters=tuple(map(int, filters))), source
+                               median_filters=tuple(map(int, filters)),
+                               min_durations=tuple(map(float, shortest))), source
 
 
 def _events_with_scores(grid: TimeGrid, scores: np.ndarray, post: PostProcessing, filename: str,
@@ -295,7 +309,7 @@ def level_note(audio: np.ndarray, reference: str, *, peak: float | None = None) 
 
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
-           filename: str | None = None, kind: str | None = None,
+           min_durations: Any = None, filename: str | None = None, kind: str | None = None,
            keep_audio: bool | float = True) -> Detection:
     """Detect the model's sound events in one recording (notebook 09).
 
@@ -308,7 +322,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
             :func:`array_samples`).
         model: a checkpoint file, a run folder (``runs/scenes``: see :func:`find_checkpoint`; ``kind``
             picks a model) or a loaded :class:`TrainedModel`.
-        thresholds, median_filters: overrides (see :func:`post_processing_of`).
+        thresholds, median_filters, min_durations: overrides (see :func:`post_processing_of`).
         filename: the name written into the events table (default: the file's name, or "audio").
         keep_audio: keep the 16 kHz mono samples in the result (to listen, or draw them); a number keeps
             that many seconds from the start (a figure of an hour draws its first minutes); False: its
@@ -324,7 +338,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     """
     trained = load_model(model, kind)
     sr = trained.detector.sample_rate
-    post, source = post_processing_of(trained, thresholds, median_filters)
+    post, source = post_processing_of(trained, thresholds, median_filters, min_durations)
     blocks, name = _source(audio_or_path, sample_rate, sr, filename)
     kept_seconds = (np.inf if keep_audio else 0.0) if isinstance(keep_audio, bool) else float(keep_audio)
     tap = Tap(blocks, keep=kept_seconds * sr)
@@ -338,8 +352,9 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
         bounds, scores = np.append(bounds[:n], seconds), scores[:n]
     grid = TimeGrid(tuple(trained.labels), np.asarray(bounds, dtype=float))
     events = _events_with_scores(grid, scores, post, name, seconds)
+    path = Path(audio_or_path) if isinstance(audio_or_path, (str, Path)) else None
     return Detection(name, events, grid.bounds, scores, list(trained.labels), audio, sr, post, seconds,
-                     source, notes)
+                     source, notes, path)
 
 
 def detection_logmel(trained: TrainedModel, audio: np.ndarray, max_seconds: float = 600.0) -> np.ndarray:
@@ -392,16 +407,41 @@ def expand_inputs(items: Iterable[str | Path]) -> tuple[list[Path], list[tuple[P
     return list(unique.values()), missing
 
 
+def file_names(files: Sequence[Path], names: str = "basename", unique: bool = True) -> dict[Path, str]:
+    """The name each file gets in an events table (notebook 09, the CLI): its name alone (``"basename"``,
+    as DESED's tables name recordings) or its path as given (``"path"``), as printable text
+    (:func:`text_name`).
+
+    Args:
+        files: the files; names: ``"basename"`` or ``"path"``.
+        unique: refuse two files of the same name (a table of several files could not tell them apart).
+
+    Raises:
+        ValueError: an unknown ``names``, or two files of the same name when ``unique``.
+    """
+    if names not in ("basename", "path"):
+        raise ValueError(f"names must be 'basename' or 'path', got {names!r}")
+    out = {f: text_name(f.name if names == "basename" else f) for f in files}
+    seen: dict[str, Path] = {}
+    for f, name in out.items():
+        if name in seen and unique:
+            raise ValueError(f"{seen[name]} and {f} share the name {name!r}: the table could not tell them "
+                             "apart; name them by path (--names path, or names='path')")
+        seen[name] = f
+    return out
+
+
 def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, *, progress: bool = True,
                  keep_audio: bool = False, on_detection: Callable[[Detection], None] | None = None,
-                 seen_seconds: float = np.inf,
+                 seen_seconds: float = np.inf, names: str = "basename", unique_names: bool = True,
                  **kwargs: Any) -> DetectionBatch:
     """:func:`detect` on every file of ``items`` (see :func:`expand_inputs`) with one loaded model
     (notebook 09, the CLI).
 
-    A file that fails does not stop the batch: it is listed in ``failures`` with its reason. Filenames
-    in the table are as given (relative paths kept), so two files of the same name in different folders
-    stay apart. Each file is scored as it is decoded and its samples are not kept, unless
+    A file that fails does not stop the batch: it is listed in ``failures`` with its reason. The table
+    names each file by its name alone, as DESED's tables do (``names="path"``: as given, relative paths
+    kept); two files of the same name in different folders are then refused before any is decoded. Each
+    file is scored as it is decoded and its samples are not kept, unless
     ``keep_audio``; ``on_detection`` sees each file's :class:`Detection` with its audio (to draw it),
     dropped afterwards, so memory stays that of one file. ``kwargs`` go to :func:`detect`.
 
@@ -414,7 +454,10 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
         on_detection: called with each file's :class:`Detection`; an error it raises fails that file.
         seen_seconds: how much of each file's audio, from the start, ``on_detection`` sees (the CLI's
             figures draw the first 10 minutes: an hour's samples are then never held).
-        kwargs: ``thresholds`` and ``median_filters``, as :func:`detect` takes them.
+        names: ``"basename"`` or ``"path"``: how the table names the files.
+        unique_names: refuse two files of the same name (False when each file's events are written apart,
+            as ``detect --per-file`` does).
+        kwargs: ``thresholds``, ``median_filters``, ``min_durations``, as :func:`detect` takes them.
 
     Returns:
         A :class:`DetectionBatch`: the events of every file (:data:`EVENT_COLUMNS`), the detections,
@@ -422,14 +465,16 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
 
     Raises:
         FileNotFoundError, CheckpointError: the model cannot be found or loaded (before any file).
+        ValueError: two files of the same name with ``names="basename"`` (before any file).
     """
     trained = load_model(model, kwargs.pop("kind", None))
     files, failures = expand_inputs(items)
+    name_of = file_names(files, names, unique_names)
     detections, tables = [], []
     for path in tqdm(files, desc="detect", unit="file", disable=not progress):
         try:
             keep = True if keep_audio else seen_seconds if on_detection is not None else False
-            det = detect(path, trained, filename=text_name(path), keep_audio=keep, **kwargs)
+            det = detect(path, trained, filename=name_of[path], keep_audio=keep, **kwargs)
             if on_detection is not None:
                 on_detection(det)
         except (SedError, OSError, ValueError) as e:
