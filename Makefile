@@ -8,17 +8,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= demo
 
-.PHONY: setup demo full test test-fast lint bench clean-runs
+.PHONY: setup demo scenes full test test-fast lint bench clean-runs
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[all]'
 	touch $@
 
 demo: setup
 	$(PY) -m sed_utils run --profile demo
+
+# real ESC-50 only (no DESED): the held-out fold's scenes are the test set (README, "Three profiles")
+scenes: setup
+	$(PY) -m sed_utils run --profile scenes
 
 full: setup
 	$(PY) -m sed_utils run --profile full

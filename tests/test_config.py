@@ -447,3 +447,21 @@ def test_the_defaults_own_keys_are_checked_too(tmp_path, section, old):
     assert path.read_text() != base
     with pytest.raises(ConfigError, match=rf"{section}\.{old.split(':')[0]}"):
         load_config("full", path=path)
+
+
+def test_the_project_is_found_from_the_working_folder(tmp_path, monkeypatch):
+    """A clone (config.yml + notebooks/) holding the working folder wins; SED_PROJECT names one outright;
+    elsewhere an editable install's clone is used (a non-editable one falls back to the working folder:
+    tests/test_install.py)."""
+    from sed_utils.config import find_project_root
+
+    monkeypatch.delenv("SED_PROJECT", raising=False)
+    clone = tmp_path / "my-clone"
+    (clone / "notebooks" / "deep").mkdir(parents=True)
+    (clone / "config.yml").write_text("defaults: {}\n")
+    monkeypatch.chdir(clone / "notebooks" / "deep")
+    assert find_project_root() == clone.resolve()
+    monkeypatch.chdir(tmp_path)  # not a clone: the clone this package is installed from
+    assert find_project_root() == Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("SED_PROJECT", str(clone))
+    assert find_project_root() == clone.resolve()

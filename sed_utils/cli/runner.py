@@ -63,6 +63,9 @@ class NotebookRun:
 def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """The numbered notebooks of the series, in order (``01_...`` to ``NN_...``).
     No notebook: used by the runner."""
+    if not notebook_dir.is_dir():
+        raise SedError(f"{notebook_dir}: no notebooks folder; `run` executes the tutorial's notebooks: work "
+                       f"inside a clone of sed-tutorial, or set SED_PROJECT to the clone's folder")
     found = sorted(p for p in notebook_dir.glob("*.ipynb") if _NUMBERED.match(p.name))
     if not found:
         raise FileNotFoundError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) found")
@@ -260,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m sed_utils", description=__doc__.split("\n\n")[0])
+    installed = Path(sys.argv[0]).name == "sed-utils"  # the console script of a pip install
+    parser = argparse.ArgumentParser(prog="sed-utils" if installed else "python -m sed_utils",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of expected errors too (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -3,13 +3,15 @@
 ``settings``: the sections by concept (data, features, augmentation, training, models, post-processing,
 evaluation) and :class:`Config`; ``loader``: :func:`load_config` (defaults <- profile <- overrides <-
 environment; keys of the earlier layout refused with where they went); ``rules``: one range rule per
-field; ``runs``: :class:`RunPaths`, every file a run writes.
+field; ``runs``: :class:`RunPaths`, every file a run writes. :func:`find_project_root`: where
+``config.yml``, ``notebooks/`` and ``runs/`` are (a clone, or the working folder of an installed package).
 """
 
 from sed_utils.config.loader import MOVED, load_config, parse_override
 from sed_utils.config.rules import ESC50_FOLDS
 from sed_utils.config.runs import RunPaths
 from sed_utils.config.settings import (
+    PROJECT_ENV,
     REPO_ROOT,
     AudioConfig,
     AugmentConfig,
@@ -23,6 +25,7 @@ from sed_utils.config.settings import (
     PostprocessConfig,
     ScenesConfig,
     TrainConfig,
+    find_project_root,
     key_view,
 )
 from sed_utils.core.errors import ConfigError
@@ -30,4 +33,4 @@ from sed_utils.core.errors import ConfigError
 __all__ = ["Config", "ConfigError", "load_config", "parse_override", "MOVED", "ESC50_FOLDS", "REPO_ROOT",
            "RunPaths", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
-           "key_view"]
+           "key_view", "PROJECT_ENV", "find_project_root"]

@@ -245,7 +245,9 @@ def _read(cfg_path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise ConfigError(f"{cfg_path}: config file not found") from e
+        hint = ("; the tutorial's config.yml is in a clone of sed-tutorial: work inside one, or set "
+                "SED_CONFIG (or SED_PROJECT, the clone's folder)") if cfg_path == DEFAULT_CONFIG_PATH else ""
+        raise ConfigError(f"{cfg_path}: config file not found{hint}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{cfg_path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
                           "save it as UTF-8") from e

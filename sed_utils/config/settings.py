@@ -12,19 +12,52 @@ what each model trains on (``models.<kind>``), the post-processing chosen on val
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sed_utils.config.runs import RunPaths
 
-__all__ = ["REPO_ROOT", "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
+__all__ = ["REPO_ROOT", "PROJECT_ENV", "find_project_root",
+           "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
            "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS", "REFERENCES",
            "PRECISIONS", "TARGETS", "CLIP_POOLS", "KEY_NEUTRAL", "key_view"]
 
-#: The repository holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Names the tutorial's folder explicitly (see :func:`find_project_root`).
+PROJECT_ENV = "SED_PROJECT"
+
+
+def _is_project(folder: Path) -> bool:
+    return (folder / "config.yml").is_file() and (folder / "notebooks").is_dir()
+
+
+def find_project_root() -> Path:
+    """The tutorial's folder, holding ``config.yml``, ``notebooks/`` and (by default) ``runs/`` (every
+    notebook, the command line).
+
+    In order: ``$SED_PROJECT``; the working directory or its nearest parent that holds ``config.yml`` and
+    ``notebooks/`` (a clone of sed-tutorial: a notebook runs from ``notebooks/``, the command line from
+    anywhere inside); the clone an editable install points into; else the working directory. A
+    non-editable install (``pip install .``, the ``sed-utils`` command) used outside a clone thus reads
+    ``runs/`` under the working directory, and ``run`` / ``download`` say that they need a clone.
+    """
+    if os.environ.get(PROJECT_ENV):
+        return Path(os.environ[PROJECT_ENV]).resolve()
+    package_parent = Path(__file__).resolve().parents[2]
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the working directory was deleted
+        return package_parent
+    for folder in [cwd, *cwd.parents]:
+        if _is_project(folder):
+            return folder
+    return package_parent if _is_project(package_parent) else cwd
+
+
+#: The tutorial's folder, found once at import (:func:`find_project_root`).
+REPO_ROOT = find_project_root()
 
 #: How the scenes' target events are laid out: see ``scene_recipe`` in config.yml.
 SCENE_RECIPES = ("uniform", "desed_like")

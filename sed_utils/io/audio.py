@@ -1,7 +1,7 @@
 """Reading and writing audio, and the resampling cache.
 
-Why soundfile and not ``torchaudio.load``: torchaudio 2.11 needs torchcodec for I/O (see
-ENVIRONMENT.md); soundfile reads WAV/FLAC/OGG everywhere. Everything downstream expects float32
+Why soundfile and not ``torchaudio.load``: torchaudio 2.11 needs torchcodec for I/O (README,
+"Environment"); soundfile reads WAV/FLAC/OGG everywhere. Everything downstream expects float32
 mono at ``cfg.audio.sample_rate``, so that conversion happens here, once.
 """
 
@@ -47,9 +47,9 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """
     if orig_sr == target_sr:
         return audio.astype(np.float32, copy=False)
-    import librosa  # imported lazily: librosa's import costs ~1 s and most reads do not need it
+    import soxr  # what librosa.resample(res_type="soxr_hq") calls, without librosa's ~1 s import
 
-    out = librosa.resample(audio.astype(np.float32), orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+    out = soxr.resample(np.asarray(audio, dtype=np.float32), int(orig_sr), int(target_sr), quality="HQ")
     return out.astype(np.float32, copy=False)
 
 
@@ -270,7 +270,7 @@ def _blocks(fh: sf.SoundFile, info: Recording, block_frames: int) -> Iterator[np
     with fh:
         stream = None
         if native != info.sample_rate:
-            import soxr  # librosa's resampler (soxr_hq); imported here, as librosa is in resample()
+            import soxr  # librosa's resampler (soxr_hq), as in resample()
 
             stream = soxr.ResampleStream(native, info.sample_rate, 1, dtype="float32", quality="HQ")
         done = 0

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sed_eval
-from sklearn.metrics import f1_score, multilabel_confusion_matrix, precision_recall_fscore_support
+
+# sed_eval and scikit-learn are imported where they are used: the metrics extra (pip install
+# sed-utils[metrics]) holds them, and a core install that only detects never imports them
 
 __all__ = ["EVENT_COLUMNS", "REFERENCE_NUMBERS", "reference_chunk_f1", "segment_metrics", "event_metrics",
            "per_class_table", "f1_vs_threshold", "choose_thresholds", "macro_f1_at_chosen_thresholds",
@@ -93,6 +94,8 @@ def reference_chunk_f1(
         event_segments_only: drop chunks without any reference event (the original did).
         labels: class names for ``per_class_f1`` (default ``"0"``, ``"1"``...).
     """
+    from sklearn.metrics import f1_score
+
     y_true, probs = _check_pair(y_true, probs, "reference_chunk_f1")
     mask = y_true.sum(axis=1) > 0 if event_segments_only else np.ones(len(y_true), bool)
     yt = y_true[mask]
@@ -163,6 +166,8 @@ def segment_metrics(
         ValueError: ``files`` repeats a file; a table lacks a column, has a label outside ``labels``, a
             file outside ``files`` or an event with offset < onset.
     """
+    import sed_eval
+
     ref_by_file, est_by_file = _events_by_file(reference, estimated, files, labels, "segment_metrics")
     metric = sed_eval.sound_event.SegmentBasedMetrics(list(labels), time_resolution=float(segment_seconds))
     metric.empty_system_output_handling = "zero_score"
@@ -208,6 +213,8 @@ def event_metrics(
     Raises:
         ValueError: as :func:`segment_metrics`.
     """
+    import sed_eval
+
     ref_by_file, est_by_file = _events_by_file(reference, estimated, files, labels, "event_metrics")
     metric = sed_eval.sound_event.EventBasedMetrics(
         list(labels),
@@ -334,6 +341,8 @@ def f1_vs_threshold(
     Raises:
         ValueError: the arrays are not 2-D of one shape, or ``labels`` does not fit their columns.
     """
+    from sklearn.metrics import precision_recall_fscore_support
+
     y_true, probs = _check_pair(y_true, probs, "f1_vs_threshold")
     names = _names(labels, y_true.shape[1])
     rows = []
@@ -390,6 +399,8 @@ def macro_f1_at_chosen_thresholds(
     Returns:
         (macro F1, per-class F1 ``[C]``, the thresholds ``[C]``).
     """
+    from sklearn.metrics import precision_recall_fscore_support
+
     thresholds = choose_thresholds(y_true, probs, grid)
     pred = (np.asarray(probs) >= thresholds[None, :]).astype(int)
     f = precision_recall_fscore_support(np.asarray(y_true).astype(int), pred, average=None, zero_division=0,
@@ -410,6 +421,8 @@ def multilabel_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: list[st
     Raises:
         ValueError: the arrays are not 2-D of one shape.
     """
+    from sklearn.metrics import multilabel_confusion_matrix
+
     y_true, y_pred = _check_pair(y_true, y_pred, "multilabel_confusion")
     mcm = multilabel_confusion_matrix(y_true.astype(int), (y_pred > 0).astype(int))
     return pd.DataFrame(
@@ -492,6 +505,8 @@ def macro_f1(targets: np.ndarray, probs: np.ndarray, threshold: float) -> tuple[
     Returns:
         (macro F1, per-class F1 ``[C]``).
     """
+    from sklearn.metrics import f1_score
+
     pred = (probs >= threshold).astype(int)
     t = targets.astype(int)
     per_class = f1_score(t, pred, average=None, zero_division=0, labels=list(range(t.shape[1])))

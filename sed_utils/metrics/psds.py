@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sed_scores_eval import intersection_based
-from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+# sed_scores_eval is imported where it is used: the metrics extra (pip install sed-utils[metrics]) holds
+# it, and a core install that only detects never imports it
 
 __all__ = ["PSDS_SETTINGS", "ScoreCurves", "score_tables", "psds", "intersection_f1"]
 
@@ -53,6 +54,8 @@ def score_tables(curves: ScoreCurves, labels: list[str]) -> dict[str, pd.DataFra
     Frame ``j`` of a clip spans ``boundaries[j]`` to ``boundaries[j + 1]``: the frame model's 80 ms
     frames, or the chunk model's sliding-window slices.
     """
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
     out = {}
     for name, (bounds, scores) in curves.items():
         bounds, scores = np.asarray(bounds, float), np.asarray(scores, float)
@@ -98,6 +101,8 @@ def psds(curves: ScoreCurves, reference: pd.DataFrame, durations: dict[str, floa
     Returns ``value``, ``per_class`` (each class's own PSDS), ``roc`` (``efpr`` per hour and the
     effective ``tpr``, the curve whose area is ``value``), ``classes_without_reference``.
     """
+    from sed_scores_eval import intersection_based
+
     if setting not in PSDS_SETTINGS:
         raise ValueError(f"setting must be one of {sorted(PSDS_SETTINGS)}, got {setting!r}")
     kept, missing, tables, gt = _usable(curves, reference, labels)
@@ -135,6 +140,8 @@ def intersection_f1(curves: ScoreCurves, reference: pd.DataFrame, labels: list[s
         ValueError: no reference event of any class in these clips, or a curve whose scores and
             boundaries do not fit.
     """
+    from sed_scores_eval import intersection_based
+
     kept, missing, tables, gt = _usable(curves, reference, labels)
     thr = np.broadcast_to(np.asarray(thresholds, float), (len(labels),))
     per_label = {lab: float(thr[labels.index(lab)]) for lab in kept}
