@@ -136,7 +136,7 @@ def test_per_file_outputs_resume_and_read_back(detect_models, tmp_path, capsys):
     stamp = tables[0].stat().st_mtime_ns
     tables[1].unlink()  # an interrupted batch: one output missing
     capsys.readouterr()
-    assert main([*base, "--per-file", "--format", "raven", "--skip-existing"]) == 0
+    assert main([*base[:-1], "--per-file", "--format", "raven", "--skip-existing"]) == 0  # not --quiet
     err = capsys.readouterr().err
     assert "1 recording(s) skipped: their output exists" in err and "1 output(s) written" in err
     assert tables[1].is_file() and tables[0].stat().st_mtime_ns == stamp
@@ -184,3 +184,17 @@ def test_min_duration_drops_short_events_and_a_file_without_events_keeps_its_row
     assert main([*argv, "--min-duration", "60"]) == 0  # every event is shorter than a minute
     back = capsys.readouterr().out
     assert back == "filename\tonset\toffset\tevent_label\tscore\na.wav\t\t\t\t\n"
+
+
+def test_quiet_keeps_warnings_and_errors_only(detect_models, tmp_path, capsys):
+    """``--quiet``: no progress messages; a note on a file (a warning) and the failures still show."""
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    argv = ["detect", str(tmp_path / "silent.wav"), str(tmp_path / "missing.wav"), "--checkpoint",
+            str(detect_models["frame"]), "--out", str(tmp_path / "e.tsv")]
+    assert main([*argv, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "[detect] warning: silent.wav: peak -inf dBFS" in err and "1 file(s) failed" in err
+    assert "frame model" not in err and "post-processing" not in err and "events from" not in err
+    assert main(argv) == 1
+    assert "[detect] frame model" in capsys.readouterr().err  # the default shows them
+    assert main(["-q", *argv]) == 1 and "frame model" not in capsys.readouterr().err  # sed-utils -q detect

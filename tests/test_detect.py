@@ -85,7 +85,7 @@ def good_files(tmp_path_factory):
 def test_every_format_rate_and_layout_gives_the_events_of_threshold_0(models, good_files, tmp_path, capsys):
     out = tmp_path / "events.tsv"
     code = main(["detect", str(good_files), "--checkpoint", str(models["frame"]), "--threshold", "0",
-                 "--out", str(out), "--quiet"])
+                 "--out", str(out)])  # not --quiet: the progress messages are read below
     assert code == 0
     events = pd.read_csv(out, sep="\t")
     assert list(events.columns) == ["filename", "onset", "offset", "event_label", "score"]
@@ -344,8 +344,8 @@ def test_stdout_tsv_and_plots(models, tmp_path, capsys):
     two = ["detect", str(tmp_path / "a.wav"), str(sub / "a.wav"), "--run", str(models["run"])]
     assert main(two) == 2  # by name alone, as DESED names files, the table could not tell them apart
     assert "share the name 'a.wav'" in capsys.readouterr().err and not plots.exists()
-    assert main([*two, "--names", "path", "--model", "chunk", "--threshold", "0", "--plot", str(plots),
-                 "--quiet"]) == 0  # by path: both kept
+    assert main([*two, "--names", "path", "--model", "chunk", "--threshold", "0", "--plot", str(plots)
+                 ]) == 0  # by path: both kept
     captured = capsys.readouterr()
     table = pd.read_csv(io.StringIO(captured.out), sep="\t")
     assert set(table["filename"]) == {str(tmp_path / "a.wav"), str(sub / "a.wav")}
@@ -372,7 +372,7 @@ def test_without_run_or_checkpoint_the_first_trained_run_is_used(models, tmp_pat
 
     monkeypatch.setattr(cli_detect, "REPO_ROOT", tmp_path)  # _model_source looks the runs up from here
     sf.write(tmp_path / "a.wav", _noise(1.0, 16000), 16000)
-    argv = ["detect", str(tmp_path / "a.wav"), "--threshold", "0", "--quiet"]
+    argv = ["detect", str(tmp_path / "a.wav"), "--threshold", "0"]  # not --quiet: which model is said
     assert main(argv) == 2
     assert "no trained model under runs/full, runs/scenes or runs/demo" in capsys.readouterr().err
     for profile, kind in (("demo", "frame"), ("scenes", "chunk")):

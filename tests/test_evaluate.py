@@ -40,11 +40,10 @@ from sed_utils.evaluate import evaluation as evaluation_module
 from sed_utils.features.logmel import Normaliser, build_logmel
 from sed_utils.labels.chunks import build_segments
 from sed_utils.labels.grid import PostProcessing, TimeGrid
+from sed_utils.metrics.confusion import class_confusion, multilabel_confusion
 from sed_utils.metrics.f1 import (
-    class_confusion,
     event_metrics,
     f1_vs_threshold,
-    multilabel_confusion,
     reference_chunk_f1,
     segment_metrics,
 )

@@ -82,7 +82,7 @@ def test_the_installed_command_detects_outside_a_clone_without_the_extras(instal
     _checkpoint(work / "runs" / "demo" / "frame" / "best.pt", "frame", _post())  # a model of this folder
     command = str(installed / "bin" / "sed-utils")
     done = _run(installed, [command, "detect", "kitchen.wav", "--threshold", "0", "--format", "raven",
-                            "--out", "kitchen.Table.1.selections.txt", "--quiet"], work)
+                            "--out", "kitchen.Table.1.selections.txt"], work)
     assert done.returncode == 0, done.stderr
     assert f"using the model of {work / 'runs' / 'demo'}" in done.stderr  # runs/ of the working folder
     assert (work / "kitchen.Table.1.selections.txt").read_text().count("\n") == 6  # header + 5 classes

@@ -225,6 +225,7 @@ def test_metrics_need_no_torch():
     # pure: the metrics import nothing of the package but each other
     assert graph["sed_utils.metrics.f1"] == set()
     assert graph["sed_utils.metrics.psds"] <= {"sed_utils.metrics.f1"}
+    assert graph["sed_utils.metrics.confusion"] <= {"sed_utils.metrics.f1"}
 
 
 def test_public_docstrings_name_their_notebook():

@@ -12,14 +12,13 @@ import pandas as pd
 import pytest
 import sed_eval
 
+from sed_utils.metrics.confusion import class_confusion, multilabel_confusion
 from sed_utils.metrics.f1 import (
     choose_thresholds,
-    class_confusion,
     event_metrics,
     f1_vs_threshold,
     macro_f1,
     macro_f1_at_chosen_thresholds,
-    multilabel_confusion,
     reference_chunk_f1,
     segment_metrics,
 )

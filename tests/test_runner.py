@@ -94,8 +94,13 @@ def test_expected_errors_print_one_line_and_a_hint_not_a_traceback(tmp_path, cap
             "-p", f"download.mirror={empty.as_uri()}"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("[sed_utils] DownloadError: mirror file missing")
+    first_error = next(i for i, line in enumerate(err.splitlines()) if line.startswith("[sed_utils] "))
+    assert "Traceback" not in err
+    assert err.splitlines()[first_error].startswith("[sed_utils] DownloadError: mirror file missing")
     assert "hint: README, 'Data'" in err
+    assert "downloading" in err  # the download's own progress lines (logging) reach the command line
+    assert main(["--quiet", *argv]) == 2
+    assert capsys.readouterr().err.startswith("[sed_utils] DownloadError: ")  # --quiet: the error alone
 
     assert main(["--debug", *argv]) == 2
     assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -16,6 +16,7 @@ waveforms, which training never feeds).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from functools import partial
 
 import numpy as np
@@ -430,7 +431,8 @@ def test_cosine_schedule_lowers_the_learning_rate_to_zero(tmp_path):
         make_cfg(tmp_path, "train.lr_schedule=linear")
 
 
-def test_early_stopping_stops_when_the_selection_score_does_not_improve(tmp_path, capsys):
+def test_early_stopping_stops_when_the_selection_score_does_not_improve(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sed_utils")
     # A validation set without any positive label has macro F1 = 0 whatever the model predicts, so
     # epoch 1 stays the best and, with patience 2, training must stop after epoch 3 of 6.
     data = make_data("chunk")
@@ -441,7 +443,7 @@ def test_early_stopping_stops_when_the_selection_score_does_not_improve(tmp_path
     assert list(result.history["epoch"]) == [1, 2, 3]
     assert list(result.history["valid_chunks_f1"]) == [0.0, 0.0, 0.0]
     assert result.best_epoch == 1 and read_checkpoint(result.checkpoint)["epoch"] == 1
-    assert "Early stopping" in capsys.readouterr().out
+    assert "Early stopping" in caplog.text
 
 
 def test_seeded_runs_repeat_and_another_seed_differs(tmp_path):
@@ -472,14 +474,15 @@ def test_bad_data_is_rejected_with_a_reason(tmp_path):
 
 
 # ---- re-runs -------------------------------------------------------------------------------
-def test_rerun_skips_a_finished_run_and_retrains_only_when_the_model_would_change(tmp_path, capsys):
+def test_rerun_skips_a_finished_run_and_retrains_only_when_the_model_would_change(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sed_utils")
     data = make_data("chunk")
     cfg = make_cfg(tmp_path, "models.chunk.epochs=1")
     first = train(cfg, "chunk", data=data, progress=False)
     mtime = first.checkpoint.stat().st_mtime_ns
-    capsys.readouterr()
+    caplog.clear()
     again = train(cfg, "chunk", data=data, progress=False)
-    assert again.skipped and not first.skipped and "Skipping training" in capsys.readouterr().out
+    assert again.skipped and not first.skipped and "Skipping training" in caplog.text
     assert first.checkpoint.stat().st_mtime_ns == mtime
     assert (again.best_epoch, again.best_score, again.info.key) == (first.best_epoch, first.best_score,
                                                                      first.info.key)
@@ -500,7 +503,8 @@ def test_rerun_skips_a_finished_run_and_retrains_only_when_the_model_would_chang
     assert not changed.skipped and read_checkpoint(changed.checkpoint)["config"]["train"]["lr"] == 0.001
 
 
-def test_a_finished_model_of_the_same_key_is_reused_from_another_run_folder(tmp_path, capsys, monkeypatch):
+def test_a_finished_model_of_the_same_key_is_reused_from_another_run_folder(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="sed_utils")
     """Notebook 07's case: the held-out scenes' model, trained with exactly notebook 05's settings, is
     copied, not trained again; with any difference in its training key it trains."""
     from sed_utils.evaluate import heldout_scenes_config
@@ -517,9 +521,9 @@ def test_a_finished_model_of_the_same_key_is_reused_from_another_run_folder(tmp_
         raise AssertionError("trained although an identical model was there")
 
     monkeypatch.setattr(loop, "_fit", no_training)
-    capsys.readouterr()
+    caplog.clear()
     reused = train(held, "chunk", data=data, progress=False, reuse_from=source)
-    assert "Reusing the chunk model" in capsys.readouterr().out and reused.skipped
+    assert "Reusing the chunk model" in caplog.text and reused.skipped
     assert reused.checkpoint == held.paths.checkpoint("chunk") and reused.checkpoint.is_file()
     assert_same_weights(weights(reused.checkpoint), weights(first.checkpoint))
     other = heldout_scenes_config(make_cfg(tmp_path / "b", "models.chunk.epochs=1", "seed=5"))
@@ -550,16 +554,17 @@ def test_incomplete_checkpoint_is_retrained(tmp_path):
     assert not again.skipped and again.info.complete
 
 
-def test_a_folder_with_an_old_format_checkpoint_is_retrained_with_a_note(tmp_path, capsys):
+def test_a_folder_with_an_old_format_checkpoint_is_retrained_with_a_note(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sed_utils")
     data = make_data("chunk")
     cfg = make_cfg(tmp_path, "models.chunk.epochs=1")
     first = train(cfg, "chunk", data=data, progress=False)
     old = torch.load(first.checkpoint, weights_only=True)
     old["format_version"] = 2  # what the two-stack sed_utils wrote, same config and key
     torch.save(old, first.checkpoint)
-    capsys.readouterr()
+    caplog.clear()
     again = train(cfg, "chunk", data=data, progress=False)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert not again.skipped
     assert "Not reusing the saved model" in out and "format 2" in out and "training again" in out
     assert torch.load(again.checkpoint, weights_only=True)["format_version"] == FORMAT_VERSION
@@ -581,7 +586,7 @@ def interrupt_after(monkeypatch, k: int) -> None:
 
 
 @pytest.mark.parametrize(("kind", "k"), [("chunk", 1), ("frame", 2)])
-def test_an_interrupted_run_resumes_to_bit_identical_weights(kind, k, tmp_path, monkeypatch, capsys,
+def test_an_interrupted_run_resumes_to_bit_identical_weights(kind, k, tmp_path, monkeypatch, caplog,
                                                              short_runs):
     cfg = make_cfg(tmp_path, f"models.{kind}.epochs={RESUME_EPOCHS}")
     interrupt_after(monkeypatch, k)
@@ -592,10 +597,11 @@ def test_an_interrupted_run_resumes_to_bit_identical_weights(kind, k, tmp_path, 
     assert read_checkpoint(best)["complete"] is False  # a re-run must not take it for a finished one
     assert torch.load(last, weights_only=True)["epoch"] == k
     assert len(pd.read_csv(cfg.paths.history(kind))) == k
-    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="sed_utils")
 
     resumed = train(cfg, kind, data=resume_data(kind), progress=False)  # as a re-run notebook builds it anew
-    assert f"Resuming {kind} training after epoch {k}" in capsys.readouterr().out
+    assert f"Resuming {kind} training after epoch {k}" in caplog.text
     assert resumed.resumed_from == k and not resumed.skipped and resumed.info.complete
     full = short_runs[kind][1]
     assert_same_weights(weights(resumed.checkpoint), weights(full.checkpoint))

@@ -37,6 +37,7 @@ Decisions, so that a batch behaves predictably:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ from sed_utils.core.errors import SedError
 # sed_utils.detection (torch) is imported inside the functions that need it
 
 __all__ = ["add_detect_parser", "run_detect", "parse_overrides"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RUNS = ("full", "scenes", "demo")
 #: ``--plot`` draws the log-mel of each recording's first 10 minutes (its scores and events in full).
@@ -88,7 +91,8 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for the model (default: torch's, one per core; on a busy machine 1 "
                         "can be several times faster)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, no progress messages: warnings, errors and failed files only")
     return p
 
 
@@ -152,7 +156,7 @@ def _model_source(args: argparse.Namespace) -> Path:
         raise FileNotFoundError("no trained model under runs/full, runs/scenes or runs/demo: train one "
                                 "(make demo, or notebook 05 / 08), or give --run DIR or --checkpoint FILE")
     folder = next((f for f, complete in found if complete), found[0][0])
-    print(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)", file=sys.stderr)
+    log.info(f"[detect] using the model of {folder} (--run or --checkpoint chooses another)")
     return folder
 
 
@@ -306,8 +310,7 @@ def _write_batch(args: argparse.Namespace, batch: Any) -> int:
     except OSError as e:  # a full disk, a folder made read-only during the batch
         print(f"[detect] error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}",
-          file=sys.stderr)
+    log.info(f"[detect] {len(batch.events)} events from {len(batch.detections)} file(s) -> {args.out}")
     return 0
 
 
@@ -320,26 +323,25 @@ def _run_detect(args: argparse.Namespace) -> int:
         print(f"[detect] error: {e}", file=sys.stderr)
         return 2
     trained = ready["trained"]
-    print(f"[detect] {trained.kind} model {trained.info.path}", file=sys.stderr)
+    log.info(f"[detect] {trained.kind} model {trained.info.path}")
     if not trained.info.complete:
-        print(f"[detect] warning: this model's training has not finished (still running, or interrupted: "
-              f"its best epoch so far, {trained.info.epoch}, is used); re-run the training to finish it",
-              file=sys.stderr)
+        log.warning(f"[detect] this model's training has not finished (still running, or interrupted: its "
+                    f"best epoch so far, {trained.info.epoch}, is used); re-run the training to finish it")
     if ready["skipped"]:
-        print(f"[detect] {len(ready['skipped'])} recording(s) skipped: their output exists (--skip-existing)",
-              file=sys.stderr)
+        log.info(f"[detect] {len(ready['skipped'])} recording(s) skipped: their output exists "
+                 "(--skip-existing)")
     batch = detect_files(ready["files"], trained, progress=not args.quiet,
                          on_detection=_callbacks(args, ready), seen_seconds=PLOT_SECONDS, names=args.names,
                          unique_names=not args.per_file, **ready["post"])
     failures = ready["missing"] + batch.failures
     if batch.detections:
-        print(f"[detect] post-processing: {batch.detections[0].source}", file=sys.stderr)
+        log.info(f"[detect] post-processing: {batch.detections[0].source}")
         for det in batch.detections:
             for note in det.notes:
-                print(f"[detect] {det.filename}: {note}", file=sys.stderr)
+                log.warning(f"[detect] {det.filename}: {note}")
         if args.per_file:
             where = f"in {args.out}" if args.out is not None else "beside each recording"
-            print(f"[detect] {len(batch.detections)} output(s) written {where}", file=sys.stderr)
+            log.info(f"[detect] {len(batch.detections)} output(s) written {where}")
         elif _write_batch(args, batch):
             return 1
     if failures:

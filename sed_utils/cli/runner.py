@@ -10,6 +10,7 @@ failing cell and says which notebook and which cell, and ``--from 03`` resumes f
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -32,9 +33,11 @@ from sed_utils.core.errors import (
     NotebookFailed,
     SedError,
 )
+from sed_utils.core.logs import configure_logging
 from sed_utils.core.progress import PLAIN_PROGRESS_ENV
 from sed_utils.data.registry import prepare_datasets
 
+logger = logging.getLogger(__name__)
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Set to 1 (or pass --debug) to see the traceback of an expected error too.
 DEBUG_ENV = "SED_DEBUG"
@@ -133,7 +136,7 @@ def run_series(
     notebook_dir: Path = NOTEBOOK_DIR,
     kernel_name: str = "python3",
     cell_timeout: int | None = 1800,
-    log=print,
+    log=None,
 ) -> list[NotebookRun]:
     """Execute the notebooks in order; raise :class:`NotebookFailed` at the first failing cell
     (no notebook: ``python -m sed_utils run``).
@@ -146,7 +149,8 @@ def run_series(
         notebook_dir: where the numbered notebooks are.
         kernel_name: the Jupyter kernel that runs them.
         cell_timeout: seconds one cell may run (None: no limit).
-        log: called with a line when each notebook starts and when it is done.
+        log: called with a line when each notebook starts and when it is done (default: this module's
+            logger, at INFO).
 
     Returns:
         One :class:`NotebookRun` per executed notebook. A ``timings.json`` next to the executed
@@ -168,7 +172,8 @@ def run_series(
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     with _kernel_environment():
         for nb_path in chosen:
-            runs.append(_run_one(nb_path, out_dir, profile, overrides, kernel_name, cell_timeout, log))
+            runs.append(_run_one(nb_path, out_dir, profile, overrides, kernel_name, cell_timeout,
+                                 log or logger.info))
             timings[nb_path.name] = round(runs[-1].seconds, 1)
             atomic.write_json(timings_path, timings)
     return runs
@@ -268,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of expected errors too (or set {DEBUG_ENV}=1)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (debug)")
+    parser.add_argument("-q", "--quiet", dest="quiet_all", action="store_true",
+                        help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebook series with papermill")
     run.add_argument("--profile", default="demo", help="config profile: demo (synthetic, offline) or full")
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_detect_parser(sub)
     args = parser.parse_args(argv)
+    configure_logging(args.verbose - int(args.quiet_all or getattr(args, "quiet", False)), sys.stderr)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return _dispatch(args)
@@ -302,5 +311,6 @@ def _dispatch(args) -> int:
     t0 = time.perf_counter()
     runs = run_series(args.profile, args.overrides, start=args.start, stop=args.stop, output_dir=args.output)
     total = time.perf_counter() - t0
-    print(f"[sed_utils] {len(runs)} notebooks in {total:.0f} s; executed copies in {runs[-1].output.parent}")
+    logger.info(f"[sed_utils] {len(runs)} notebooks in {total:.0f} s; executed copies in "
+                f"{runs[-1].output.parent}")
     return 0

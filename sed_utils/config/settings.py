@@ -34,8 +34,8 @@ def _is_project(folder: Path) -> bool:
 
 
 def find_project_root() -> Path:
-    """The tutorial's folder, holding ``config.yml``, ``notebooks/`` and (by default) ``runs/`` (every
-    notebook, the command line).
+    """The tutorial's folder, holding ``config.yml``, ``notebooks/`` and (by default) ``runs/``
+    (every notebook, the command line).
 
     In order: ``$SED_PROJECT``; the working directory or its nearest parent that holds ``config.yml`` and
     ``notebooks/`` (a clone of sed-tutorial: a notebook runs from ``notebooks/``, the command line from

@@ -55,14 +55,8 @@ from sed_utils.labels.grid import (
     segments_to_events,
     smooth_curves,
 )
-from sed_utils.metrics.f1 import (
-    REFERENCE_NUMBERS,
-    class_confusion,
-    event_metrics,
-    multilabel_confusion,
-    reference_chunk_f1,
-    segment_metrics,
-)
+from sed_utils.metrics.confusion import class_confusion, multilabel_confusion
+from sed_utils.metrics.f1 import REFERENCE_NUMBERS, event_metrics, reference_chunk_f1, segment_metrics
 from sed_utils.metrics.psds import intersection_f1, psds
 from sed_utils.models.checkpoint import TrainedModel, load_trained, store_post_processing
 

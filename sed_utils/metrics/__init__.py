@@ -1,20 +1,19 @@
 """Metrics: pure functions over arrays and event tables (no torch), checkable by hand.
 
 ``f1``: the original project's chunk F1, sed_eval's segment- and event-based metrics, thresholds that
-maximise F1, confusion counts. ``psds``: PSDS1/PSDS2 and intersection-based F1 of score curves
+maximise F1; ``confusion``: confusion counts. ``psds``: PSDS1/PSDS2 and intersection-based F1 of score curves
 (sed_scores_eval). Used in notebooks 05, 06 and 08.
 """
 
+from sed_utils.metrics.confusion import class_confusion, multilabel_confusion
 from sed_utils.metrics.f1 import (
     EVENT_COLUMNS,
     REFERENCE_NUMBERS,
     choose_thresholds,
-    class_confusion,
     event_metrics,
     f1_vs_threshold,
     macro_f1,
     macro_f1_at_chosen_thresholds,
-    multilabel_confusion,
     per_class_table,
     reference_chunk_f1,
     segment_metrics,

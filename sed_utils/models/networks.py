@@ -24,6 +24,7 @@ as in PANNs and the DCASE baselines) gives the clip-level output, so clip labels
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.error
 from pathlib import Path
@@ -32,6 +33,8 @@ import pandas as pd
 import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_resnet18", "cached_weights_path", "ResNetTagger", "FrameResNet", "FrameResNetGRU",
            "count_parameters",
@@ -76,8 +79,9 @@ def build_resnet18(n_classes: int, *, pretrained: bool = False) -> nn.Module:
             state = _imagenet_state_dict()
         except (urllib.error.URLError, OSError, RuntimeError) as e:
             name = os.path.basename(ResNet18_Weights.IMAGENET1K_V1.url)
-            print(f"ImageNet weights could not be downloaded ({type(e).__name__}: {e}); training from random "
-                  f"initialisation. To use them offline, copy {name} to {cached_weights_path()}.")
+            log.warning(f"ImageNet weights could not be downloaded ({type(e).__name__}: {e}); training from "
+                        f"random initialisation. To use them offline, copy {name} to "
+                        f"{cached_weights_path()}.")
         else:
             model.load_state_dict(state)
             loaded = True

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from sed_utils.labels.grid import PostProcessing, ScoreCurves, TimeGrid
-from sed_utils.metrics.f1 import NONE_LABEL
+from sed_utils.metrics.confusion import NONE_LABEL
 from sed_utils.plots.style import label_colors, legend_outside
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +50,8 @@ from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
 from sed_utils.train.data import TrainingData, training_data
 from sed_utils.train.examples import ExampleDataset, Examples
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TrainResult", "EarlyStopping", "training_key", "fit_epoch", "validate", "train"]
 
@@ -317,7 +320,7 @@ def _resume(path: Path, run: _Run) -> tuple[int, list[dict], EarlyStopping, floa
         run.loader.generator.set_state(state["loader_rng"])
         run.dataset.set_rng_state(state["data_rng"])
     except (RuntimeError, KeyError, TypeError, ValueError, OSError, EOFError) as e:
-        print(f"Not resuming from {path} ({type(e).__name__}: {e}); training from the start.")
+        log.warning(f"Not resuming from {path} ({type(e).__name__}: {e}); training from the start.")
         return None
     stopper = EarlyStopping(**state["stopper"])
     return int(state["epoch"]), list(state["history"]), stopper, float(state["seconds"])
@@ -327,8 +330,8 @@ def _report(run: _Run, epoch: int, epochs: int, row: dict[str, Any], improved: b
     sets = "  ".join(f"{name} loss {row[f'valid_{name}_loss']:.4f} F1 {row[f'valid_{name}_f1']:.3f}"
                      for name in sorted(n[6:-3] for n in row if n.startswith("valid_") and n.endswith("_f1")
                                         and not n.startswith("valid_f1_")))
-    print(f"{run.kind.name} epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f}  valid {sets}"
-          f"{'  (best so far, saved)' if improved else ''}  [{row['seconds']:.1f} s]")
+    log.info(f"{run.kind.name} epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f}  valid {sets}"
+             f"{'  (best so far, saved)' if improved else ''}  [{row['seconds']:.1f} s]")
 
 
 def _fit(cfg: Config, k: ModelKind, data: TrainingData, key: str, *, progress: bool,
@@ -342,7 +345,7 @@ def _fit(cfg: Config, k: ModelKind, data: TrainingData, key: str, *, progress: b
         resumed = _resume(last_path, run)
         if resumed is not None:
             done, rows, stopper, seconds = resumed
-            print(f"Resuming {k.name} training after epoch {done} of {settings.epochs} ({last_path}).")
+            log.info(f"Resuming {k.name} training after epoch {done} of {settings.epochs} ({last_path}).")
         else:  # a restore that failed halfway may have changed the run: start it afresh
             run = _start(cfg, k, data, key, device)
     batch = settings.batch_size * 2
@@ -369,8 +372,8 @@ def _fit(cfg: Config, k: ModelKind, data: TrainingData, key: str, *, progress: b
         if progress:
             _report(run, epoch, settings.epochs, row, improved)
         if stopper.should_stop and progress:
-            print(f"Early stopping: no better validation {run.select} F1 for {cfg.train.patience} epochs; "
-                  f"keeping epoch {stopper.best_epoch}.")
+            log.info(f"Early stopping: no better validation {run.select} F1 for {cfg.train.patience} epochs; "
+                     f"keeping epoch {stopper.best_epoch}.")
     # Marked complete last: a run interrupted before this point resumes (or retrains) next time.
     run.model.load_state_dict(read_checkpoint(best_path)["state_dict"])
     save_checkpoint(best_path, run.model, epoch=stopper.best_epoch, best_score=stopper.best_score,
@@ -389,7 +392,7 @@ def _finished(cfg: Config, k: ModelKind, key: str) -> TrainResult | None:
         info = checkpoint_info(read_checkpoint(ckpt_path), ckpt_path)
         history = pd.read_csv(hist_path)
     except CheckpointError as e:
-        print(f"Not reusing the saved model ({e}); training again.")
+        log.warning(f"Not reusing the saved model ({e}); training again.")
         return None
     except (OSError, ValueError):
         return None  # damaged: train again
@@ -433,9 +436,9 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
             done = _finished(cfg, k, key)
             if done is None:
                 return _train_locked(cfg, k, key, data, progress, device)
-    print(f"Found a finished {k.name} model trained with this exact config: {done.checkpoint} (epoch "
-          f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping training; "
-          "delete that folder or change the config to retrain.")
+    log.info(f"Found a finished {k.name} model trained with this exact config: {done.checkpoint} (epoch "
+             f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping "
+             "training; delete that folder or change the config to retrain.")
     return done
 
 
@@ -449,8 +452,8 @@ def _adopt(source: Config, cfg: Config, k: ModelKind, key: str) -> TrainResult |
         for src, dst in ((source.paths.history(k.name), cfg.paths.history(k.name)),
                          (source.paths.checkpoint(k.name), cfg.paths.checkpoint(k.name))):
             atomic.write_bytes(dst, src.read_bytes())
-    print(f"Reusing the {k.name} model of {found.checkpoint}: it was trained with exactly this config "
-          f"(folds {list(cfg.train_folds)} / {list(cfg.valid_folds)}), so training again would repeat it.")
+    log.info(f"Reusing the {k.name} model of {found.checkpoint}: it was trained with exactly this config "
+             f"(folds {list(cfg.train_folds)} / {list(cfg.valid_folds)}), so training again would repeat it.")
     return _finished(cfg, k, key)
 
 
