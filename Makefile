@@ -12,9 +12,9 @@ PROFILE ?= demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e '.[all]'
+	$(PY) -m pip install -c constraints.txt -e '.[all]'
 	touch $@
 
 demo: setup

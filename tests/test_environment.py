@@ -50,3 +50,17 @@ def test_the_core_install_holds_what_detect_imports():
     assert {"torch", "torchvision", "torchaudio", "numpy", "scipy", "soxr", "soundfile", "pandas", "pyyaml",
             "tqdm"} == core
     assert project["scripts"]["sed-utils"] == "sed_utils.cli.runner:main"
+
+
+def test_the_constraints_file_holds_every_pin_of_pyproject():
+    """constraints.txt (make setup installs with it) pins the transitive packages too; it must agree with
+    each direct pin and hold nothing unpinned."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert "==" in line and "@" not in line, f"constraints.txt: {line!r} is not a plain pin"
+            name, version = _normalise(line)
+            pins[name] = version
+    for name, version in pyproject_requirements().items():
+        assert pins.get(name) == version, f"constraints.txt {name} {pins.get(name)}, pyproject {version}"
+    assert "sed-utils" not in pins
