@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     dl.add_argument("--profile", default="full")
     dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_detect_parser(sub)
+    doc = sub.add_parser("doctor", help="check your own annotated dataset before training on it")
+    doc.add_argument("data", type=Path, help="the dataset's folder (layout: sed_utils.labels.own_dataset)")
+    doc.add_argument("--seed", type=int, default=0, help="the split's seed")
     args = parser.parse_args(argv)
     configure_logging(args.verbose - int(args.quiet_all or getattr(args, "quiet", False)), sys.stderr)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -298,9 +301,37 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(e, debug=debug)
 
 
+def _doctor(data: Path, seed: int) -> int:
+    """``doctor DATA``: the classes, the split and every finding; 2 when something must be fixed."""
+    from sed_utils.labels.own_dataset import SPLITS, class_table, scan_dataset, split_recordings
+
+    ds = scan_dataset(data)
+    table = class_table(ds)
+    if ds.fatal:
+        print(table.to_string(float_format="%.1f"))
+    else:
+        split = split_recordings(ds, seed=seed)
+        per_split = (ds.events.merge(split, left_on="filename", right_index=True)
+                     .drop_duplicates(["filename", "event_label"])
+                     .pivot_table(index="event_label", columns="split", values="filename", aggfunc="count",
+                                  fill_value=0)
+                     .reindex(columns=list(SPLITS), fill_value=0))
+        print(table.join(per_split.add_prefix("recordings in ")).to_string(float_format="%.1f"))
+        print(f"{len(ds.recordings)} recordings ({(ds.recordings['kind'] == 'negative').sum()} negatives), "
+              f"{ds.recordings['seconds'].sum() / 60:.1f} min; split by recording, seed {seed}")
+    for problem in ds.problems:
+        print(problem)
+    if ds.fatal:
+        print(f"{len(ds.fatal)} problem(s) to fix before training")
+        return 2
+    return 0
+
+
 def _dispatch(args) -> int:
     if args.command == "detect":
         return run_detect(args)
+    if args.command == "doctor":
+        return _doctor(args.data, args.seed)
 
     if args.command == "download":
         cfg = load_config(args.profile, args.overrides)

@@ -29,7 +29,7 @@ import pandas as pd
 from sed_utils.config.runs import RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError, SedError
 from sed_utils.core.progress import tqdm
-from sed_utils.io.audio import Tap, check_sample_rate, check_samples, open_recording, resample
+from sed_utils.io.audio import AUDIO_SUFFIXES, Tap, check_sample_rate, check_samples, open_recording, resample
 from sed_utils.labels.grid import PostProcessing, TimeGrid
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 from sed_utils.models.curves import model_device
@@ -39,8 +39,6 @@ __all__ = ["AUDIO_SUFFIXES", "PREFERRED_KINDS", "EVENT_COLUMNS", "Detection", "D
            "find_checkpoint", "load_model", "level_note", "array_samples", "text_name", "post_processing_of",
            "detect", "expand_inputs", "detect_files", "detection_logmel"]
 
-#: File endings a folder is searched for (libsndfile's common formats).
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 #: Which model of a run folder ``detect`` uses when none is named: the event detector first.
 PREFERRED_KINDS = ("frame", "chunk")
 #: Clips shorter than this are zero-padded to it: the chunk model's window, and enough context for

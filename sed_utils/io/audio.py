@@ -21,10 +21,12 @@ import soundfile as sf
 from sed_utils.core import atomic
 from sed_utils.core.errors import AudioError
 
-__all__ = ["AudioError", "read_audio", "write_wav", "cached_resampled", "resample", "Recording",
-           "read_recording", "open_recording", "Tap", "check_samples", "check_sample_rate", "MIN_SAMPLE_RATE",
-           "MAX_SAMPLE_RATE", "MAX_AMPLITUDE"]
+__all__ = ["AUDIO_SUFFIXES", "AudioError", "read_audio", "write_wav", "cached_resampled", "resample",
+           "Recording", "read_recording", "open_recording", "Tap", "check_samples", "check_sample_rate",
+           "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE", "MAX_AMPLITUDE"]
 
+#: The suffixes of the audio files a folder is searched for (what libsndfile decodes).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 #: Sample rates a recording may declare, in Hz. Outside them a header is damaged (a 1 MB WAV that says
 #: 1 Hz would be resampled into ~30 GiB); 768 kHz is the highest rate audio interfaces record.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000

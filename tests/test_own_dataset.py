@@ -1,0 +1,126 @@
+"""A user's own dataset (the own-sounds issue): found in its folder, every doctor finding caught on a
+hand-made broken dataset with file and line, and the split by recording."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sed_utils.cli.runner import main
+from sed_utils.core.errors import DatasetError
+from sed_utils.labels.own_dataset import MIN_PER_CLASS, SPLITS, class_table, scan_dataset, split_recordings
+
+SR = 16000
+
+
+def _wav(path, seconds):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(int(seconds * SR), np.float32), SR)
+
+
+def _dataset(root):
+    """A clean dataset: dog, doorbell, kettle in 3+ recordings each, every layout once."""
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("dog\ndoorbell\nkettle\n")
+    _wav(root / "recordings" / "r1.wav", 10)
+    (root / "recordings" / "r1.txt").write_text("1.0\t2.0\tdog\n\\\t100\t3000\n3.0\t4.0\tdoorbell\n")
+    _wav(root / "recordings" / "r2.flac", 10)
+    (root / "recordings" / "r2.Table.1.selections.txt").write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)\t"
+        "Annotation\r\n"
+        "1\tWaveform 1\t1\t0.5\t1.5\t0\t8000\tdog\r\n1\tSpectrogram 1\t1\t0.5\t1.5\t0\t8000\tdog\r\n"
+        "2\tSpectrogram 1\t1\t6\t8\t0\t8000\tkettle\r\n")
+    _wav(root / "long" / "r3.wav", 20)
+    _wav(root / "long" / "r4.wav", 20)
+    (root / "labels.tsv").write_text("filename\tonset\toffset\tevent_label\nr3.wav\t2\t5\tkettle\n"
+                                     "long/r3.wav\t9\t9.5\tdoorbell\nr4.wav\t\t\t\n")
+    for label, n in (("dog", 2), ("doorbell", 2), ("kettle", 1)):
+        for i in range(n):
+            _wav(root / "clips" / label / f"{label}{i}.wav", 2)
+    _wav(root / "negatives" / "street.wav", 5)
+    return root
+
+
+def test_a_clean_dataset_is_read_from_every_layout(tmp_path):
+    ds = scan_dataset(_dataset(tmp_path / "data"))
+    assert ds.fatal == [] and ds.classes == ["dog", "doorbell", "kettle"]
+    kinds = dict(zip(ds.recordings["filename"], ds.recordings["kind"], strict=True))
+    assert kinds["recordings/r1.wav"] == kinds["recordings/r2.flac"] == kinds["long/r3.wav"] == "strong"
+    assert kinds["long/r4.wav"] == "strong" and kinds["negatives/street.wav"] == "negative"  # no events
+    assert kinds["clips/dog/dog0.wav"] == "clip"
+    table = class_table(ds)
+    assert table.loc["dog", "recordings"] == 4 and table.loc["dog", "events"] == 4  # r1, r2 (once), 2 clips
+    assert table.loc["kettle", "seconds"] == pytest.approx(2 + 3 + 2)
+    r3 = ds.events[ds.events["filename"] == "long/r3.wav"]
+    assert sorted(r3["event_label"]) == ["doorbell", "kettle"]  # by name alone and by path
+    sources = ds.events[ds.events["filename"] == "recordings/r1.wav"]["source"].tolist()
+    assert sources == ["recordings/r1.txt line 1", "recordings/r1.txt line 3"]
+
+
+@pytest.mark.parametrize("break_it, fatal, words", [
+    (lambda r: (r / "recordings" / "r1.txt").write_text("1.0\t2.0\tdgo\n"), True,
+     "recordings/r1.txt line 1: label 'dgo' is not in classes.txt; did you mean 'dog'?"),
+    (lambda r: (r / "recordings" / "r1.txt").write_text("9.0\t12.0\tdog\n"), True,
+     "recordings/r1.txt line 1: dog 9-12 s lies outside recordings/r1.wav (0-10.00 s)"),
+    (lambda r: (r / "recordings" / "r1.txt").write_text("5\t5\tdoorbell\n"), True,
+     "recordings/r1.txt line 1: onset 5 s is not before offset 5 s"),
+    (lambda r: (r / "recordings" / "r1.txt").write_text("1\t2\tdog\n1.5\t2.5\tdog\n"), False,
+     "recordings/r1.txt line 2: dog overlaps the event of recordings/r1.txt line 1: merged into one"),
+    (lambda r: (r / "recordings" / "r1.txt").write_text("1\tabc\tdog\n"), True,
+     "recordings/r1.txt line 1: end 'abc' is not a number"),
+    (lambda r: (r / "labels.tsv").write_text("filename\tonset\toffset\tevent_label\nghost.wav\t1\t2\tdog\n"),
+     True, "labels.tsv: names 'ghost.wav', which is not an audio file"),
+    (lambda r: ((r / "recordings" / "bad.wav").write_bytes(b"RIFF junk"),
+                (r / "recordings" / "bad.txt").write_text("1\t2\tdog\n")), True,
+     "recordings/bad.wav: cannot read the audio"),
+    (lambda r: _wav(r / "stray.wav", 1), False, "stray.wav: no labels beside it and not under negatives/"),
+])
+def test_each_finding_names_its_file_and_line(tmp_path, break_it, fatal, words):
+    root = _dataset(tmp_path / "data")
+    break_it(root)
+    ds = scan_dataset(root)
+    found = [p for p in ds.problems if words in str(p)]
+    assert len(found) == 1 and found[0].fatal is fatal, [str(p) for p in ds.problems]
+    if fatal:
+        with pytest.raises(DatasetError, match="problem\\(s\\) to fix before training"):
+            ds.check()
+
+
+def test_a_class_too_small_to_split_is_refused_and_a_misspelling_named(tmp_path):
+    root = _dataset(tmp_path / "data")
+    (root / "classes.txt").unlink()  # the labels found are the classes
+    (root / "recordings" / "r1.txt").write_text("1\t2\tdogg\n3\t4\tdoorbell\n")
+    ds = scan_dataset(root)
+    assert ds.classes == ["dog", "dogg", "doorbell", "kettle"]
+    msgs = [str(p) for p in ds.fatal]
+    assert msgs == [f"error: class 'dogg': 1 recording(s); a class needs {MIN_PER_CLASS} (train, validation, "
+                    "test): a misspelling of 'dog'?"]
+
+
+def test_the_split_keeps_each_recording_whole_and_each_class_in_every_split(tmp_path):
+    root = _dataset(tmp_path / "data")
+    for i in range(12):  # more dog recordings, so the shares can follow the fractions
+        _wav(root / "clips" / "dog" / f"more{i}.wav", 1)
+    ds = scan_dataset(root)
+    split = split_recordings(ds, seed=3)
+    assert split.index.is_unique and set(split.index) == set(ds.recordings["filename"])  # each one once
+    with_split = ds.events.merge(split, left_on="filename", right_index=True)
+    for label in ds.classes:
+        assert set(with_split[with_split["event_label"] == label]["split"]) == set(SPLITS), label
+    dogs = with_split[with_split["event_label"] == "dog"].drop_duplicates("filename")["split"].value_counts()
+    assert dogs["train"] >= 2 * dogs["test"]  # 70 / 15 / 15
+    assert split.equals(split_recordings(ds, seed=3)) and not split.equals(split_recordings(ds, seed=4))
+    (root / "split.tsv").write_text("recordings/r1.wav\ttest\n")
+    assert split_recordings(ds, seed=3)["recordings/r1.wav"] == "test"  # the user's own split wins
+    (root / "split.tsv").write_text("recordings/r1.wav\ttesting\n")
+    with pytest.raises(DatasetError, match="split.tsv line 1: split 'testing'"):
+        split_recordings(ds)
+
+
+def test_doctor_command_prints_the_table_and_exits_2_on_a_fatal_problem(tmp_path, capsys):
+    root = _dataset(tmp_path / "data")
+    assert main(["doctor", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "dog" in out and "kettle" in out and "train" in out
+    (root / "recordings" / "r1.txt").write_text("1.0\t2.0\tdgo\n")
+    assert main(["doctor", str(root)]) == 2
+    assert "did you mean 'dog'?" in capsys.readouterr().out
