@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -37,7 +38,7 @@ def cfg(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_frame_model_end_to_end(cfg, monkeypatch, capsys):
+def test_frame_model_end_to_end(cfg, monkeypatch, caplog):
     assert (cfg.train_folds, cfg.valid_folds, cfg.folds.scenes_test) == ((1, 2, 3), (4,), (5,))
     data = training_data(cfg, "frame", progress=False)
     ex = data.train.examples
@@ -68,9 +69,9 @@ def test_frame_model_end_to_end(cfg, monkeypatch, capsys):
     result = train(cfg, "frame", data=data, progress=False)
     assert result.resumed_from == 1 and not result.skipped and len(result.history) == 2
     assert result.info.key == training_key(cfg, "frame") and not cfg.paths.last_state("frame").exists()
-    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="sed_utils")
     again = train(cfg, "frame", progress=False)  # no data given: a finished run needs none
-    assert again.skipped and "Skipping training" in capsys.readouterr().out
+    assert again.skipped and "Skipping training" in caplog.text
 
     ev = evaluate(cfg, "frame", progress=False)
     saved = json.loads(cfg.paths.results("frame").read_text())

@@ -124,3 +124,72 @@ def test_doctor_command_prints_the_table_and_exits_2_on_a_fatal_problem(tmp_path
     (root / "recordings" / "r1.txt").write_text("1.0\t2.0\tdgo\n")
     assert main(["doctor", str(root)]) == 2
     assert "did you mean 'dog'?" in capsys.readouterr().out
+
+
+# ---- training on your own sounds ----------------------------------------------------------------------
+def _sound(kind, seconds):
+    t = np.arange(int(seconds * SR)) / SR
+    if kind == "beep":
+        return 0.3 * np.sin(2 * np.pi * 1000 * t)
+    return 0.3 * np.sin(2 * np.pi * np.cumsum(500 + 2500 * t / seconds) / SR)  # chirp: a rising sweep
+
+
+def _generated(root, n=12, seconds=20.0, seed=0):
+    """Recordings of noise with beeps and chirps, each with its Audacity label track; 3 negatives."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        x = 0.03 * rng.standard_normal(int(seconds * SR))
+        lines = []
+        for kind, at in (("beep", rng.uniform(0.5, 8)), ("chirp", rng.uniform(10, 17))):
+            length = rng.uniform(0.6, 1.5)
+            piece = _sound(kind, length)
+            x[int(at * SR):int(at * SR) + len(piece)] += piece
+            lines.append(f"{at:.3f}\t{at + length:.3f}\t{kind}\n")
+        (root / "field").mkdir(parents=True, exist_ok=True)
+        sf.write(root / "field" / f"rec{i:02d}.wav", x.astype(np.float32), SR)
+        (root / "field" / f"rec{i:02d}.txt").write_text("".join(lines))
+    for j in range(3):
+        _wav(root / "negatives" / f"quiet{j}.wav", 10)
+    return root
+
+
+@pytest.mark.slow
+def test_train_on_your_own_sounds_end_to_end(tmp_path, caplog):
+    """doctor -> split -> train (1 epoch) -> post-processing chosen on validation -> report on test ->
+    detect --run: the whole own-sounds path on generated audio, in about a minute."""
+    import json
+    import logging
+
+    from sed_utils.evaluate.own_sounds import train_own
+    from sed_utils.models import load_trained
+
+    root = _generated(tmp_path / "data")
+    out = tmp_path / "runs" / "mine"
+    argv = ["train", str(root), "--out", str(out), "-p", "models.frame.epochs=1", "-p",
+            "models.frame.batch_size=8", "-p", "train.lr=0.002", "-p", "train.lr_schedule=constant",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    split = report["split"]
+    assert sum(split.values()) == 15 and min(split.values()) >= 2 and report["recordings"] == split["test"]
+    for key in ("event_f1", "segment_f1", "psds1"):
+        assert 0.0 <= report[key] <= 1.0
+    trained = load_trained(out / "frame" / "best.pt")
+    assert list(trained.labels) == ["beep", "chirp"]
+    assert trained.info.post_processing.chosen_on == f"{split['valid']} validation recordings of data"
+    assert main(["detect", str(root / "field" / "rec00.wav"), "--run", str(out), "--quiet"]) == 0
+    caplog.set_level(logging.INFO, logger="sed_utils")
+    ds = scan_dataset(root)
+    overrides = [a for a in argv if "=" in a]
+    again = train_own(ds, out, overrides=overrides, progress=False, device="cpu")
+    assert "Skipping training" in caplog.text and again.checkpoint == out / "frame" / "best.pt"  # same data
+
+
+def test_a_dataset_the_doctor_refuses_trains_nothing(tmp_path):
+    from sed_utils.evaluate.own_sounds import train_own
+
+    root = _dataset(tmp_path / "data")
+    (root / "recordings" / "r1.txt").write_text("1.0\t2.0\tdgo\n")
+    with pytest.raises(DatasetError, match="did you mean 'dog'"):
+        train_own(scan_dataset(root), tmp_path / "runs" / "mine")
+    assert not (tmp_path / "runs").exists()

@@ -292,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     doc = sub.add_parser("doctor", help="check your own annotated dataset before training on it")
     doc.add_argument("data", type=Path, help="the dataset's folder (layout: sed_utils.labels.own_dataset)")
     doc.add_argument("--seed", type=int, default=0, help="the split's seed")
+    own = sub.add_parser("train", help="train a detector of your own sounds (after doctor)")
+    own.add_argument("data", type=Path, help="the dataset's folder (as doctor reads it)")
+    own.add_argument("--out", type=Path, required=True, help="the run folder, e.g. runs/mine")
+    own.add_argument("--seed", type=int, default=0, help="the split's and the training's seed")
+    own.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="config override, e.g. -p models.frame.epochs=3 (repeatable)")
+    own.add_argument("--device", help="cpu, cuda, mps, ... (default: the fastest there is)")
     args = parser.parse_args(argv)
     configure_logging(args.verbose - int(args.quiet_all or getattr(args, "quiet", False)), sys.stderr)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -327,11 +334,30 @@ def _doctor(data: Path, seed: int) -> int:
     return 0
 
 
+def _train_own(args) -> int:
+    """``train DATA --out DIR``: the doctor, then :func:`sed_utils.evaluate.own_sounds.train_own`."""
+    from sed_utils.evaluate.own_sounds import train_own
+    from sed_utils.labels.own_dataset import scan_dataset
+
+    ds = scan_dataset(args.data)
+    for problem in ds.problems:
+        if not problem.fatal:  # the fatal ones stop train_own, listed in its error
+            logger.info(str(problem))
+    run = train_own(ds, args.out, overrides=args.overrides, seed=args.seed, device=args.device)
+    r = run.report
+    print(f"test split ({r['recordings']} recordings, {r['minutes']:.1f} min): event F1 {r['event_f1']:.3f}, "
+          f"segment F1 {r['segment_f1']:.3f}, PSDS1 {r['psds1']:.3f}; report: {run.cfg.run_dir}/report.json")
+    print(f"detect with it: python -m sed_utils detect RECORDINGS --run {run.cfg.run_dir}")
+    return 0
+
+
 def _dispatch(args) -> int:
     if args.command == "detect":
         return run_detect(args)
     if args.command == "doctor":
         return _doctor(args.data, args.seed)
+    if args.command == "train":
+        return _train_own(args)
 
     if args.command == "download":
         cfg = load_config(args.profile, args.overrides)

@@ -46,7 +46,8 @@ from sed_utils.models.kinds import ModelKind, get_kind, settings_of
 from sed_utils.train.examples import ExampleDataset, Examples, label_matrix
 
 __all__ = ["TrainingData", "training_data", "chunk_data", "scene_data", "segments_with_features",
-           "background_features", "negative_clip_features", "clip_examples", "other_categories"]
+           "background_features", "negative_clip_features", "clip_examples", "window_examples",
+           "other_categories"]
 
 
 @dataclass
@@ -195,17 +196,47 @@ def clip_examples(cfg: Config, ds: StrongLabelSet, name: str, frame_seconds: flo
     files = list(ds.files)
     table = pd.DataFrame({"filename": files, "path": [str(ds.path(f)) for f in files],
                           "start": 0.0, "end": float(ds.clip_seconds)})
-    feats = feature_cache(cfg, table, name, progress=progress, cache_audio=False)
-    labels = tuple(cfg.desed_labels) + tuple(others)
-    grid = TimeGrid.regular(labels, frame_seconds, math.ceil(feats.shape[-1] / time_stride))
     events = ds.events[["filename", "onset", "offset", "event_label"]]
     if others:
         events = pd.concat([events, scene_category_events(ds, others)], ignore_index=True)
+    return window_examples(cfg, table, events, name, frame_seconds, time_stride,
+                           labels=tuple(cfg.desed_labels) + tuple(others), progress=progress)
+
+
+def window_examples(cfg: Config, windows: pd.DataFrame, events: pd.DataFrame, name: str, frame_seconds: float,
+                    time_stride: int, *, labels: tuple[str, ...] | None = None,
+                    progress: bool = True) -> Examples:
+    """Windows of recordings as examples (notebook 08, through :func:`clip_examples`; your own sounds,
+    cut into windows): each window's log-mel (cached as ``name``; a window past its file's end is padded)
+    and the frame targets of the events inside it.
+
+    Args:
+        cfg: the config (the feature settings and cache).
+        windows: ``filename, path, start, end`` (seconds in the file; all windows of one length).
+        events: ``filename, onset, offset, event_label`` in the files' own time.
+        name: the feature cache's name.
+        frame_seconds: one output frame's length in seconds; time_stride: mel frames per output frame.
+        labels: the target columns (default: the classes).
+        progress: show a progress bar while features are computed.
+
+    Returns:
+        :class:`Examples`: features ``[N, n_mels, frames]``, clip targets ``[N, C]``, frame targets
+        ``[N, T', C]``, the table ``windows``.
+    """
+    labels = tuple(labels if labels is not None else cfg.desed_labels)
+    feats = feature_cache(cfg, windows, name, progress=progress, cache_audio=False)
+    grid = TimeGrid.regular(labels, frame_seconds, math.ceil(feats.shape[-1] / time_stride))
     groups = {f: part for f, part in events.groupby("filename", sort=False)}
     empty = events.iloc[:0]
-    frames = (np.stack([grid.encode(groups.get(f, empty)) for f in files]) if files
-              else np.zeros((0, grid.n_frames, len(labels)), np.float32))
-    return Examples(feats, frames.max(axis=1) if len(files) else frames[:, 0], frames, table)
+    frames = []
+    for row in windows.itertuples():
+        mine = groups.get(row.filename, empty)
+        inside = mine[(mine["offset"] > row.start) & (mine["onset"] < row.end)]
+        length = row.end - row.start
+        frames.append(grid.encode(inside.assign(onset=(inside["onset"] - row.start).clip(lower=0.0),
+                                                offset=(inside["offset"] - row.start).clip(upper=length))))
+    frames = np.stack(frames) if frames else np.zeros((0, grid.n_frames, len(labels)), np.float32)
+    return Examples(feats, frames.max(axis=1) if len(frames) else frames[:, 0], frames, windows)
 
 
 def negative_clip_features(cfg: Config, *, pool: str = "others",
