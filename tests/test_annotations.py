@@ -80,7 +80,7 @@ def test_files_as_the_tools_write_them(tmp_path):
     ("a.txt", "0.5\t1.0\n", None, "line 1: a label without text"),
     ("r.txt", "Selection\tView\tBegin Time (s)\tEnd Time (s)\tNotes\n1\tS\t0\t1\tdog\n", None,
      "no label column"),
-    ("a.txt", "\n\n", None, "the file is empty"),
+    ("a.tsv", "\n\n", "dcase", "the file is empty"),
     ("a.txt", "0.5\t1.0\tDog\n", "praat", "unknown annotation format 'praat'"),
 ])
 def test_bad_files_are_named_with_their_line(tmp_path, name, text, fmt, words):
@@ -198,3 +198,8 @@ def test_quiet_keeps_warnings_and_errors_only(detect_models, tmp_path, capsys):
     assert main(argv) == 1
     assert "[detect] frame model" in capsys.readouterr().err  # the default shows them
     assert main(["-q", *argv]) == 1 and "frame model" not in capsys.readouterr().err  # sed-utils -q detect
+
+
+def test_an_empty_audacity_track_is_a_recording_without_events(tmp_path):
+    back = read_annotations(_write(tmp_path / "quiet.txt", ""))
+    assert back.format == "audacity" and back.files == ["quiet"] and back.events.empty

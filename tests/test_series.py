@@ -65,6 +65,11 @@ def test_demo_series_runs_and_learns(demo_series):
     assert (out / "frame" / "results_negatives.json").is_file()  # notebook 08's negatives-aware choice
     assert (out / "heldout_scenes" / "demo" / "chunk" / "results.json").is_file()  # notebook 07
 
+    # notebook 10: your own sounds, trained, chosen on validation and reported on test
+    report = json.loads((out / "own_sounds" / "run" / "report.json").read_text())
+    assert report["split"]["test"] >= 1 and 0.0 <= report["event_f1"] <= 1.0
+    assert load_trained(out / "own_sounds" / "run" / "frame" / "best.pt").info.post_processing is not None
+
     # notebook 09: the frame model on a generated stereo 44.1 kHz recording, API and CLI agreeing
     own = out / "own_recordings"
     api = pd.read_csv(own / "demo_recording_events.tsv", sep="\t")

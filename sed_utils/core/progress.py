@@ -17,10 +17,15 @@ a bar was a widget or text) and, with workers, starts worker processes for nothi
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
+from tqdm import TqdmExperimentalWarning
 from tqdm import tqdm as _text_tqdm
-from tqdm.autonotebook import tqdm as _auto_tqdm
+
+with warnings.catch_warnings():  # its import warns "experimental" into every notebook's first output
+    warnings.simplefilter("ignore", TqdmExperimentalWarning)
+    from tqdm.autonotebook import tqdm as _auto_tqdm
 
 __all__ = ["PLAIN_PROGRESS_ENV", "tqdm"]
 

@@ -11,7 +11,8 @@ recordings give the report (event F1, segment F1, PSDS1, per class), written to 
 checkpoint carries the classes and the chosen post-processing: ``detect --run runs/mine`` uses it as it is.
 
 The run's config is the ``scenes`` profile's (the model, the augmentation, the candidates of the
-post-processing) with the user's classes; ``overrides`` change it (``-p models.frame.epochs=3``).
+post-processing; ``profile=`` picks another) with the user's classes; ``overrides`` change it
+(``-p models.frame.epochs=3``).
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class OwnRun:
 
 
 def own_config(dataset: OwnDataset, out: Path, overrides: list[str] | None = None, seed: int = 0,
-               split: pd.Series | None = None) -> Config:
-    """The run's config: the ``scenes`` profile with ``dataset``'s classes, its run folder ``out`` and its
-    feature cache inside it (notebook 10).
+               split: pd.Series | None = None, profile: str = "scenes") -> Config:
+    """The run's config: ``profile``'s settings (``scenes``: those of real data; ``demo``: a few epochs)
+    with ``dataset``'s classes, its run folder ``out`` and its feature cache inside it (notebook 10).
 
     The data's identity (every recording's name, size and time, the events, the split) names the cache
     folder, which is part of the training key: the same data trains once (a re-run reuses the model),
@@ -70,6 +71,7 @@ def own_config(dataset: OwnDataset, out: Path, overrides: list[str] | None = Non
         dataset: the checked dataset; out: the run folder (``runs/mine``).
         overrides: ``key=value`` changes (``models.frame.epochs=3``); seed: the training's seed.
         split: the split (default: :func:`split_recordings` with ``seed``).
+        profile: the config profile whose settings are used.
     """
     out = Path(out).resolve()
     split = split if split is not None else split_recordings(dataset, seed=seed)
@@ -78,7 +80,7 @@ def own_config(dataset: OwnDataset, out: Path, overrides: list[str] | None = Non
                       frame_hash(dataset.events[["filename", "onset", "offset", "event_label"]]),
                       split.to_dict())
     cache = out / "cache" / identity
-    base = load_config("scenes", [*(overrides or []), f"seed={seed}", f"data_root={cache}"])
+    base = load_config(profile, [*(overrides or []), f"seed={seed}", f"data_root={cache}"])
     return dataclasses.replace(base, profile=out.name, runs_root=out.parent, synthetic=False,
                                classes={c: c for c in dataset.classes})
 
@@ -147,7 +149,7 @@ def _report(cfg: Config, trained: Any, post: Any, dataset: OwnDataset, names: li
 
 
 def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = None, seed: int = 0,
-              progress: bool = True, device: Any = None) -> OwnRun:
+              profile: str = "scenes", progress: bool = True, device: Any = None) -> OwnRun:
     """Train, choose and test a frame model on a user's dataset (see the module docstring; notebook 10,
     ``python -m sed_utils train``).
 
@@ -155,6 +157,7 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
         dataset: from :func:`~sed_utils.labels.own_dataset.scan_dataset`; its fatal problems stop here.
         out: the run folder (checkpoint, history, report.json, feature cache).
         overrides: config changes (see :func:`own_config`); seed: the split's and the training's seed.
+        profile: whose settings train (``scenes`` for real data, ``demo`` for a quick look).
         progress: progress bars; device: where to train (default: the fastest there is).
 
     Returns:
@@ -165,7 +168,7 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
     """
     dataset.check()
     split = split_recordings(dataset, seed=seed)
-    cfg = own_config(dataset, out, overrides, seed, split)
+    cfg = own_config(dataset, out, overrides, seed, split, profile)
     k = get_kind(KIND)
     window = float(SCENE_SECONDS)  # the frame model's input: the scenes' length
     frame_seconds = k.time_stride * cfg.features.hop_length / cfg.audio.sample_rate

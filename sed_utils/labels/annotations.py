@@ -9,7 +9,8 @@ Every layout is read into, and written from, one events table: ``filename onset 
 - ``weak``: DCASE's weak-label tsv: ``filename event_labels``, the labels comma-separated, no times
   (read as events spanning NaN..NaN: which classes sound, not when).
 - ``audacity``: an Audacity label track (File > Export > Labels): ``start end label``, tabs, no header, one
-  recording per file; the ``\\ low high`` lines of spectral selections are skipped.
+  recording per file; the ``\\ low high`` lines of spectral selections are skipped; an empty track is a
+  recording without events.
 - ``raven``: a Raven selection table (tab-separated, a header holding ``Begin Time (s)`` and ``End Time
   (s)``, the label in a column whose name varies: see :data:`RAVEN_LABEL_COLUMNS`); one recording per
   table unless it has a ``Begin File`` column. Raven lists a selection once per view (waveform and
@@ -208,9 +209,9 @@ def read_annotations(path: Path, fmt: str | None = None, *, filename: str | None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
     rows = _rows(text)
-    if not rows:
-        raise DatasetError(f"{path}: the file is empty")
     fmt = fmt or guess_format(text)
+    if not rows and fmt != "audacity":
+        raise DatasetError(f"{path}: the file is empty")
     name = filename or _recording_name(path)
     if fmt == "dcase":
         events, files, lines = _read_dcase(rows, path)
