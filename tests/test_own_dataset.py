@@ -193,3 +193,18 @@ def test_a_dataset_the_doctor_refuses_trains_nothing(tmp_path):
     with pytest.raises(DatasetError, match="did you mean 'dog'"):
         train_own(scan_dataset(root), tmp_path / "runs" / "mine")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_run_keeps_its_cache_and_key_under_its_folder_whatever_the_environment(tmp_path, monkeypatch):
+    """$SED_DATA_ROOT names the series' data; a run on your own data keeps its feature cache (and the data's
+    identity, part of the training key) under its own folder all the same."""
+    from sed_utils.evaluate.own_sounds import own_config
+
+    ds = scan_dataset(_dataset(tmp_path / "data"))
+    monkeypatch.setenv("SED_DATA_ROOT", str(tmp_path / "elsewhere"))
+    cfg = own_config(ds, tmp_path / "runs" / "mine")
+    assert cfg.data_root.parent == (tmp_path / "runs" / "mine" / "cache").resolve()
+    assert cfg.run_dir == (tmp_path / "runs" / "mine").resolve() and cfg.desed_labels == ds.classes
+    _wav(ds.root / "negatives" / "one_more.wav", 2)
+    again = own_config(scan_dataset(ds.root), tmp_path / "runs" / "mine")
+    assert again.data_root != cfg.data_root  # new data, new cache and key

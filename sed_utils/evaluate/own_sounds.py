@@ -80,8 +80,9 @@ def own_config(dataset: OwnDataset, out: Path, overrides: list[str] | None = Non
                       frame_hash(dataset.events[["filename", "onset", "offset", "event_label"]]),
                       split.to_dict())
     cache = out / "cache" / identity
-    base = load_config(profile, [*(overrides or []), f"seed={seed}", f"data_root={cache}"])
-    return dataclasses.replace(base, profile=out.name, runs_root=out.parent, synthetic=False,
+    base = load_config(profile, [*(overrides or []), f"seed={seed}"])
+    # set here, not as an override: $SED_DATA_ROOT (the series' data) would win over one
+    return dataclasses.replace(base, profile=out.name, runs_root=out.parent, data_root=cache, synthetic=False,
                                classes={c: c for c in dataset.classes})
 
 
