@@ -208,3 +208,33 @@ def test_the_run_keeps_its_cache_and_key_under_its_folder_whatever_the_environme
     _wav(ds.root / "negatives" / "one_more.wav", 2)
     again = own_config(scan_dataset(ds.root), tmp_path / "runs" / "mine")
     assert again.data_root != cfg.data_root  # new data, new cache and key
+
+
+def test_fine_tuning_starts_from_the_trunk_of_another_model(tmp_path, caplog):
+    """train.init_from: the network weights that fit (the trunk) come from the checkpoint, a head for other
+    classes starts fresh, and the starting weights are part of the training key."""
+    import logging
+
+    import torch
+
+    from sed_utils.config import MelConfig, load_config
+    from sed_utils.models import build_detector, save_checkpoint
+    from sed_utils.train.loop import _init_from, training_key
+
+    zeros = np.zeros(64, np.float32)
+    torch.manual_seed(0)
+    series = build_detector("frame", ["Dog", "Cat", "Alarm"], MelConfig(), SR, 10.0, zeros, 1.0)
+    path = tmp_path / "series.pt"
+    save_checkpoint(path, series, config={}, epoch=1, best_score=0.5, complete=True)
+    torch.manual_seed(1)
+    mine = build_detector("frame", ["beep", "chirp"], MelConfig(), SR, 10.0, zeros, 1.0)
+    caplog.set_level(logging.INFO, logger="sed_utils")
+    _init_from(mine, path)
+    theirs, ours = series.state_dict(), mine.state_dict()
+    trunk = [k for k in ours if k.startswith("network.") and ours[k].shape == theirs[k].shape]
+    assert trunk and all(torch.equal(ours[k], theirs[k]) for k in trunk)
+    assert not torch.equal(ours["network.frame_head.weight"][:2], theirs["network.frame_head.weight"][:2])
+    assert "fresh: network.attention_head, network.frame_head" in caplog.text
+    cfg = load_config("demo", [f"train.init_from={path}"])
+    assert cfg.train.init_from == str(path)
+    assert training_key(cfg, "frame") != training_key(load_config("demo"), "frame")

@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     own.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="config override, e.g. -p models.frame.epochs=3 (repeatable)")
     own.add_argument("--device", help="cpu, cuda, mps, ... (default: the fastest there is)")
+    own.add_argument("--init", type=Path, metavar="CHECKPOINT",
+                     help="start from this model's weights (fine-tuning), e.g. runs/scenes/frame/best.pt")
     args = parser.parse_args(argv)
     configure_logging(args.verbose - int(args.quiet_all or getattr(args, "quiet", False)), sys.stderr)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
@@ -343,7 +345,8 @@ def _train_own(args) -> int:
     for problem in ds.problems:
         if not problem.fatal:  # the fatal ones stop train_own, listed in its error
             logger.info(str(problem))
-    run = train_own(ds, args.out, overrides=args.overrides, seed=args.seed, device=args.device)
+    init = [f"train.init_from={args.init.resolve()}"] if args.init else []
+    run = train_own(ds, args.out, overrides=[*args.overrides, *init], seed=args.seed, device=args.device)
     r = run.report
     print(f"test split ({r['recordings']} recordings, {r['minutes']:.1f} min): event F1 {r['event_f1']:.3f}, "
           f"segment F1 {r['segment_f1']:.3f}, PSDS1 {r['psds1']:.3f}; report: {run.cfg.run_dir}/report.json")

@@ -321,6 +321,8 @@ def load_config(
     mirror = sections["download"].mirror
     if mirror and "://" not in mirror:  # a folder: resolved like every other path of the config
         sections["download"] = dataclasses.replace(sections["download"], mirror=str(_path(mirror)))
+    if init_from := sections["train"].init_from:  # a checkpoint file: resolved like the other paths
+        sections["train"] = dataclasses.replace(sections["train"], init_from=str(_path(init_from)))
 
     return Config(
         profile=profile,

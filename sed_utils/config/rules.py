@@ -128,6 +128,7 @@ RULES: dict[str, Rule] = {
     "train.num_workers": _COUNT,
     "train.channels_last": (lambda v: True, "true or false"),
     "train.precision": (lambda v: True, "see PRECISIONS"),
+    "train.init_from": (lambda v: isinstance(v, str), "a checkpoint file, or empty"),
     "models.epochs": _ONE_OR_MORE,
     "models.batch_size": _ONE_OR_MORE,
     "models.train_scenes": (_at_least(0), "an integer >= 0 (0: none)"),

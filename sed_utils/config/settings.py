@@ -179,6 +179,7 @@ class TrainConfig:
     num_workers: int = 0
     channels_last: bool = True
     precision: str = "float32"
+    init_from: str = ""  # a checkpoint whose network weights start the training ("": none)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class EvalConfig:
 KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
     "augment": {"gain_min_db": None, "band_limit_prob": 0.0, "band_limit_min_hz": 3000.0},
-    "train": {"precision": "float32"},
+    "train": {"precision": "float32", "init_from": ""},
     "models": {"targets": "classes", "clip_pool": "others"},
 }
 

@@ -127,8 +127,9 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
     It holds the kind's ``models.<kind>``, the shared ``train`` and ``augment``, the features, classes,
     sample rate, seed, data, the training and validation folds of the test set in use, the validation
     scenes and what the kind's examples are made with (all of ``chunking`` for chunk examples, its
-    silence level for scenes). Evaluation settings, the test folds and the other kinds' settings are
-    left out: changing them never retrains.
+    silence level for scenes), and with ``train.init_from`` the starting checkpoint's weights digest.
+    Evaluation settings, the test folds and the other kinds' settings are left out: changing them never
+    retrains.
     """
     k = get_kind(kind)
     chunking = dataclasses.asdict(cfg.chunking)
@@ -142,6 +143,8 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
         "valid_scenes": {"n": cfg.scenes.valid, "seed": cfg.scenes.seed},
         "chunking": chunking if k.examples == "chunks" else {"silence_db": chunking["silence_db"]},
     }
+    if cfg.train.init_from:  # the starting weights: a checkpoint retrained at that path trains anew
+        view["init_weights"] = read_checkpoint(Path(cfg.train.init_from))["weights_digest"]
     return json.dumps(view, sort_keys=True, default=str)
 
 
@@ -275,6 +278,8 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
     model = build_detector(k, cfg.desed_labels, cfg.features, cfg.audio.sample_rate, data.window_seconds,
                            data.mean, data.std, pretrained=tc.pretrained,
                            other_labels=data.other_labels).to(dev)
+    if tc.init_from:
+        _init_from(model, Path(tc.init_from))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -290,6 +295,25 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
     precision = tc.precision if dev.type in ("cpu", "cuda") else "float32"
     return _Run(k, model, optimiser, schedule, loader, data.train, dev, channels_last, precision,
                 partial(k.loss, settings=settings), select, meta)
+
+
+def _init_from(model: Detector, path: Path) -> None:
+    """Fine-tuning: the network weights of ``path`` (a checkpoint) that fit ``model`` by name and shape; the
+    rest (a head for other classes) keeps its fresh initialisation. The front end and the normaliser stay
+    the new data's."""
+    try:
+        stored = read_checkpoint(path)["state_dict"]
+    except (FileNotFoundError, CheckpointError, KeyError) as e:
+        raise CheckpointError(f"train.init_from {path}: cannot start from it ({e})") from e
+    own = model.state_dict()
+    fits = {k: v for k, v in stored.items()
+            if k.startswith("network.") and k in own and own[k].shape == v.shape}
+    if not fits:
+        raise CheckpointError(f"train.init_from {path}: none of its network weights fits this model")
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k.startswith("network.") and k not in fits})
+    log.info(f"Starting from {path}: {len(fits)} weight tensors loaded" + (f"; fresh: {', '.join(fresh)}"
+                                                                           if fresh else ""))
 
 
 def _save_state(path: Path, run: _Run, epoch: int, rows: list[dict], stopper: EarlyStopping,
