@@ -167,6 +167,7 @@ def test_output_choices_are_checked_before_any_file(detect_models, tmp_path, cap
         ([*base, "--per-file", "--out", str(tmp_path / "o")], "would both write"),
         ([*base, "--min-duration", "-1"], "minimum durations must be seconds >= 0"),
         ([*base, "--format", "praat"], "choose one of"),
+        ([*base, "--device", "gpu"], "--device 'gpu': not a device torch knows"),
     ]
     for argv, words in cases:
         assert main(argv) == 2, argv

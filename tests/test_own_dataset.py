@@ -150,6 +150,9 @@ def _generated(root, n=12, seconds=20.0, seed=0):
         (root / "field" / f"rec{i:02d}.txt").write_text("".join(lines))
     for j in range(3):
         _wav(root / "negatives" / f"quiet{j}.wav", 10)
+        for kind in ("beep", "chirp"):  # short clips of each class: mixed into training scenes
+            (root / "clips" / kind).mkdir(parents=True, exist_ok=True)
+            sf.write(root / "clips" / kind / f"{kind}{j}.wav", _sound(kind, 1.0).astype(np.float32), SR)
     return root
 
 
@@ -171,13 +174,17 @@ def test_train_on_your_own_sounds_end_to_end(tmp_path, caplog):
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     split = report["split"]
-    assert sum(split.values()) == 15 and min(split.values()) >= 2 and report["recordings"] == split["test"]
+    assert sum(split.values()) == 21 and min(split.values()) >= 2 and report["recordings"] == split["test"]
     for key in ("event_f1", "segment_f1", "psds1"):
         assert 0.0 <= report[key] <= 1.0
     trained = load_trained(out / "frame" / "best.pt")
     assert list(trained.labels) == ["beep", "chirp"]
     assert trained.info.post_processing.chosen_on == f"{split['valid']} validation recordings of data"
     assert main(["detect", str(root / "field" / "rec00.wav"), "--run", str(out), "--quiet"]) == 0
+    scenes = list((out / "cache").glob("*/clip_scenes/scene_*.wav"))  # the training clips, mixed
+    split_now = split_recordings(scan_dataset(root))
+    train_clips = [n for n, part in split_now.items() if n.startswith("clips/") and part == "train"]
+    assert train_clips and len(scenes) == 4 * len(train_clips)
     caplog.set_level(logging.INFO, logger="sed_utils")
     ds = scan_dataset(root)
     overrides = [a for a in argv if "=" in a]
@@ -238,3 +245,44 @@ def test_fine_tuning_starts_from_the_trunk_of_another_model(tmp_path, caplog):
     cfg = load_config("demo", [f"train.init_from={path}"])
     assert cfg.train.init_from == str(path)
     assert training_key(cfg, "frame") != training_key(load_config("demo"), "frame")
+
+
+def test_review_findings_stay_fixed(tmp_path, capsys):
+    """A split that the greedy pass would leave uncovered is repaired; a table's name-only row may name a
+    file of negatives/; brackets in a name keep its Raven table; a folder without labels is refused;
+    unknown devices and split.tsv names are refused with one line."""
+    from pathlib import Path as _Path
+
+    import pandas as pd
+
+    from sed_utils.labels.own_dataset import OwnDataset
+
+    tags = {"r1": ["c1"], "r2": ["c1", "c2"], "r3": ["c0", "c1"], "r5": ["c0"], "r6": ["c1", "c2"],
+            "r7": ["c0", "c2"]}
+    events = pd.DataFrame([(n, 0.0, 1.0, t, "") for n, ts in tags.items() for t in ts],
+                          columns=["filename", "onset", "offset", "event_label", "source"])
+    recordings = pd.DataFrame({"filename": list(tags), "seconds": 10.0, "kind": "strong"})
+    ds = OwnDataset(_Path(tmp_path), recordings, events, ["c0", "c1", "c2"])
+    split = split_recordings(ds, seed=0)
+    for c in ds.classes:
+        assert {split[n] for n, ts in tags.items() if c in ts} == set(SPLITS), c
+
+    root = _dataset(tmp_path / "data")
+    _wav(root / "negatives" / "n1.wav", 3)
+    (root / "labels.tsv").write_text((root / "labels.tsv").read_text() + "n1.wav\t\t\t\n")
+    _wav(root / "field" / "bird [1].wav", 5)
+    (root / "field" / "bird [1].Table.1.selections.txt").write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tAnnotation\n"
+        "1\tSpectrogram 1\t1\t1\t2\tdog\n")
+    found = scan_dataset(root)
+    assert found.fatal == [], [str(p) for p in found.problems]
+    assert "field/bird [1].wav" in set(found.events["filename"])
+    (root / "split.tsv").write_text("nowhere.wav\ttest\n")
+    with pytest.raises(DatasetError, match="nowhere.wav"):
+        split_recordings(found)
+
+    empty = tmp_path / "empty"
+    _wav(empty / "negatives" / "n.wav", 1)
+    assert [p.message for p in scan_dataset(empty).fatal][0].startswith("no labelled sound")
+    assert main(["train", str(root), "--out", str(tmp_path / "r"), "--device", "gpu"]) == 2
+    assert "--device 'gpu'" in capsys.readouterr().err

@@ -45,11 +45,11 @@ from typing import Any
 
 from sed_utils.config import REPO_ROOT
 from sed_utils.core import atomic
-from sed_utils.core.errors import SedError
+from sed_utils.core.errors import ConfigError, SedError
 
 # sed_utils.detection (torch) is imported inside the functions that need it
 
-__all__ = ["add_detect_parser", "run_detect", "parse_overrides"]
+__all__ = ["add_detect_parser", "run_detect", "parse_overrides", "check_device"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,26 @@ def _plotter(out_dir: Path, trained: Any) -> Any:
     return save
 
 
+def check_device(name: str | None) -> None:
+    """Refuse a ``--device`` torch does not know, or one this machine lacks (no notebook: the CLI's
+    ``detect`` and ``train``), before any file is read.
+
+    Raises:
+        ConfigError: naming the device and why.
+    """
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"--device {name!r}: not a device torch knows (cpu, cuda:1, mps): {e}") from None
+    present = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(device.type)
+    if present is not None and not present():
+        raise ConfigError(f"--device {name}: this machine has no {device.type.upper()} device torch can use")
+
+
 def _per_file_targets(args: argparse.Namespace, files: list[Path]) -> dict[Path, Path]:
     """``--per-file``: each recording's output path; refuses a ``--out`` that is a file and two recordings
     that would write the same output."""
@@ -200,8 +220,9 @@ def _per_file_targets(args: argparse.Namespace, files: list[Path]) -> dict[Path,
     for f in files:
         target = per_file_path(f, args.format, args.out)
         if target.resolve() in by_target:
-            raise ValueError(f"{by_target[target.resolve()]} and {f} would both write {target}; drop --out "
-                             "to write each beside its recording")
+            fix = ("drop --out to write each beside its recording" if args.out is not None
+                   else "they share a folder and a name: rename one")
+            raise ValueError(f"{by_target[target.resolve()]} and {f} would both write {target}; {fix}")
         by_target[target.resolve()] = f
         targets[f] = target
     return targets
@@ -258,6 +279,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--format {args.format} holds one recording and {len(files)} were given: add "
                          "--per-file (one output each)")
     file_names(files, args.names, unique=not args.per_file)
+    check_device(args.device)
     _check_paths(args, files)
     targets = _per_file_targets(args, files) if args.per_file else {}
     skipped = [f for f in files if f in targets and targets[f].exists()] if args.skip_existing else []
@@ -330,7 +352,8 @@ def _run_detect(args: argparse.Namespace) -> int:
     if ready["skipped"]:
         log.info(f"[detect] {len(ready['skipped'])} recording(s) skipped: their output exists "
                  "(--skip-existing)")
-    batch = detect_files(ready["files"], trained, progress=not args.quiet,
+    quiet = args.quiet or getattr(args, "quiet_all", False)  # detect --quiet, or sed-utils -q detect
+    batch = detect_files(ready["files"], trained, progress=not quiet,
                          on_detection=_callbacks(args, ready), seen_seconds=PLOT_SECONDS, names=args.names,
                          unique_names=not args.per_file, **ready["post"])
     failures = ready["missing"] + batch.failures

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sed_utils.cli.detect import add_detect_parser, run_detect
+from sed_utils.cli.detect import add_detect_parser, check_device, run_detect
 from sed_utils.config import REPO_ROOT, load_config
 from sed_utils.core import atomic
 from sed_utils.core.errors import (
@@ -341,6 +341,9 @@ def _train_own(args) -> int:
     from sed_utils.evaluate.own_sounds import train_own
     from sed_utils.labels.own_dataset import scan_dataset
 
+    check_device(args.device)
+    if args.init is not None and not args.init.is_file():
+        raise CheckpointError(f"--init {args.init}: no such checkpoint file")
     ds = scan_dataset(args.data)
     for problem in ds.problems:
         if not problem.fatal:  # the fatal ones stop train_own, listed in its error

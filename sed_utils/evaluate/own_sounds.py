@@ -3,9 +3,12 @@ DATA --out runs/mine``; notebook 10 to come).
 
 The series' own recipe on a user's dataset (:mod:`sed_utils.labels.own_dataset`): the doctor must pass;
 the recordings are split by recording; the frame model (notebook 08) trains on windows of the training
-recordings (10 s long, the scenes' length, every 5 s; a short clip is one window, padded;
-a negative's windows have all-zero targets) with the frame targets of the events inside them, and picks
-its epoch on the validation windows; the post-processing (thresholds, median filters, minimum durations)
+recordings (10 s long, the scenes' length, every 5 s; a negative's windows have all-zero targets) with
+the frame targets of the events inside them, and on scenes mixed from the training clips (a folder of
+clips, weak labels) the way notebook 07 mixes ESC-50 (:func:`sed_utils.data.scene_mixing.make_scene`:
+each clip's sounding part at a random place and SNR over the training negatives, labelled where it
+sounds; :data:`SCENES_PER_CLIP` per clip); it picks its epoch on the validation windows (the validation
+clips one padded window each); the post-processing (thresholds, median filters, minimum durations)
 is chosen on the validation recordings' score curves, as notebooks 06 and 08 choose it; the test
 recordings give the report (event F1, segment F1, PSDS1, per class), written to ``report.json``. The
 checkpoint carries the classes and the chosen post-processing: ``detect --run runs/mine`` uses it as it is.
@@ -30,22 +33,27 @@ from sed_utils.config import load_config
 from sed_utils.config.settings import Config
 from sed_utils.core import atomic
 from sed_utils.core.keys import digest, file_identity, frame_hash
-from sed_utils.data.scene_mixing import SCENE_SECONDS
+from sed_utils.data.scene_mixing import SCENE_SECONDS, Clip, active_mask, make_scene
 from sed_utils.evaluate.choose import choose_post_processing
 from sed_utils.evaluate.curves import model_curves
 from sed_utils.features.logmel import normalization_stats
+from sed_utils.io.audio import read_audio, write_wav
 from sed_utils.labels.grid import events_of_curves
 from sed_utils.labels.own_dataset import OwnDataset, split_recordings
-from sed_utils.metrics.f1 import event_metrics, segment_metrics
+from sed_utils.metrics.f1 import EVENT_COLUMNS, event_metrics, segment_metrics
 from sed_utils.metrics.psds import psds
 from sed_utils.models.checkpoint import load_trained, store_post_processing
 from sed_utils.models.kinds import get_kind
 from sed_utils.train import ExampleDataset, TrainingData, train
 from sed_utils.train.data import window_examples
 
-__all__ = ["OwnRun", "own_config", "own_windows", "train_own"]
+__all__ = ["OwnRun", "own_config", "own_windows", "clip_scenes", "train_own"]
 
 KIND = "frame"
+#: Training scenes mixed per training clip.
+SCENES_PER_CLIP = 4
+#: The SNR range of a clip over the negatives it is mixed into, in dB (notebook 07's default).
+CLIP_SNR_DB = (0.0, 15.0)
 
 
 @dataclass
@@ -105,6 +113,46 @@ def own_windows(dataset: OwnDataset, names: list[str], window_seconds: float) ->
             starts = np.append(starts, length - window_seconds)
         rows += [(name, str(dataset.root / name), float(s), float(s) + window_seconds) for s in starts]
     return pd.DataFrame(rows, columns=["filename", "path", "start", "end"])
+
+
+def clip_scenes(cfg: Config, dataset: OwnDataset, names: list[str], *, seed: int = 0
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scenes mixed from the clips among ``names`` over the negatives among them (pink noise when there
+    are none), :data:`SCENES_PER_CLIP` per clip, written once under the run's cache (notebook 10).
+
+    Args:
+        cfg: the run's config (its data root is the data's own cache); dataset: the dataset;
+        names: the training recordings; seed: the mix's seed.
+
+    Returns:
+        ``(windows, events)``: the scenes as ``filename, path, start, end`` and their labels.
+    """
+    kinds = dict(zip(dataset.recordings["filename"], dataset.recordings["kind"], strict=True))
+    sr, silence = cfg.audio.sample_rate, cfg.chunking.silence_db
+    clip_names = [n for n in names if kinds[n] == "clip"]
+    if not clip_names:
+        return pd.DataFrame(columns=["filename", "path", "start", "end"]), pd.DataFrame(columns=EVENT_COLUMNS)
+    label_of = dataset.events.drop_duplicates("filename").set_index("filename")["event_label"]
+
+    def clip(name: str, category: str) -> Clip:
+        audio = read_audio(dataset.root / name, sr)
+        return Clip(name, 0, category, audio, active_mask(audio, sr, silence))
+
+    pools = {"target": [clip(n, label_of[n]) for n in clip_names],
+             "ambient": [clip(n, "") for n in names if kinds[n] == "negative"], "distractor": []}
+    # everything the mix depends on names its folder (the data's identity is already in data_root)
+    folder = cfg.data_root / f"clip_scenes-{digest(seed, sr, silence, SCENES_PER_CLIP, CLIP_SNR_DB)}"
+    rows, events = [], []
+    for i in range(SCENES_PER_CLIP * len(clip_names)):
+        path = folder / f"scene_{i:04d}.wav"
+        audio, labels, _ = make_scene(i, pools, {c: c for c in dataset.classes}, seed, CLIP_SNR_DB, sr)
+        if not path.is_file():  # the folder names the data and the mix: written once
+            write_wav(path, audio, sr)
+        name = f"{folder.name}/{path.name}"
+        rows.append((name, str(path), 0.0, float(SCENE_SECONDS)))
+        events += [(name, a, b, label) for a, b, label in labels]
+    return (pd.DataFrame(rows, columns=["filename", "path", "start", "end"]),
+            pd.DataFrame(events, columns=EVENT_COLUMNS))
 
 
 def _segments(events: pd.DataFrame, seconds: dict[str, float], labels: list[str],
@@ -174,10 +222,15 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
     window = float(SCENE_SECONDS)  # the frame model's input: the scenes' length
     frame_seconds = k.time_stride * cfg.features.hop_length / cfg.audio.sample_rate
     names = {s: list(split[split == s].index) for s in ("train", "valid", "test")}
-    events = dataset.events[["filename", "onset", "offset", "event_label"]]
-    examples = {s: window_examples(cfg, own_windows(dataset, names[s], window), events, f"own-{s}",
-                                   frame_seconds, k.time_stride, progress=progress)
-                for s in ("train", "valid")}
+    events = dataset.events[EVENT_COLUMNS]
+    kinds = dict(zip(dataset.recordings["filename"], dataset.recordings["kind"], strict=True))
+    scenes, scene_events = clip_scenes(cfg, dataset, names["train"], seed=seed)
+    train_windows = own_windows(dataset, [n for n in names["train"] if kinds[n] != "clip"], window)
+    examples = {"train": window_examples(cfg, pd.concat([train_windows, scenes], ignore_index=True),
+                                         pd.concat([events, scene_events], ignore_index=True), "own-train",
+                                         frame_seconds, k.time_stride, progress=progress),
+                "valid": window_examples(cfg, own_windows(dataset, names["valid"], window), events,
+                                         "own-valid", frame_seconds, k.time_stride, progress=progress)}
     mean, std = normalization_stats(examples["train"].features)
     dataset_train = ExampleDataset(examples["train"], augment=cfg.augment, seed=cfg.seed, fill_db=mean)
     data = TrainingData(KIND, dataset_train, {"scenes": examples["valid"]}, mean, std, window)

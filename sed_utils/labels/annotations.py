@@ -177,8 +177,9 @@ def _read_raven(rows: list[tuple[int, list[str]]], path: Path, name: str,
         label = cells[at[column]].strip()
         if not label:
             raise DatasetError(f"{path} line {line}: selection {selection} has no {column!r}")
+        score = [_number(cells[at["Score"]], path, line, "Score")] if "Score" in at else []  # detect's own
         events.append((recording, _number(cells[at[RAVEN_BEGIN]], path, line, RAVEN_BEGIN),
-                       _number(cells[at[RAVEN_END]], path, line, RAVEN_END), label))
+                       _number(cells[at[RAVEN_END]], path, line, RAVEN_END), label, *score))
         lines.append(line)
     return events, files, lines
 

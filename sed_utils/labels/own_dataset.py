@@ -28,6 +28,7 @@ without labels (left out), recordings in ``negatives/`` (kept, all-zero targets)
 from __future__ import annotations
 
 import difflib
+import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ def _seconds(path: Path) -> float:
 
 def _sidecar_labels(audio: Path) -> Path | None:
     """The label file beside a recording: ``<stem>.txt`` (Audacity) or ``<stem>.Table.*.selections.txt``."""
-    raven = sorted(audio.parent.glob(f"{audio.stem}.Table.*.selections.txt"))
+    raven = sorted(audio.parent.glob(f"{glob.escape(audio.stem)}.Table.*.selections.txt"))
     if raven:
         return raven[0]
     audacity = audio.with_suffix(".txt")
@@ -151,8 +152,9 @@ class _Scan:
         return name
 
 
-def _read_labelled(scan: _Scan, audio_files: list[Path]) -> set[str]:
-    """Recordings with an Audacity/Raven file beside them, and the DCASE tables; returns the names used."""
+def _read_labelled(scan: _Scan, audio_files: list[Path], all_audio: list[Path]) -> set[str]:
+    """Recordings with an Audacity/Raven file beside them (``audio_files``), and the DCASE tables (any of
+    ``all_audio``: a name-only row may mark a file of negatives/); returns the names used."""
     used: set[str] = set()
     for path in audio_files:
         labels = _sidecar_labels(path)
@@ -168,7 +170,7 @@ def _read_labelled(scan: _Scan, audio_files: list[Path]) -> set[str]:
         for (_, row), line in zip(ann.events.iterrows(), ann.lines, strict=True):
             where = f"{labels.relative_to(scan.root).as_posix()} line {line}"
             scan.events.append((name, row.onset, row.offset, row.event_label, where))
-    by_path = {p.relative_to(scan.root).as_posix(): p for p in audio_files}
+    by_path = {p.relative_to(scan.root).as_posix(): p for p in all_audio}
     by_base: dict[str, list[str]] = {}
     for rel in by_path:
         by_base.setdefault(Path(rel).name, []).append(rel)
@@ -256,15 +258,21 @@ def scan_dataset(root: Path, classes: Sequence[str] | None = None) -> OwnDataset
     clip_dir = root / "clips"
     in_clips = [p for p in audio_files if clip_dir in p.parents]
     negatives = [p for p in audio_files if any((root / n) in p.parents for n in NEGATIVE_FOLDERS)]
-    used = _read_labelled(scan, [p for p in audio_files if p not in in_clips and p not in negatives])
+    beside = [p for p in audio_files if p not in in_clips and p not in negatives]
+    used = _read_labelled(scan, beside, audio_files)
     for path in in_clips:
         label = path.relative_to(clip_dir).parts[0]
-        if len(path.relative_to(clip_dir).parts) < 2 or (name := scan.audio(path)) is None:
+        if len(path.relative_to(clip_dir).parts) < 2:
+            scan.note(False, path, "directly in clips/, not in clips/<class>/: left out")
+            continue
+        if (name := scan.audio(path)) is None:
             continue
         scan.kind[name] = "clip"
         scan.events.append((name, 0.0, scan.seconds[name], label, f"clips/{label}/"))
         used.add(name)
     for path in negatives:
+        if path.relative_to(root).as_posix() in used:  # named by a table already (a name-only row)
+            continue
         if (name := scan.audio(path)) is not None:
             scan.kind[name] = "negative"
             used.add(name)
@@ -277,6 +285,9 @@ def scan_dataset(root: Path, classes: Sequence[str] | None = None) -> OwnDataset
     recordings = pd.DataFrame({"filename": list(scan.kind), "seconds": [scan.seconds[n] for n in scan.kind],
                                "kind": list(scan.kind.values())})
     dataset = OwnDataset(root, recordings, events, found, scan.problems)
+    if not found:
+        dataset.problems.append(Problem(True, root.name, "no labelled sound: nothing to train (the layout: "
+                                                         "sed_utils.labels.own_dataset)"))
     _check_class_sizes(dataset)
     return dataset
 
@@ -308,9 +319,10 @@ def split_recordings(dataset: OwnDataset, fractions: tuple[float, float, float] 
 
     The rule: recordings in a random (seeded) order, the rarest class's first; each goes to a split that
     has none of its classes yet, else to the split whose share of its classes' recordings lies furthest
-    below its target (a class of 3 recordings gets one in each split). A recording without events
-    (a negative) counts for a class of its own, so negatives spread too. ``split.tsv`` in the folder
-    overrides it for the recordings it names.
+    below its target (a class of 3 recordings gets one in each split); then, where recordings holding
+    several classes left a class out of a split, recordings are moved to fill the gap. A recording
+    without events (a negative) counts for a class of its own, so negatives spread too. ``split.tsv`` in
+    the folder overrides it for the recordings it names.
 
     Args:
         dataset: from :func:`scan_dataset`.
@@ -319,11 +331,15 @@ def split_recordings(dataset: OwnDataset, fractions: tuple[float, float, float] 
 
     Returns:
         The split of each recording, indexed by filename.
+
+    Raises:
+        DatasetError: a class without a recording in some split, a ``split.tsv`` naming an unknown
+            recording or split.
     """
     rng = np.random.default_rng(seed)
     labels = dataset.events.groupby("filename")["event_label"].agg(frozenset)
     names = list(dataset.recordings["filename"])
-    tags = {n: labels.get(n, frozenset({"(none)"})) for n in names}
+    tags = {n: labels.get(n, frozenset({_NONE})) for n in names}
     size = pd.Series([t for n in names for t in tags[n]]).value_counts()
     order = [names[i] for i in rng.permutation(len(names))]
     order.sort(key=lambda n: min(size[t] for t in tags[n]))
@@ -337,14 +353,46 @@ def split_recordings(dataset: OwnDataset, fractions: tuple[float, float, float] 
         out[name] = SPLITS[k]
         for t in tags[name]:
             have[t][k] += 1
-    split = pd.Series(out).reindex(names)
+    _cover(out, tags, order)
     given = dataset.root / "split.tsv"
     if given.is_file():
-        table = pd.read_csv(given, sep="\t", header=None, names=["filename", "split"], dtype=str)
+        table = pd.read_csv(given, sep="\t", header=None, names=["filename", "split"], dtype=str,
+                            encoding="utf-8-sig")
+        unknown = [f for f in table["filename"] if f not in out]
+        if unknown:
+            raise DatasetError(f"{given}: names {unknown[:5]} that are not recordings of the dataset "
+                               "(paths relative to its folder, as doctor lists them)")
         for row in table.itertuples():
             if row.split not in SPLITS:
                 raise DatasetError(f"{given} line {row.Index + 1}: split {row.split!r} is not one of "
                                    f"{SPLITS}")
-            if row.filename in split.index:
-                split[row.filename] = row.split
-    return split.rename("split")
+            out[row.filename] = row.split
+    for tag in (t for t in size.index if t != _NONE):
+        held = {out[n] for n in names if tag in tags[n]}
+        if missing := [s for s in SPLITS if s not in held]:
+            where = " or ".join(missing)
+            raise DatasetError(f"{dataset.root}: class {tag!r} has no recording in the {where} split"
+                               + (" (split.tsv)" if given.is_file() else "; add recordings of it"))
+    return pd.Series(out).reindex(names).rename("split")
+
+
+_NONE = "(none)"
+
+
+def _cover(split: dict[str, str], tags: dict[str, frozenset], order: list[str]) -> None:
+    """Move recordings until every class has one in each split, where a move takes from a split no class
+    would then lack (the greedy pass can leave a gap when recordings hold several classes)."""
+    for _ in range(len(split)):
+        have = {}
+        for name, part in split.items():
+            for tag in tags[name]:
+                have.setdefault(tag, dict.fromkeys(SPLITS, 0))[part] += 1
+        gaps = [(t, s) for t in sorted(have) if t != _NONE for s in SPLITS if have[t][s] == 0]
+        if not gaps:
+            return
+        tag, target = gaps[0]
+        movable = [n for n in order if tag in tags[n] and
+                   all(have[u][split[n]] > 1 for u in tags[n] if u != _NONE)]
+        if not movable:
+            return  # left to the caller's check, which names the class
+        split[movable[0]] = target

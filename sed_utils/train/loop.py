@@ -297,17 +297,25 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
                 partial(k.loss, settings=settings), select, meta)
 
 
+def _is_output_layer(name: str) -> bool:
+    """A parameter of a layer with one output per class (``fc``, ``frame_head``, ``attention_head``)."""
+    return name.split(".")[-2] in ("fc", "frame_head", "attention_head")
+
+
 def _init_from(model: Detector, path: Path) -> None:
-    """Fine-tuning: the network weights of ``path`` (a checkpoint) that fit ``model`` by name and shape; the
-    rest (a head for other classes) keeps its fresh initialisation. The front end and the normaliser stay
+    """Fine-tuning: the network weights of ``path`` (a checkpoint) that fit ``model`` by name and shape, its
+    output layers only when its classes are ``model``'s (same names, same order); the rest keeps its fresh
+    initialisation. The front end and the normaliser stay
     the new data's."""
     try:
-        stored = read_checkpoint(path)["state_dict"]
+        ckpt = read_checkpoint(path)
     except (FileNotFoundError, CheckpointError, KeyError) as e:
         raise CheckpointError(f"train.init_from {path}: cannot start from it ({e})") from e
-    own = model.state_dict()
-    fits = {k: v for k, v in stored.items()
-            if k.startswith("network.") and k in own and own[k].shape == v.shape}
+    own, stored = model.state_dict(), ckpt["state_dict"]
+    same_classes = list(ckpt.get("labels", [])) == list(model.labels)
+    fits = {k: v for k, v in stored.items()  # an output layer only for the very same classes, in order
+            if k.startswith("network.") and k in own and own[k].shape == v.shape
+            and (same_classes or not _is_output_layer(k))}
     if not fits:
         raise CheckpointError(f"train.init_from {path}: none of its network weights fits this model")
     model.load_state_dict(fits, strict=False)
