@@ -68,14 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=REPO_ROOT / "runs" / "own_sounds" / "example")
     p.add_argument("--runs", default="runs/own_sounds/seed{seed}")
     p.add_argument("-p", "--override", action="append", default=[])
+    p.add_argument("--name", default="own_sounds", help="the results' file stem in benchmarks/results")
     args = p.parse_args(argv)
-    command = " ".join(["python benchmarks/own_sounds.py", "--seeds", *map(str, args.seeds),
-                        *[f"-p {o}" for o in args.override]])
+    command = " ".join(["python benchmarks/own_sounds.py", "--seeds", *map(str, args.seeds), "--runs",
+                        f'"{args.runs}"', "--name", args.name, *[f"-p {o}" for o in args.override]])
     rows = []
     for seed in args.seeds:
         rows.append(run_seed(seed, args.data, args.runs, args.override))
         print(f"seed {seed}: {rows[-1]['event_f1']:.3f} event F1", flush=True)
-        save_seed_results("own_sounds", {"runs": rows, "command": command}, markdown(rows, command))
+        save_seed_results(args.name, {"runs": rows, "command": command}, markdown(rows, command))
     print(markdown(rows, command))
     return 0
 
