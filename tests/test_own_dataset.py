@@ -226,7 +226,8 @@ def test_fine_tuning_starts_from_the_trunk_of_another_model(tmp_path, caplog):
 
     from sed_utils.config import MelConfig, load_config
     from sed_utils.models import build_detector, save_checkpoint
-    from sed_utils.train.loop import _init_from, training_key
+    from sed_utils.models.checkpoint import init_from_checkpoint
+    from sed_utils.train.loop import training_key
 
     zeros = np.zeros(64, np.float32)
     torch.manual_seed(0)
@@ -236,7 +237,7 @@ def test_fine_tuning_starts_from_the_trunk_of_another_model(tmp_path, caplog):
     torch.manual_seed(1)
     mine = build_detector("frame", ["beep", "chirp"], MelConfig(), SR, 10.0, zeros, 1.0)
     caplog.set_level(logging.INFO, logger="sed_utils")
-    _init_from(mine, path)
+    init_from_checkpoint(mine, path)
     theirs, ours = series.state_dict(), mine.state_dict()
     trunk = [k for k in ours if k.startswith("network.") and ours[k].shape == theirs[k].shape]
     assert trunk and all(torch.equal(ours[k], theirs[k]) for k in trunk)

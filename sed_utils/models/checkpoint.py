@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ from sed_utils.labels.grid import PostProcessing
 from sed_utils.models.detector import Detector, pick_device
 from sed_utils.models.kinds import build_detector, get_kind
 
+log = logging.getLogger(__name__)
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointInfo", "TrainedModel", "save_checkpoint", "read_checkpoint",
+           "init_from_checkpoint",
            "checkpoint_info", "load_trained", "weights_digest", "store_post_processing"]
 
 FORMAT = "sed-tutorial-detector"
@@ -237,3 +241,34 @@ def load_trained(path: Path, device: torch.device | str | None = None) -> Traine
     detector = _detector_from(ckpt, path)
     detector.to(torch.device(device) if device is not None else pick_device()).eval()
     return TrainedModel(detector=detector, info=checkpoint_info(ckpt, path))
+
+
+def _is_output_layer(name: str) -> bool:
+    """A parameter of a layer with one output per class (``fc``, ``frame_head``, ``attention_head``)."""
+    return name.split(".")[-2] in ("fc", "frame_head", "attention_head")
+
+
+def init_from_checkpoint(model: Detector, path: Path) -> None:
+    """Fine-tuning (``train.init_from``; notebook 10, ``train --init``): the network weights of ``path`` (a
+    checkpoint) that fit ``model`` by name and shape, its output layers only when its classes are
+    ``model``'s (same names, same order); the rest keeps its fresh initialisation. The front end and the
+    normaliser stay the new data's.
+
+    Raises:
+        CheckpointError: ``path`` cannot be read, or none of its network weights fits.
+    """
+    try:
+        ckpt = read_checkpoint(path)
+    except (FileNotFoundError, CheckpointError, KeyError) as e:
+        raise CheckpointError(f"train.init_from {path}: cannot start from it ({e})") from e
+    own, stored = model.state_dict(), ckpt["state_dict"]
+    same_classes = list(ckpt.get("labels", [])) == list(model.labels)
+    fits = {k: v for k, v in stored.items()  # an output layer only for the very same classes, in order
+            if k.startswith("network.") and k in own and own[k].shape == v.shape
+            and (same_classes or not _is_output_layer(k))}
+    if not fits:
+        raise CheckpointError(f"train.init_from {path}: none of its network weights fits this model")
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k.startswith("network.") and k not in fits})
+    log.info(f"Starting from {path}: {len(fits)} weight tensors loaded" + (f"; fresh: {', '.join(fresh)}"
+                                                                           if fresh else ""))

@@ -44,7 +44,13 @@ from sed_utils.core.errors import CheckpointError
 from sed_utils.core.locks import folder_lock
 from sed_utils.core.progress import tqdm
 from sed_utils.metrics.f1 import macro_f1_at_chosen_thresholds
-from sed_utils.models.checkpoint import CheckpointInfo, checkpoint_info, read_checkpoint, save_checkpoint
+from sed_utils.models.checkpoint import (
+    CheckpointInfo,
+    checkpoint_info,
+    init_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sed_utils.models.curves import predict, sigmoid, to_device
 from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
@@ -279,7 +285,7 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
                            data.mean, data.std, pretrained=tc.pretrained,
                            other_labels=data.other_labels).to(dev)
     if tc.init_from:
-        _init_from(model, Path(tc.init_from))
+        init_from_checkpoint(model, Path(tc.init_from))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -295,33 +301,6 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
     precision = tc.precision if dev.type in ("cpu", "cuda") else "float32"
     return _Run(k, model, optimiser, schedule, loader, data.train, dev, channels_last, precision,
                 partial(k.loss, settings=settings), select, meta)
-
-
-def _is_output_layer(name: str) -> bool:
-    """A parameter of a layer with one output per class (``fc``, ``frame_head``, ``attention_head``)."""
-    return name.split(".")[-2] in ("fc", "frame_head", "attention_head")
-
-
-def _init_from(model: Detector, path: Path) -> None:
-    """Fine-tuning: the network weights of ``path`` (a checkpoint) that fit ``model`` by name and shape, its
-    output layers only when its classes are ``model``'s (same names, same order); the rest keeps its fresh
-    initialisation. The front end and the normaliser stay
-    the new data's."""
-    try:
-        ckpt = read_checkpoint(path)
-    except (FileNotFoundError, CheckpointError, KeyError) as e:
-        raise CheckpointError(f"train.init_from {path}: cannot start from it ({e})") from e
-    own, stored = model.state_dict(), ckpt["state_dict"]
-    same_classes = list(ckpt.get("labels", [])) == list(model.labels)
-    fits = {k: v for k, v in stored.items()  # an output layer only for the very same classes, in order
-            if k.startswith("network.") and k in own and own[k].shape == v.shape
-            and (same_classes or not _is_output_layer(k))}
-    if not fits:
-        raise CheckpointError(f"train.init_from {path}: none of its network weights fits this model")
-    model.load_state_dict(fits, strict=False)
-    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k.startswith("network.") and k not in fits})
-    log.info(f"Starting from {path}: {len(fits)} weight tensors loaded" + (f"; fresh: {', '.join(fresh)}"
-                                                                           if fresh else ""))
 
 
 def _save_state(path: Path, run: _Run, epoch: int, rows: list[dict], stopper: EarlyStopping,
