@@ -687,3 +687,25 @@ def test_load_trained_errors_name_the_file(tmp_path):
     torch.save([1, 2], not_a_dict)
     with pytest.raises(CheckpointError, match=r"list\.pt.*expected a dict"):
         load_trained(not_a_dict)
+
+
+@pytest.mark.parametrize("kind", ["frame", "crnn"])
+def test_bfloat16_training_stays_finite(kind):
+    """train.precision=bfloat16 once trained the frame model into NaN from its first epoch: under autocast
+    its attention pooling clamped probabilities to 1 - 1e-7, which rounds to 1 in bfloat16, and logit(1)
+    is inf. A few steps of both frame kinds must keep a finite, falling loss."""
+    cfg = load_config("demo")
+    k, settings = get_kind(kind), settings_of(cfg, kind)
+    rng = np.random.default_rng(0)
+    feats = (rng.standard_normal((16, 64, 1001)) * 10 - 40).astype(np.float32)
+    frames = (rng.random((16, 126, len(LABELS))) > 0.9).astype(np.float32)
+    torch.manual_seed(0)
+    model = build_detector(kind, LABELS, cfg.features, 16000, 10.0, -40.0, 10.0)
+    examples = ExampleDataset(Examples(feats, frames.max(axis=1), frames), augment=cfg.augment, seed=0,
+                              fill_db=-40.0)
+    loader = DataLoader(examples, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = partial(k.loss, settings=settings)
+    losses = [fit_epoch(model, loader, optimiser, None, loss_fn=loss_fn, device="cpu", channels_last=True,
+                        precision="bfloat16", progress=False) for _ in range(3)]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
