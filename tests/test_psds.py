@@ -81,3 +81,14 @@ def test_classes_without_reference_are_left_out_and_listed():
 def test_settings_are_the_dcase_ones():
     assert PSDS_SETTINGS["psds1"]["dtc_threshold"] == 0.7 and PSDS_SETTINGS["psds1"]["alpha_ct"] == 0
     assert PSDS_SETTINGS["psds2"]["cttc_threshold"] == 0.3 and PSDS_SETTINGS["psds2"]["alpha_ct"] == 0.5
+
+
+def test_nan_scores_are_refused_by_name():
+    """A model trained into NaN gave sed_scores_eval an IndexError deep in its ROC; now the file is named."""
+    import numpy as np
+    import pytest
+
+    from sed_utils.metrics.psds import score_tables
+
+    with pytest.raises(ValueError, match="clip.wav: the model's scores hold NaN"):
+        score_tables({"clip.wav": (np.array([0.0, 1.0, 2.0]), np.array([[0.1], [np.nan]]))}, ["Dog"])

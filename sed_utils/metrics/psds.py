@@ -62,6 +62,9 @@ def score_tables(curves: ScoreCurves, labels: list[str]) -> dict[str, pd.DataFra
         if scores.ndim != 2 or scores.shape[1] != len(labels) or len(bounds) != len(scores) + 1:
             raise ValueError(f"{name}: scores {scores.shape} and boundaries {bounds.shape} do not fit "
                              f"(need [T, {len(labels)}] and [T + 1])")
+        if not np.isfinite(scores).all():  # sed_scores_eval would fail deep inside with an IndexError
+            raise ValueError(f"{name}: the model's scores hold NaN or infinite values (a model trained into "
+                             "NaN?); PSDS needs finite scores")
         out[name] = create_score_dataframe(scores, bounds, list(labels))
     return out
 
