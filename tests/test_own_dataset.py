@@ -181,7 +181,7 @@ def test_train_on_your_own_sounds_end_to_end(tmp_path, caplog):
     assert list(trained.labels) == ["beep", "chirp"]
     assert trained.info.post_processing.chosen_on == f"{split['valid']} validation recordings of data"
     assert main(["detect", str(root / "field" / "rec00.wav"), "--run", str(out), "--quiet"]) == 0
-    scenes = list((out / "cache").glob("*/clip_scenes/scene_*.wav"))  # the training clips, mixed
+    scenes = list((out / "cache").glob("*/clip_scenes-*/scene_*.wav"))  # the training clips, mixed
     split_now = split_recordings(scan_dataset(root))
     train_clips = [n for n, part in split_now.items() if n.startswith("clips/") and part == "train"]
     assert train_clips and len(scenes) == 4 * len(train_clips)
