@@ -7,7 +7,14 @@ import soundfile as sf
 
 from sed_utils.cli.runner import main
 from sed_utils.core.errors import DatasetError
-from sed_utils.labels.own_dataset import MIN_PER_CLASS, SPLITS, class_table, scan_dataset, split_recordings
+from sed_utils.labels.own_dataset import (
+    MIN_PER_CLASS,
+    SPLITS,
+    class_table,
+    scan_dataset,
+    split_recordings,
+    split_table,
+)
 
 SR = 16000
 
@@ -108,6 +115,9 @@ def test_the_split_keeps_each_recording_whole_and_each_class_in_every_split(tmp_
         assert set(with_split[with_split["event_label"] == label]["split"]) == set(SPLITS), label
     dogs = with_split[with_split["event_label"] == "dog"].drop_duplicates("filename")["split"].value_counts()
     assert dogs["train"] >= 2 * dogs["test"]  # 70 / 15 / 15
+    table = split_table(ds, split)
+    assert list(table.index) == ds.classes and list(table.columns) == list(SPLITS)
+    assert table.loc["dog"].to_dict() == dogs.reindex(list(SPLITS), fill_value=0).to_dict()
     assert split.equals(split_recordings(ds, seed=3)) and not split.equals(split_recordings(ds, seed=4))
     (root / "split.tsv").write_text("recordings/r1.wav\ttest\n")
     assert split_recordings(ds, seed=3)["recordings/r1.wav"] == "test"  # the user's own split wins
@@ -120,7 +130,7 @@ def test_doctor_command_prints_the_table_and_exits_2_on_a_fatal_problem(tmp_path
     root = _dataset(tmp_path / "data")
     assert main(["doctor", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "dog" in out and "kettle" in out and "train" in out
+    assert "dog" in out and "kettle" in out and "recordings in train" in out and "recordings in test" in out
     (root / "recordings" / "r1.txt").write_text("1.0\t2.0\tdgo\n")
     assert main(["doctor", str(root)]) == 2
     assert "did you mean 'dog'?" in capsys.readouterr().out

@@ -9,6 +9,7 @@ failing cell and says which notebook and which cell, and ``--from 03`` resumes f
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -257,6 +258,12 @@ def report_error(error: SedError, *, debug: bool = False, stream=None) -> int:
     return 1 if isinstance(error, NotebookFailed) else 2
 
 
+def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    """The repeatable ``-p/--param KEY=VALUE`` config override of ``run``, ``download`` and ``train``."""
+    parser.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"config override, e.g. -p {example} (repeatable)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m sed_utils run --profile demo [--from 03] [-p key=value ...]``,
     ``download`` and ``detect PATH...`` (:mod:`sed_utils.cli.detect`) (no notebook: the runner).
@@ -265,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     a missing dataset) prints one line and a hint and exits with 2; ``--debug`` or ``SED_DEBUG=1``
     adds the traceback. Anything else is a bug and keeps Python's traceback.
     """
-    import argparse
     import os
 
     installed = Path(sys.argv[0]).name == "sed-utils"  # the console script of a pip install
@@ -281,13 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", default="demo", help="config profile: demo (synthetic, offline) or full")
     run.add_argument("--from", dest="start", help="first notebook number to run, e.g. 03 (resume)")
     run.add_argument("--to", dest="stop", help="last notebook number to run, e.g. 05")
-    run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="config override, e.g. -p models.chunk.epochs=2 (repeatable)")
+    _add_overrides(run, "models.chunk.epochs=2")
     run.add_argument("--output", type=Path,
                      help="folder for executed notebooks (default runs/<profile>/notebooks)")
     dl = sub.add_parser("download", help="download (or, on the demo profile, generate) the datasets")
     dl.add_argument("--profile", default="full")
-    dl.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_overrides(dl, "download.timeout_seconds=60")
     add_detect_parser(sub)
     doc = sub.add_parser("doctor", help="check your own annotated dataset before training on it")
     doc.add_argument("data", type=Path, help="the dataset's folder (layout: sed_utils.labels.own_dataset)")
@@ -296,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     own.add_argument("data", type=Path, help="the dataset's folder (as doctor reads it)")
     own.add_argument("--out", type=Path, required=True, help="the run folder, e.g. runs/mine")
     own.add_argument("--seed", type=int, default=0, help="the split's and the training's seed")
-    own.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="config override, e.g. -p models.frame.epochs=3 (repeatable)")
+    _add_overrides(own, "models.frame.epochs=3")
     own.add_argument("--device", help="cpu, cuda, mps, ... (default: the fastest there is)")
     own.add_argument("--init", type=Path, metavar="CHECKPOINT",
                      help="start from this model's weights (fine-tuning), e.g. runs/scenes/frame/best.pt")
@@ -312,19 +316,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _doctor(data: Path, seed: int) -> int:
     """``doctor DATA``: the classes, the split and every finding; 2 when something must be fixed."""
-    from sed_utils.labels.own_dataset import SPLITS, class_table, scan_dataset, split_recordings
+    from sed_utils.labels.own_dataset import class_table, scan_dataset, split_recordings, split_table
 
     ds = scan_dataset(data)
     table = class_table(ds)
     if ds.fatal:
         print(table.to_string(float_format="%.1f"))
     else:
-        split = split_recordings(ds, seed=seed)
-        per_split = (ds.events.merge(split, left_on="filename", right_index=True)
-                     .drop_duplicates(["filename", "event_label"])
-                     .pivot_table(index="event_label", columns="split", values="filename", aggfunc="count",
-                                  fill_value=0)
-                     .reindex(columns=list(SPLITS), fill_value=0))
+        per_split = split_table(ds, split_recordings(ds, seed=seed))
         print(table.join(per_split.add_prefix("recordings in ")).to_string(float_format="%.1f"))
         print(f"{len(ds.recordings)} recordings ({(ds.recordings['kind'] == 'negative').sum()} negatives), "
               f"{ds.recordings['seconds'].sum() / 60:.1f} min; split by recording, seed {seed}")

@@ -104,8 +104,7 @@ def own_windows(dataset: OwnDataset, names: list[str], window_seconds: float) ->
     Returns:
         ``filename, path, start, end``, in the order of ``names``.
     """
-    seconds = dict(zip(dataset.recordings["filename"], dataset.recordings["seconds"], strict=True))
-    rows = []
+    seconds, rows = dataset.seconds, []
     for name in names:
         length = seconds[name]
         starts = np.arange(0.0, max(length - window_seconds, 0.0) + 1e-9, window_seconds / 2)
@@ -127,7 +126,7 @@ def clip_scenes(cfg: Config, dataset: OwnDataset, names: list[str], *, seed: int
     Returns:
         ``(windows, events)``: the scenes as ``filename, path, start, end`` and their labels.
     """
-    kinds = dict(zip(dataset.recordings["filename"], dataset.recordings["kind"], strict=True))
+    kinds = dataset.kinds
     sr, silence = cfg.audio.sample_rate, cfg.chunking.silence_db
     clip_names = [n for n in names if kinds[n] == "clip"]
     if not clip_names:
@@ -169,9 +168,9 @@ def _segments(events: pd.DataFrame, seconds: dict[str, float], labels: list[str]
 
 
 def _curves(cfg: Config, trained: Any, dataset: OwnDataset, names: list[str], progress: bool, desc: str):
-    seconds = dict(zip(dataset.recordings["filename"], dataset.recordings["seconds"], strict=True))
     curves = model_curves(cfg, trained, {n: dataset.root / n for n in names}, 0.0, progress=progress,
                           desc=desc)
+    seconds = dataset.seconds
     return curves, {n: seconds[n] for n in names}
 
 
@@ -223,7 +222,7 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
     frame_seconds = k.time_stride * cfg.features.hop_length / cfg.audio.sample_rate
     names = {s: list(split[split == s].index) for s in ("train", "valid", "test")}
     events = dataset.events[EVENT_COLUMNS]
-    kinds = dict(zip(dataset.recordings["filename"], dataset.recordings["kind"], strict=True))
+    kinds = dataset.kinds
     scenes, scene_events = clip_scenes(cfg, dataset, names["train"], seed=seed)
     train_windows = own_windows(dataset, [n for n in names["train"] if kinds[n] != "clip"], window)
     examples = {"train": window_examples(cfg, pd.concat([train_windows, scenes], ignore_index=True),

@@ -42,7 +42,7 @@ from sed_utils.core.errors import DatasetError
 from sed_utils.io.audio import AUDIO_SUFFIXES
 from sed_utils.labels.annotations import guess_format, read_annotations
 
-__all__ = ["MIN_PER_CLASS", "SPLITS", "Problem", "OwnDataset", "scan_dataset", "class_table",
+__all__ = ["MIN_PER_CLASS", "SPLITS", "Problem", "OwnDataset", "scan_dataset", "class_table", "split_table",
            "split_recordings"]
 
 #: The fewest recordings a class needs: one each for training, validation and test.
@@ -88,6 +88,16 @@ class OwnDataset:
     @property
     def fatal(self) -> list[Problem]:
         return [p for p in self.problems if p.fatal]
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Each recording's length in seconds, by file name."""
+        return dict(zip(self.recordings["filename"], self.recordings["seconds"], strict=True))
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each recording's kind (``strong``, ``clip`` or ``negative``), by file name."""
+        return dict(zip(self.recordings["filename"], self.recordings["kind"], strict=True))
 
     def check(self) -> None:
         """Raise :class:`DatasetError` listing every fatal problem (one line each), if any."""
@@ -298,6 +308,17 @@ def class_table(dataset: OwnDataset) -> pd.DataFrame:
     table = ev.groupby("event_label").agg(recordings=("filename", "nunique"), events=("filename", "size"),
                                          seconds=("seconds", "sum"))
     return table.reindex(dataset.classes, fill_value=0).rename_axis("class")
+
+
+def split_table(dataset: OwnDataset, split: pd.Series) -> pd.DataFrame:
+    """Per class, the recordings holding it in each split (notebook 10 and ``doctor``): rows
+    ``dataset.classes``, columns :data:`SPLITS`."""
+    return (dataset.events.merge(split.rename("split"), left_on="filename", right_index=True)
+            .drop_duplicates(["filename", "event_label"])
+            .pivot_table(index="event_label", columns="split", values="filename", aggfunc="count",
+                         fill_value=0)
+            .reindex(index=dataset.classes, columns=list(SPLITS), fill_value=0)
+            .rename_axis(index="class", columns=None))
 
 
 def _check_class_sizes(dataset: OwnDataset) -> None:
