@@ -18,7 +18,8 @@ model but before any audio (so the audio's own share shows). Goals of the issue:
     .venv/bin/python benchmarks/detect_speed.py            # ~5 min on 2 cores
     .venv/bin/python benchmarks/detect_speed.py --quick    # 2 clips, 5 minutes of audio instead of an hour
 
-Writes benchmarks/results/detect_speed.json and .md (``--quick``: to a temp folder).
+Writes benchmarks/results/detect_speed.json and .md (``--quick``: to a temp folder; ``--batch-size N``:
+detect_speed_batch<N>.json and .md).
 """
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ import json, resource, sys, time
 import torch
 from sed_utils.detection import detect_files, load_model
 torch.set_num_threads(int(sys.argv[3]))
+batch_size = json.loads(sys.argv[4])  # None: each kind's default
 trained = load_model(sys.argv[1])
 files = json.loads(sys.argv[2])
 loaded_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if len(files) > 1:
-    detect_files(files[:1], trained, progress=False)  # warm-up: first-call allocations, lazy imports
+    # warm-up: first-call allocations, lazy imports
+    detect_files(files[:1], trained, progress=False, batch_size=batch_size)
     files = files[1:]
 t0 = time.perf_counter()
-batch = detect_files(files, trained, progress=False)
+batch = detect_files(files, trained, progress=False, batch_size=batch_size)
 seconds = time.perf_counter() - t0
 assert not batch.failures, batch.failures
 audio = sum(float(d.bounds[-1]) for d in batch.detections)  # the audio is dropped, its curve's end is not
@@ -115,9 +118,10 @@ def _long_file(path: Path, minutes: int) -> str:
     return str(path)
 
 
-def _child(model: Path, files: list[str], threads: int) -> dict:
+def _child(model: Path, files: list[str], threads: int, batch_size: int | None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(model), json.dumps(files), str(threads)],
+    done = subprocess.run([sys.executable, "-c", CHILD, str(model), json.dumps(files), str(threads),
+                           json.dumps(batch_size)],
                           capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"child failed: {done.stderr[-2000:]}")
@@ -129,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="2 clips and 5 minutes instead of 20 and an hour")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch threads (2: both cores of a laptop)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="detect's --batch-size (default: each kind's own); results: detect_speed_batch<N>")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    stem = "detect_speed" if args.batch_size is None else f"detect_speed_batch{args.batch_size}"
     n_clips, minutes = (3, 5) if args.quick else (21, 60)  # the first clip is the warm-up
     quick_dir = Path(tempfile.gettempdir()) / "sed_benchmarks_quick"
     out_dir = args.out or (quick_dir if args.quick else RESULTS_DIR)
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, model in models.items():
             for name, files in inputs.items():
                 repeats = args.repeats if len(files) > 1 else 1
-                runs = [_child(model, files, args.threads) for _ in range(repeats)]
+                runs = [_child(model, files, args.threads, args.batch_size) for _ in range(repeats)]
                 secs = statistics.median(r["seconds"] for r in runs)
                 audio = runs[0]["audio_seconds"]
                 row = {"model": kind, "input": name, "files": runs[0]["files"], "audio_seconds": audio,
@@ -156,19 +163,23 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"{kind:5s} {name:40s} RTF {row['rtf']:7.0f}x  {row['seconds_per_file']:.3f} s/file  "
                       f"peak {row['peak_mb']:.0f} MB (model loaded: {row['loaded_mb']:.0f} MB)", flush=True)
-    command = "python benchmarks/detect_speed.py" + (" --quick" if args.quick else "")
+    command = ("python benchmarks/detect_speed.py" + (" --quick" if args.quick else "")
+               + ("" if args.batch_size is None else f" --batch-size {args.batch_size}"))
     lines = ["| model | input | real-time factor | s per file | peak memory | after loading the model |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['input']} | {r['rtf']:.0f}x | {r['seconds_per_file']:.3f} | "
               f"{r['peak_mb']:.0f} MB | {r['loaded_mb']:.0f} MB |" for r in rows]
-    lines += ["", f"Random weights, torch threads {args.threads}, {os.cpu_count()} CPU cores; clips: median "
-              f"of {args.repeats} runs after a warm-up file. Measured {date.today()}.",
+    batching = "each kind's default" if args.batch_size is None else args.batch_size
+    lines += ["", f"Random weights, torch threads {args.threads}, batch size {batching}, "
+              f"{os.cpu_count()} CPU cores; clips: median of {args.repeats} runs after a warm-up file. "
+              f"Measured {date.today()}.",
               f"Command: `{command}`", ""]
-    atomic.write_text(out_dir / "detect_speed.json",
+    atomic.write_text(out_dir / f"{stem}.json",
                       json.dumps({"rows": rows, "command": command, "threads": args.threads,
+                                  "batch_size": args.batch_size,
                                   "cpu_count": os.cpu_count(), "measured": str(date.today())},
                                  indent=2) + "\n")
-    atomic.write_text(out_dir / "detect_speed.md", "\n".join(lines))
+    atomic.write_text(out_dir / f"{stem}.md", "\n".join(lines))
     print("\n".join(lines))
     return 0
 

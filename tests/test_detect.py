@@ -699,3 +699,17 @@ def test_threads_sets_torch_s_threads_and_refuses_zero(models, tmp_path, capsys)
         torch.set_num_threads(before)
     assert main([*base, "--threads", "0"]) == 2
     assert "--threads 0: give 1 or more" in capsys.readouterr().err
+
+
+def test_batch_size_changes_speed_not_events(models, tmp_path, capsys):
+    """Blocks of a frame model (and windows of the chunk model) batched: the same curve, checked up front."""
+    sf.write(tmp_path / "long.wav", _noise(35.0, 16000), 16000)  # 3 whole 10 s blocks and a part
+    for kind in ("frame", "chunk"):
+        one = detect(tmp_path / "long.wav", models[kind], batch_size=1)
+        four = detect(tmp_path / "long.wav", models[kind], batch_size=4)
+        np.testing.assert_array_equal(four.bounds, one.bounds)
+        np.testing.assert_allclose(four.scores, one.scores, rtol=0, atol=1e-5)
+    base = ["detect", str(tmp_path / "long.wav"), "--checkpoint", str(models["frame"]), "--quiet"]
+    assert main([*base, "--batch-size", "4"]) == 0
+    assert main([*base, "--batch-size", "0"]) == 2
+    assert "--batch-size 0: give 1 or more" in capsys.readouterr().err

@@ -176,6 +176,20 @@ def test_frame_curve_blocks_tile_the_recording_without_gaps(block_seconds):
     assert blocked.shape == probs.shape == (38, 2)
     np.testing.assert_allclose(blocked, probs, rtol=0, atol=1e-5)
     assert np.ptp(probs[:, 0]) > 0.2  # the frames differ, so a gap or an overlap would show
+    for batch_size in (2, 3, 100):  # whole blocks batched together, the last partial block alone
+        batched_bounds, batched = frame_curve(detector, audio, SR, block_seconds=block_seconds,
+                                              batch_size=batch_size)
+        np.testing.assert_array_equal(batched_bounds, bounds)
+        np.testing.assert_allclose(batched, blocked, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5])
+def test_curves_refuse_a_batch_size_below_one_or_fractional(batch_size):
+    audio, _ = _stepped_noise(SR)
+    with pytest.raises(ValueError, match="batch size"):
+        frame_curve(_frame_mean_detector(), audio, SR, batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch size"):
+        window_curve(_mean_detector(load_config("demo")), audio, SR, 0.25, batch_size=batch_size)
 
 
 @pytest.mark.parametrize("n_samples, frames, end",

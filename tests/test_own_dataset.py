@@ -2,6 +2,7 @@
 hand-made broken dataset with file and line, and the split by recording."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -200,6 +201,74 @@ def test_train_on_your_own_sounds_end_to_end(tmp_path, caplog):
     overrides = [a for a in argv if "=" in a]
     again = train_own(ds, out, overrides=overrides, progress=False, device="cpu")
     assert "Skipping training" in caplog.text and again.checkpoint == out / "frame" / "best.pt"  # same data
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_train_runs_unchanged_under_torchrun_and_its_two_processes_keep_the_same_weights(tmp_path):
+    """torchrun --nproc_per_node=2 (gloo, CPU): one model trained by two processes, each on its share of
+    the examples; after every epoch both hold the same weights (checked by all_gather of a hash of every
+    weight: the run fails otherwise), process 0 alone validates, saves and reports."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    root = _generated(tmp_path / "data")
+    out = tmp_path / "runs" / "mine"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "-m", "sed_utils", "train",
+           str(root), "--out", str(out), "-p", "models.frame.epochs=2", "-p", "models.frame.batch_size=4",
+           "-p", "train.lr=0.002", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SED_DATA_ROOT": str(tmp_path / "unused")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    agreed = re.findall(r"weights ([0-9a-f]{16}) after epoch (\d): the same on all 2 processes", done.stderr)
+    assert [e for _, e in agreed] == ["1", "2"] and agreed[0][0] != agreed[1][0], done.stderr[-3000:]
+    assert done.stdout.count("test split (") == 1  # process 0 reports; process 1 stays quiet
+    report = json.loads((out / "report.json").read_text())
+    assert 0.0 <= report["event_f1"] <= 1.0
+    history = pd.read_csv(out / "frame" / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+
+
+def test_check_replicas_refuses_processes_whose_weights_differ(tmp_path):
+    """The guard itself, on two processes joined as torchrun joins them: same seed passes, different fails."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from sed_utils.train import distributed\n"
+        "distributed.setup(torch.device('cpu'))\n"
+        "torch.manual_seed(0 if sys.argv[1] == 'same' else distributed.rank())\n"
+        "net = torch.nn.Linear(4, 2)\n"
+        "try:\n"
+        "    print('agreed', distributed.check_replicas(net, 'at the start'))\n"
+        "except RuntimeError as e:\n"
+        "    print('refused', e)\n"
+        "distributed.finish()\n")
+    for case in ("same", "different"):
+        port = _free_port()
+        procs = [subprocess.Popen([sys.executable, "-c", script, case], stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r),
+                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+                 for r in range(2)]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+        assert all(p.returncode == 0 for p in procs), outputs
+        if case == "same":
+            assert all(o.startswith("agreed") for o in outputs) and outputs[0] == outputs[1]
+        else:
+            assert all("refused" in o and "different weights at the start: rank 0:" in o for o in outputs)
 
 
 def test_a_dataset_the_doctor_refuses_trains_nothing(tmp_path):

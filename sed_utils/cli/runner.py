@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     own.add_argument("--init", type=Path, metavar="CHECKPOINT",
                      help="start from this model's weights (fine-tuning), e.g. runs/scenes/frame/best.pt")
     args = parser.parse_args(argv)
-    configure_logging(args.verbose - int(args.quiet_all or getattr(args, "quiet", False)), sys.stderr)
+    quiet = args.quiet_all or getattr(args, "quiet", False) or os.environ.get("RANK", "0") != "0"  # torchrun
+    configure_logging(args.verbose - int(quiet), sys.stderr)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return _dispatch(args)
@@ -339,6 +340,7 @@ def _train_own(args) -> int:
     """``train DATA --out DIR``: the doctor, then :func:`sed_utils.evaluate.own_sounds.train_own`."""
     from sed_utils.evaluate.own_sounds import train_own
     from sed_utils.labels.own_dataset import scan_dataset
+    from sed_utils.train import distributed
 
     check_device(args.device)
     if args.init is not None and not args.init.is_file():
@@ -348,7 +350,12 @@ def _train_own(args) -> int:
         if not problem.fatal:  # the fatal ones stop train_own, listed in its error
             logger.info(str(problem))
     init = [f"train.init_from={args.init.resolve()}"] if args.init else []
-    run = train_own(ds, args.out, overrides=[*args.overrides, *init], seed=args.seed, device=args.device)
+    try:
+        run = train_own(ds, args.out, overrides=[*args.overrides, *init], seed=args.seed, device=args.device)
+    finally:
+        distributed.finish()  # torchrun: leave the process group
+    if not distributed.is_main():
+        return 0
     r = run.report
     print(f"test split ({r['recordings']} recordings, {r['minutes']:.1f} min): event F1 {r['event_f1']:.3f}, "
           f"segment F1 {r['segment_f1']:.3f}, PSDS1 {r['psds1']:.3f}; report: {run.cfg.run_dir}/report.json")

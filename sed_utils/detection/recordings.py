@@ -308,7 +308,7 @@ def level_note(audio: np.ndarray, reference: str, *, peak: float | None = None) 
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
            min_durations: Any = None, filename: str | None = None, kind: str | None = None,
-           keep_audio: bool | float = True) -> Detection:
+           keep_audio: bool | float = True, batch_size: int | None = None) -> Detection:
     """Detect the model's sound events in one recording (notebook 09).
 
     A file is scored as it is decoded, block by block (:func:`sed_utils.io.audio.open_recording`):
@@ -325,6 +325,8 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
         keep_audio: keep the 16 kHz mono samples in the result (to listen, or draw them); a number keeps
             that many seconds from the start (a figure of an hour draws its first minutes); False: its
             ``audio`` is empty.
+        batch_size: model inputs per forward pass (see :func:`sed_utils.models.kinds.score_curve`): speed
+            and memory only, the events do not change.
 
     Returns:
         A :class:`Detection`.
@@ -341,7 +343,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
     kept_seconds = (np.inf if keep_audio else 0.0) if isinstance(keep_audio, bool) else float(keep_audio)
     tap = Tap(blocks, keep=kept_seconds * sr)
     bounds, scores = score_curve(trained.detector, _padded(tap, tap, int(round(MIN_SECONDS * sr))), sr,
-                                 hop_seconds=post.window_hop_seconds)
+                                 hop_seconds=post.window_hop_seconds, batch_size=batch_size)
     seconds, audio = tap.n / float(sr), tap.audio
     notes = [note for note in [level_note(audio, trained.detector.mel.reference, peak=tap.peak)] if note]
     if seconds < MIN_SECONDS:  # the curve stops where the recording does, not where the padding does
@@ -455,7 +457,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
         names: ``"basename"`` or ``"path"``: how the table names the files.
         unique_names: refuse two files of the same name (False when each file's events are written apart,
             as ``detect --per-file`` does).
-        kwargs: ``thresholds``, ``median_filters``, ``min_durations``, as :func:`detect` takes them.
+        kwargs: ``thresholds``, ``median_filters``, ``min_durations``, ``batch_size``, as :func:`detect`
+            takes them.
 
     Returns:
         A :class:`DetectionBatch`: the events of every file (:data:`EVENT_COLUMNS`), the detections,

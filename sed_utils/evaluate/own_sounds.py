@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from sed_utils.config import load_config
 from sed_utils.config.settings import Config
@@ -43,8 +44,9 @@ from sed_utils.labels.own_dataset import OwnDataset, split_recordings
 from sed_utils.metrics.f1 import EVENT_COLUMNS, event_metrics, segment_metrics
 from sed_utils.metrics.psds import psds
 from sed_utils.models.checkpoint import load_trained, store_post_processing
+from sed_utils.models.detector import pick_device
 from sed_utils.models.kinds import get_kind
-from sed_utils.train import ExampleDataset, TrainingData, train
+from sed_utils.train import ExampleDataset, TrainingData, distributed, train
 from sed_utils.train.data import window_examples
 
 __all__ = ["OwnRun", "own_config", "own_windows", "clip_scenes", "train_own"]
@@ -209,7 +211,8 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
         progress: progress bars; device: where to train (default: the fastest there is).
 
     Returns:
-        An :class:`OwnRun`.
+        An :class:`OwnRun`. Under ``torchrun`` the processes train together; the post-processing and the
+        report are process 0's (the others return an empty ``report``).
 
     Raises:
         DatasetError: the doctor's fatal problems, one line each.
@@ -223,17 +226,23 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
     names = {s: list(split[split == s].index) for s in ("train", "valid", "test")}
     events = dataset.events[EVENT_COLUMNS]
     kinds = dataset.kinds
-    scenes, scene_events = clip_scenes(cfg, dataset, names["train"], seed=seed)
-    train_windows = own_windows(dataset, [n for n in names["train"] if kinds[n] != "clip"], window)
-    examples = {"train": window_examples(cfg, pd.concat([train_windows, scenes], ignore_index=True),
-                                         pd.concat([events, scene_events], ignore_index=True), "own-train",
-                                         frame_seconds, k.time_stride, progress=progress),
-                "valid": window_examples(cfg, own_windows(dataset, names["valid"], window), events,
-                                         "own-valid", frame_seconds, k.time_stride, progress=progress)}
+    distributed.setup(torch.device(device) if device is not None else pick_device())
+    progress = progress and distributed.is_main()
+    with distributed.main_first():  # torchrun: process 0 writes the scenes and caches, the others read them
+        scenes, scene_events = clip_scenes(cfg, dataset, names["train"], seed=seed)
+        train_windows = own_windows(dataset, [n for n in names["train"] if kinds[n] != "clip"], window)
+        train_events = pd.concat([events, scene_events], ignore_index=True)
+        examples = {"train": window_examples(cfg, pd.concat([train_windows, scenes], ignore_index=True),
+                                             train_events, "own-train", frame_seconds, k.time_stride,
+                                             progress=progress),
+                    "valid": window_examples(cfg, own_windows(dataset, names["valid"], window), events,
+                                             "own-valid", frame_seconds, k.time_stride, progress=progress)}
     mean, std = normalization_stats(examples["train"].features)
     dataset_train = ExampleDataset(examples["train"], augment=cfg.augment, seed=cfg.seed, fill_db=mean)
     data = TrainingData(KIND, dataset_train, {"scenes": examples["valid"]}, mean, std, window)
     result = train(cfg, KIND, data=data, progress=progress, device=device)
+    if not distributed.is_main():  # the choice and the report are process 0's
+        return OwnRun(cfg, split, result.checkpoint, {})
     trained = load_trained(result.checkpoint, device)
     curves, seconds = _curves(cfg, trained, dataset, names["valid"], progress, "validation recordings")
     reference = events[events["filename"].isin(names["valid"])]

@@ -160,8 +160,17 @@ def _blocks_of(audio: Audio, sample_rate: int, detector: Detector) -> Iterator[n
         yield np.asarray(block, dtype=np.float32).reshape(-1)
 
 
+def _checked_batch_size(batch_size: int | None, default: int) -> int:
+    """``batch_size``, or ``default`` for None; a ValueError for less than 1."""
+    if batch_size is None:
+        return default
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch size {batch_size!r}: give a whole number, 1 or more")
+    return int(batch_size)
+
+
 def window_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds: float, *,
-                 end_seconds: float = 0.0, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+                 end_seconds: float = 0.0, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a model with one answer per window: windows of ``detector.window_seconds``
     every ``hop_seconds``, each standing for the hop around its centre (notebooks 06, 09).
 
@@ -177,12 +186,13 @@ def window_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds
         hop_seconds: the sliding hop (``postprocess.window_hop_seconds``).
         end_seconds: where the last slice ends when that is later than the recording's end (a test
             clip a few ms short of its nominal length).
-        batch_size: windows per forward pass (an hour slid every 250 ms is 14400 windows: 0.9 GB as
-            one array of waveforms, a few MB per batch).
+        batch_size: windows per forward pass (None: 128; an hour slid every 250 ms is 14400 windows:
+            0.9 GB as one array of waveforms, a few MB per batch).
 
     Returns:
         (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
     """
+    batch_size = _checked_batch_size(batch_size, 128)
     sr = detector.sample_rate
     window = detector.window_seconds
     n_window = int(round(window * sr))
@@ -217,8 +227,8 @@ def window_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds
 
 
 def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds: float = 0.0, *,
-                end_seconds: float = 0.0,
-                block_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                end_seconds: float = 0.0, block_seconds: float | None = None,
+                batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a network that keeps time: its frames, the recording processed in blocks of
     about ``block_seconds`` (notebooks 08, 09).
 
@@ -236,7 +246,9 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
         audio: mono samples at ``sample_rate`` (resampled to the detector's rate first), or an iterable
             of consecutive blocks at the detector's rate.
         sample_rate: their rate in Hz.
-        block_seconds: about how much audio goes through the network at once (None: the default above).
+        block_seconds: about how long a block is (None: the default above).
+        batch_size: blocks per forward pass (None: 1). Each block is its own input (its own loudest bin),
+            so the curve does not depend on it; more blocks at once use a GPU better and cost memory.
 
     Returns:
         (boundaries ``[T + 1]`` in seconds, probabilities ``[T, C]`` float32).
@@ -252,15 +264,19 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
     if block_seconds is None:
         block_seconds = detector.window_seconds if detector.mel.reference == "max" else 60.0
     block = max(1, int(block_seconds * sr) // frame_samples) * frame_samples
+    batch_size = _checked_batch_size(batch_size, 1)
     device = model_device(detector)
     out: list[np.ndarray] = []
+    full: list[np.ndarray] = []  # whole blocks waiting for a batch
 
-    def score(piece: np.ndarray) -> None:
-        wanted = -(-len(piece) // frame_samples) or 1
-        if len(piece) < frame_samples:  # a sliver (or a tiny clip): pad to one frame
-            piece = np.pad(piece, (0, frame_samples - len(piece)))
-        logits = detector.forward_waveform(torch.from_numpy(piece)[None].to(device))["frame_logits"]
-        out.append(torch.sigmoid(logits[0, :wanted]).float().cpu().numpy())
+    def score(pieces: list[np.ndarray]) -> None:
+        """Pieces of one length, as one batch."""
+        wanted = -(-len(pieces[0]) // frame_samples) or 1
+        waves = torch.from_numpy(np.stack(pieces))
+        if waves.shape[1] < frame_samples:  # a sliver (or a tiny clip): pad to one frame
+            waves = torch.nn.functional.pad(waves, (0, frame_samples - waves.shape[1]))
+        logits = detector.forward_waveform(waves.to(device))["frame_logits"]
+        out.extend(torch.sigmoid(logits[:, :wanted]).float().cpu().numpy())
 
     was_training = detector.training
     detector.eval()
@@ -271,10 +287,15 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
                 buffer = np.concatenate([buffer, piece]) if len(buffer) else piece
                 total += len(piece)
                 while len(buffer) >= block:
-                    score(np.ascontiguousarray(buffer[:block]))
+                    full.append(np.ascontiguousarray(buffer[:block]))
                     buffer = buffer[block:]
+                    if len(full) == batch_size:
+                        score(full)
+                        full = []
+            if full:
+                score(full)
             if len(buffer) or not out:
-                score(np.ascontiguousarray(buffer))
+                score([np.ascontiguousarray(buffer)])
     finally:
         detector.train(was_training)
     n_frames = max(1, -(-total // frame_samples))  # ceil: a partial last frame still gets a score

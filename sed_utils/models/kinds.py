@@ -198,7 +198,7 @@ def build_detector(kind: str | ModelKind, labels: list[str], mel: MelConfig, sam
 
 
 def score_curve(detector: Detector, audio: np.ndarray, sample_rate: int, *, hop_seconds: float = 0.25,
-                end_seconds: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                end_seconds: float = 0.0, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The score curve of a recording, read the way the detector's kind is read (notebooks 06, 08, 09):
     ``(boundaries [T + 1] in seconds, probabilities [T, C])``. The one way the evaluation and ``detect``
     score audio.
@@ -209,11 +209,14 @@ def score_curve(detector: Detector, audio: np.ndarray, sample_rate: int, *, hop_
         sample_rate: their rate in Hz.
         hop_seconds: the window hop of kinds read through windows (ignored by kinds with frames).
         end_seconds: where the last frame ends when that is later than the recording's end.
+        batch_size: inputs per forward pass: windows of a kind read through windows (default 128),
+            blocks of a kind with frames (default 1); the scores do not depend on it.
 
     Returns:
         ``(boundaries [T + 1] in seconds, probabilities [T, C] float32)``.
     """
-    return get_kind(detector.kind).curve(detector, audio, sample_rate, hop_seconds, end_seconds=end_seconds)
+    return get_kind(detector.kind).curve(detector, audio, sample_rate, hop_seconds, end_seconds=end_seconds,
+                                         batch_size=batch_size)
 
 
 register(ModelKind(

@@ -5,6 +5,7 @@ recipes (1 s chunks, whole scenes) and :func:`training_data`; ``loop``: :func:`f
 :func:`validate`, :func:`train` (early stopping, a checkpoint at each improvement, resume).
 """
 
+from sed_utils.train import distributed
 from sed_utils.train.data import (
     TrainingData,
     background_features,
@@ -23,4 +24,4 @@ __all__ = ["Examples", "ExampleDataset", "OnTheFlyDataset", "label_matrix", "tim
            "training_data", "chunk_data", "scene_data", "segments_with_features", "background_features",
            "negative_clip_features", "clip_examples", "other_categories", "EarlyStopping", "TrainResult",
            "fit_epoch", "validate",
-           "train", "training_key"]
+           "train", "training_key", "distributed"]

@@ -33,7 +33,7 @@ from sed_utils.io.audio import read_audio
 if TYPE_CHECKING:
     from sed_utils.config.settings import AugmentConfig, Config
 
-__all__ = ["Examples", "ExampleDataset", "OnTheFlyDataset", "label_matrix", "time_items"]
+__all__ = ["Examples", "ExampleDataset", "OnTheFlyDataset", "label_matrix", "time_items", "seed_worker"]
 
 
 def label_matrix(table: pd.DataFrame, labels: list[str]) -> np.ndarray:
@@ -258,3 +258,9 @@ def time_items(datasets: dict[str, Dataset], n_items: int, seed: int = 0) -> dic
             ds[int(i)]
         out[name] = (time.perf_counter() - t0) / len(idx) * 1000.0
     return out
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy in DataLoader workers (torch seeds python and torch there, not numpy); the training loop's
+    ``worker_init_fn`` (notebooks 05, 08)."""
+    np.random.seed(torch.initial_seed() % 2**32)

@@ -6,8 +6,8 @@ What :func:`train` does, and why:
   class (multilabel), on clips, or on frames plus clips.
 - AdamW (``train.lr``, ``train.weight_decay``) with a cosine schedule per batch
   (``train.lr_schedule``): large steps first, ever smaller ones later, so the last epochs settle.
-- Model selection: after each epoch the model scores every validation set of its data (ESC-50
-  validation folds only; the test set is never looked at): loss, and macro F1 of the targets
+- Model selection: after each epoch the model scores every validation set of its data (validation
+  folds only; the test set is never looked at): loss, and macro F1 of the targets
   (segments or frames), each class at its best threshold. The set named by ``models.<kind>.select_on``
   keeps the epoch (``"scenes"``: the validation scenes; ``"chunks"``: the clean validation chunks).
   ``train.patience`` > 0 stops after that many epochs without a better score.
@@ -17,8 +17,8 @@ What :func:`train` does, and why:
   last finished epoch with the same result as an uninterrupted one. A finished run with the same
   training key (:func:`training_key`) is returned without training.
 
-The loop reads as the steps it is made of: :func:`fit_epoch` (one pass over the training data, which
-notebook 05 writes out by hand), :func:`validate` and :func:`train`'s loop over epochs.
+The loop reads as its steps: :func:`fit_epoch` (one pass over the training data, which notebook 05
+writes out by hand), :func:`validate`, :func:`train`'s loop over epochs. torchrun: :mod:`.distributed`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from torch.utils.data import DataLoader, Subset
 from sed_utils.config.settings import Config, key_view
 from sed_utils.core import atomic
 from sed_utils.core.errors import CheckpointError
-from sed_utils.core.locks import folder_lock
 from sed_utils.core.progress import tqdm
 from sed_utils.metrics.f1 import macro_f1_at_chosen_thresholds
 from sed_utils.models.checkpoint import (
@@ -54,8 +53,9 @@ from sed_utils.models.checkpoint import (
 from sed_utils.models.curves import predict, sigmoid, to_device
 from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
+from sed_utils.train import distributed
 from sed_utils.train.data import TrainingData, training_data
-from sed_utils.train.examples import ExampleDataset, Examples
+from sed_utils.train.examples import ExampleDataset, Examples, seed_worker
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,7 @@ class _Run:
 
     kind: ModelKind
     model: Detector
+    net: nn.Module  # what fit_epoch steps: the model, or the model in DistributedDataParallel
     optimiser: torch.optim.Optimizer
     schedule: Any
     loader: DataLoader
@@ -258,19 +259,15 @@ class _Run:
     meta: dict[str, Any]
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Seed numpy in DataLoader workers (torch seeds python/torch there, not numpy)."""
-    np.random.seed(torch.initial_seed() % 2**32)
-
-
-def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any) -> _Run:
+def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, dev: torch.device) -> _Run:
     """Seed, build the loader, the detector and the optimiser (in that order: it fixes the random draws)."""
     tc, settings = cfg.train, settings_of(cfg, k)
     set_seed(cfg.seed)
-    dev = torch.device(device) if device is not None else pick_device()
     # channels_last measured ~15% faster per step on 2 CPU cores (and is the fast path on CUDA);
     # MPS support for it is patchy, so it is left off there
     channels_last = bool(tc.channels_last) and dev.type in ("cpu", "cuda")
+    if distributed.rank() > 0:  # each process its own augmentation draws
+        data.train.seed = int(np.random.SeedSequence([cfg.seed, distributed.rank()]).generate_state(1)[0])
     data.train.reseed()
     train_set: Any = data.train
     if settings.max_train_chunks > 0 and len(train_set) > settings.max_train_chunks:
@@ -278,8 +275,9 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
         train_set = Subset(train_set, sorted(int(i) for i in keep))
     options: dict[str, Any] = dict(num_workers=tc.num_workers, pin_memory=dev.type == "cuda")
     if tc.num_workers > 0:
-        options.update(worker_init_fn=_seed_worker, persistent_workers=True)
-    loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True,
+        options.update(worker_init_fn=seed_worker, persistent_workers=True)
+    share = distributed.sampler(train_set, cfg.seed)  # torchrun: this process's share
+    loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=share is None, sampler=share,
                         generator=torch.Generator().manual_seed(cfg.seed), **options)
     model = build_detector(k, cfg.desed_labels, cfg.features, cfg.audio.sample_rate, data.window_seconds,
                            data.mean, data.std, pretrained=tc.pretrained,
@@ -299,8 +297,8 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, device: Any)
             "pretrained_loaded": bool(getattr(model.network, "pretrained_loaded", False))}
     # autocast to bfloat16 exists on CPU and CUDA; elsewhere (MPS) the run stays in float32
     precision = tc.precision if dev.type in ("cpu", "cuda") else "float32"
-    return _Run(k, model, optimiser, schedule, loader, data.train, dev, channels_last, precision,
-                partial(k.loss, settings=settings), select, meta)
+    return _Run(k, model, distributed.wrap(model, dev), optimiser, schedule, loader, data.train, dev,
+                channels_last, precision, partial(k.loss, settings=settings), select, meta)
 
 
 def _save_state(path: Path, run: _Run, epoch: int, rows: list[dict], stopper: EarlyStopping,
@@ -346,8 +344,10 @@ def _report(run: _Run, epoch: int, epochs: int, row: dict[str, Any], improved: b
 
 
 def _fit(cfg: Config, k: ModelKind, data: TrainingData, key: str, *, progress: bool,
-         device: Any) -> TrainResult:
-    """The epoch loop: fit, validate, keep the best, save the state; then the final checkpoint."""
+         device: torch.device) -> TrainResult:
+    """The epoch loop: fit, validate, keep the best, save the state; then the final checkpoint (under
+    torchrun: validated and saved by process 0, see :mod:`sed_utils.train.distributed`)."""
+    main, progress = distributed.is_main(), progress and distributed.is_main()
     run = _start(cfg, k, data, key, device)
     settings, paths = settings_of(cfg, k), cfg.paths
     best_path, last_path = paths.checkpoint(k.name), paths.last_state(k.name)
@@ -364,32 +364,37 @@ def _fit(cfg: Config, k: ModelKind, data: TrainingData, key: str, *, progress: b
         if stopper.should_stop:
             break
         t0 = time.perf_counter()
-        loss = fit_epoch(run.model, run.loader, run.optimiser, run.schedule, loss_fn=run.loss_fn,
+        if hasattr(run.loader.sampler, "set_epoch"):  # torchrun: a new share of the examples each epoch
+            run.loader.sampler.set_epoch(epoch)
+        loss = fit_epoch(run.net, run.loader, run.optimiser, run.schedule, loss_fn=run.loss_fn,
                          device=run.device, channels_last=run.channels_last, precision=run.precision,
                          desc=f"{k.name} epoch {epoch}/{settings.epochs}", progress=progress)
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": loss,
-                               **validate(run.model, data.valid, run.loss_fn, cfg.desed_labels, run.select,
-                                          batch),
-                               "lr": float(run.optimiser.param_groups[0]["lr"]),
-                               "seconds": time.perf_counter() - t0}
+        distributed.check_replicas(run.model, f"after epoch {epoch}")
+        row: dict[str, Any] = distributed.broadcast(main and {  # process 0's (its train loss: its share's)
+            "epoch": epoch, "train_loss": loss,
+            **validate(run.model, data.valid, run.loss_fn, cfg.desed_labels, run.select, batch),
+            "lr": float(run.optimiser.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0})
         rows.append(row)
         seconds += row["seconds"]
         improved = stopper.step(epoch, row[f"valid_{run.select}_f1"])
-        if improved:
-            save_checkpoint(best_path, run.model, epoch=epoch, best_score=stopper.best_score, complete=False,
-                            seconds=seconds, **run.meta)
-        atomic.write_csv(pd.DataFrame(rows), paths.history(k.name))
-        _save_state(last_path, run, epoch, rows, stopper, seconds)
+        if main:
+            if improved:
+                save_checkpoint(best_path, run.model, epoch=epoch, best_score=stopper.best_score,
+                                complete=False, seconds=seconds, **run.meta)
+            atomic.write_csv(pd.DataFrame(rows), paths.history(k.name))
+            _save_state(last_path, run, epoch, rows, stopper, seconds)
         if progress:
             _report(run, epoch, settings.epochs, row, improved)
         if stopper.should_stop and progress:
             log.info(f"Early stopping: no better validation {run.select} F1 for {cfg.train.patience} epochs; "
                      f"keeping epoch {stopper.best_epoch}.")
     # Marked complete last: a run interrupted before this point resumes (or retrains) next time.
-    run.model.load_state_dict(read_checkpoint(best_path)["state_dict"])
-    save_checkpoint(best_path, run.model, epoch=stopper.best_epoch, best_score=stopper.best_score,
-                    seconds=seconds, complete=True, **run.meta)
-    last_path.unlink(missing_ok=True)
+    if main:
+        run.model.load_state_dict(read_checkpoint(best_path)["state_dict"])
+        save_checkpoint(best_path, run.model, epoch=stopper.best_epoch, best_score=stopper.best_score,
+                        seconds=seconds, complete=True, **run.meta)
+        last_path.unlink(missing_ok=True)
+    distributed.barrier()  # the others read what process 0 wrote
     return TrainResult(pd.DataFrame(rows), checkpoint_info(read_checkpoint(best_path), best_path),
                        resumed_from=done)
 
@@ -432,21 +437,24 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
         returned without training (``skipped=True``): delete the folder or change the config to train
         again. An interrupted run resumes after its last finished epoch (``resumed_from``). One
         training per model folder at a time: a second run waits for the first
-        (:func:`sed_utils.core.locks.folder_lock`), then returns its model.
+        (:func:`sed_utils.core.locks.folder_lock`), then returns its model. Under ``torchrun
+        --nproc_per_node=N`` the N processes train one model together (:mod:`sed_utils.train.distributed`).
 
     Raises:
         ValueError: ``data`` was built for another kind, or a training set is empty.
     """
     k = get_kind(kind)
     key = training_key(cfg, k)
+    dev = distributed.setup(torch.device(device) if device is not None else pick_device())
     done = _finished(cfg, k, key)
     if done is None and reuse_from is not None:
-        done = _adopt(reuse_from, cfg, k, key)
+        with distributed.main_first():
+            done = _adopt(reuse_from, cfg, k, key) if distributed.is_main() else _finished(cfg, k, key)
     if done is None:  # one training per model folder: a second run waits, then finds the model finished
-        with folder_lock(cfg.paths.model_dir(k.name), f"training the {k.name} model"):
+        with distributed.lock_on_main(cfg.paths.model_dir(k.name), f"training the {k.name} model"):
+            if distributed.broadcast(_finished(cfg, k, key) is None):  # process 0's view decides
+                return _train_locked(cfg, k, key, data, progress, dev)
             done = _finished(cfg, k, key)
-            if done is None:
-                return _train_locked(cfg, k, key, data, progress, device)
     log.info(f"Found a finished {k.name} model trained with this exact config: {done.checkpoint} (epoch "
              f"{done.best_epoch}, validation {done.selected_on} F1 {done.best_score:.3f}). Skipping "
              "training; delete that folder or change the config to retrain.")
@@ -459,7 +467,7 @@ def _adopt(source: Config, cfg: Config, k: ModelKind, key: str) -> TrainResult |
     found = _finished(source, k, key)
     if found is None:
         return None
-    with folder_lock(cfg.paths.model_dir(k.name), f"copying the {k.name} model"):
+    with distributed.lock_on_main(cfg.paths.model_dir(k.name), f"copying the {k.name} model"):
         for src, dst in ((source.paths.history(k.name), cfg.paths.history(k.name)),
                          (source.paths.checkpoint(k.name), cfg.paths.checkpoint(k.name))):
             atomic.write_bytes(dst, src.read_bytes())
@@ -469,14 +477,15 @@ def _adopt(source: Config, cfg: Config, k: ModelKind, key: str) -> TrainResult |
 
 
 def _train_locked(cfg: Config, k: ModelKind, key: str, data: TrainingData | None, progress: bool,
-                  device: torch.device | str | None) -> TrainResult:
-    data = data if data is not None else training_data(cfg, k, progress=progress)
+                  device: torch.device) -> TrainResult:
+    if data is None:
+        with distributed.main_first():  # the caches are built once, then read
+            data = training_data(cfg, k, progress=progress and distributed.is_main())
     if data.kind != k.name:
         raise ValueError(f"train({k.name!r}): the data was built for the {data.kind!r} model")
     if len(data.train) == 0 or any(len(v) == 0 for v in data.valid.values()):
         raise ValueError(f"{k.name}: an empty training or validation set; check the folds "
-                         f"{cfg.train_folds} / "
-                         f"{cfg.valid_folds} and the scene counts")
+                         f"{cfg.train_folds} / {cfg.valid_folds} and the scene counts")
     cfg.paths.model_dir(k.name).mkdir(parents=True, exist_ok=True)
     old_threads = torch.get_num_threads()
     if cfg.train.num_threads > 0:
