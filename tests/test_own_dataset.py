@@ -120,8 +120,15 @@ def test_the_split_keeps_each_recording_whole_and_each_class_in_every_split(tmp_
     assert list(table.index) == ds.classes and list(table.columns) == list(SPLITS)
     assert table.loc["dog"].to_dict() == dogs.reindex(list(SPLITS), fill_value=0).to_dict()
     assert split.equals(split_recordings(ds, seed=3)) and not split.equals(split_recordings(ds, seed=4))
-    (root / "split.tsv").write_text("recordings/r1.wav\ttest\n")
+    (root / "clips" / "dog" / "valid").mkdir()
+    (root / "clips" / "dog" / "more0.wav").rename(root / "clips" / "dog" / "valid" / "more0.wav")
+    (root / "clips" / "dog" / "more1.wav").rename(root / "clips" / "dog" / "valid" / "more1.wav")
+    by_folder = split_recordings(scan_dataset(root), seed=3)
+    assert by_folder["clips/dog/valid/more0.wav"] == by_folder["clips/dog/valid/more1.wav"] == "valid"
+    (root / "split.tsv").write_text("recordings/r1.wav\ttest\nclips/dog/valid/more1.wav\ttrain\n")
+    ds = scan_dataset(root)
     assert split_recordings(ds, seed=3)["recordings/r1.wav"] == "test"  # the user's own split wins
+    assert split_recordings(ds, seed=3)["clips/dog/valid/more1.wav"] == "train"  # over folders too
     (root / "split.tsv").write_text("recordings/r1.wav\ttesting\n")
     with pytest.raises(DatasetError, match="split.tsv line 1: split 'testing'"):
         split_recordings(ds)

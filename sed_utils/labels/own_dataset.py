@@ -14,6 +14,10 @@ The folder (every part optional but one with labels)::
       negatives/**/*.wav          recordings with none of the classes (and background/: the same)
       split.tsv                   optional: filename<TAB>train|valid|test (default: a seeded split)
 
+A folder named ``train``, ``valid`` or ``test`` anywhere in a recording's path (``field/test/rec9.wav``,
+``clips/dog/valid/bark.wav``, ``negatives/train/hum.wav``) puts it in that split; ``split.tsv`` wins over
+folders, and recordings in neither are split by :func:`split_recordings`' rule.
+
 Every other audio file is reported and left out (no labels: not known to be a negative).
 
 What the doctor refuses (fatal: nothing is trained until fixed), each with its file and line: a label not
@@ -342,8 +346,9 @@ def split_recordings(dataset: OwnDataset, fractions: tuple[float, float, float] 
     has none of its classes yet, else to the split whose share of its classes' recordings lies furthest
     below its target (a class of 3 recordings gets one in each split); then, where recordings holding
     several classes left a class out of a split, recordings are moved to fill the gap. A recording
-    without events (a negative) counts for a class of its own, so negatives spread too. ``split.tsv`` in
-    the folder overrides it for the recordings it names.
+    without events (a negative) counts for a class of its own, so negatives spread too. A ``train``,
+    ``valid`` or ``test`` folder in a recording's path, then ``split.tsv``, override the rule for the
+    recordings they place (the others keep the rule's split); every class must still be in every split.
 
     Args:
         dataset: from :func:`scan_dataset`.
@@ -375,6 +380,9 @@ def split_recordings(dataset: OwnDataset, fractions: tuple[float, float, float] 
         for t in tags[name]:
             have[t][k] += 1
     _cover(out, tags, order)
+    for name in names:  # a folder named train, valid or test (the innermost one) sets the split
+        if folders := [part for part in Path(name).parts[:-1] if part in SPLITS]:
+            out[name] = folders[-1]
     given = dataset.root / "split.tsv"
     if given.is_file():
         table = pd.read_csv(given, sep="\t", header=None, names=["filename", "split"], dtype=str,
