@@ -713,3 +713,13 @@ def test_batch_size_changes_speed_not_events(models, tmp_path, capsys):
     assert main([*base, "--batch-size", "4"]) == 0
     assert main([*base, "--batch-size", "0"]) == 2
     assert "--batch-size 0: give 1 or more" in capsys.readouterr().err
+
+
+def test_dcase_is_the_tsv_table_by_its_other_name(models, tmp_path):
+    sf.write(tmp_path / "a.wav", _noise(2.0, 16000), 16000)
+    base = ["detect", str(tmp_path / "a.wav"), "--checkpoint", str(models["frame"]), "--quiet",
+            "--threshold", "0"]
+    assert main([*base, "--format", "dcase", "--out", str(tmp_path / "d.tsv")]) == 0
+    assert main([*base, "--format", "tsv", "--out", str(tmp_path / "t.tsv")]) == 0
+    assert (tmp_path / "d.tsv").read_text() == (tmp_path / "t.tsv").read_text()
+    assert (tmp_path / "d.tsv").read_text().startswith("filename\tonset\toffset\tevent_label")

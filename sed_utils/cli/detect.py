@@ -71,8 +71,8 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path,
                    help="write the events here (default: stdout); with --per-file, a folder for the outputs")
     p.add_argument("--format", default="tsv",
-                   help="tsv (the DCASE table, default), json, weak (DCASE weak labels), audacity (a label "
-                        "track), raven (a selection table) or scores (sed_scores_eval's score curves)")
+                   help="tsv or dcase (the DCASE table, default), json, weak (DCASE weak labels), audacity "
+                        "(a label track), raven (a selection table) or scores (sed_scores_eval's curves)")
     p.add_argument("--per-file", action="store_true",
                    help="one output per recording, beside it (or in the folder --out names)")
     p.add_argument("--skip-existing", action="store_true",
@@ -267,6 +267,8 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     from sed_utils.detection import expand_inputs, file_names, load_model, post_processing_of
     from sed_utils.detection.output import FORMATS, ONE_RECORDING_FORMATS
 
+    if args.format == "dcase":  # the DCASE strong-label table by its other name
+        args.format = "tsv"
     if args.format not in FORMATS:
         raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
     if args.skip_existing and not args.per_file:
