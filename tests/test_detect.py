@@ -706,9 +706,11 @@ def test_batch_size_changes_speed_not_events(models, tmp_path, capsys):
     sf.write(tmp_path / "long.wav", _noise(35.0, 16000), 16000)  # 3 whole 10 s blocks and a part
     for kind in ("frame", "chunk"):
         one = detect(tmp_path / "long.wav", models[kind], batch_size=1)
-        four = detect(tmp_path / "long.wav", models[kind], batch_size=4)
+        four = detect(tmp_path / "long.wav", models[kind], batch_size=4, device="cpu")
         np.testing.assert_array_equal(four.bounds, one.bounds)
         np.testing.assert_allclose(four.scores, one.scores, rtol=0, atol=1e-5)
+    with pytest.raises((RuntimeError, ValueError)):  # a device that does not exist is not silently the CPU
+        detect(tmp_path / "long.wav", models["frame"], device="nosuchdevice")
     base = ["detect", str(tmp_path / "long.wav"), "--checkpoint", str(models["frame"]), "--quiet"]
     assert main([*base, "--batch-size", "4"]) == 0
     assert main([*base, "--batch-size", "0"]) == 2

@@ -308,7 +308,8 @@ def level_note(audio: np.ndarray, reference: str, *, peak: float | None = None) 
 def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedModel, *,
            sample_rate: int | None = None, thresholds: Any = None, median_filters: Any = None,
            min_durations: Any = None, filename: str | None = None, kind: str | None = None,
-           keep_audio: bool | float = True, batch_size: int | None = None) -> Detection:
+           keep_audio: bool | float = True, batch_size: int | None = None,
+           device: str | None = None) -> Detection:
     """Detect the model's sound events in one recording (notebook 09).
 
     A file is scored as it is decoded, block by block (:func:`sed_utils.io.audio.open_recording`):
@@ -327,6 +328,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
             ``audio`` is empty.
         batch_size: model inputs per forward pass (see :func:`sed_utils.models.kinds.score_curve`): speed
             and memory only, the events do not change.
+        device: where a model loaded from a file runs (see :func:`load_model`; a loaded model stays put).
 
     Returns:
         A :class:`Detection`.
@@ -336,7 +338,7 @@ def detect(audio_or_path: str | Path | np.ndarray, model: str | Path | TrainedMo
             :func:`sed_utils.io.audio.read_recording`).
         CheckpointError: a model without stored post-processing and no thresholds given.
     """
-    trained = load_model(model, kind)
+    trained = load_model(model, kind, device)
     sr = trained.detector.sample_rate
     post, source = post_processing_of(trained, thresholds, median_filters, min_durations)
     blocks, name = _source(audio_or_path, sample_rate, sr, filename)
@@ -457,8 +459,8 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
         names: ``"basename"`` or ``"path"``: how the table names the files.
         unique_names: refuse two files of the same name (False when each file's events are written apart,
             as ``detect --per-file`` does).
-        kwargs: ``thresholds``, ``median_filters``, ``min_durations``, ``batch_size``, as :func:`detect`
-            takes them.
+        kwargs: ``thresholds``, ``median_filters``, ``min_durations``, ``batch_size``, ``kind``, ``device``,
+            as :func:`detect` takes them.
 
     Returns:
         A :class:`DetectionBatch`: the events of every file (:data:`EVENT_COLUMNS`), the detections,
@@ -468,7 +470,7 @@ def detect_files(items: Iterable[str | Path], model: str | Path | TrainedModel, 
         FileNotFoundError, CheckpointError: the model cannot be found or loaded (before any file).
         ValueError: two files of the same name with ``names="basename"`` (before any file).
     """
-    trained = load_model(model, kwargs.pop("kind", None))
+    trained = load_model(model, kwargs.pop("kind", None), kwargs.pop("device", None))
     files, failures = expand_inputs(items)
     name_of = file_names(files, names, unique_names)
     detections, tables = [], []
