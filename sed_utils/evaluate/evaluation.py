@@ -243,5 +243,8 @@ def evaluate(cfg: Config, kind: str, *, tag: str = "", progress: bool = True,
         cached = json.loads(out.read_text())
         if not tag and trained.info.path.is_file():
             store_post_processing(trained.info.path, post)
+    # where the files are now (a run folder copied or moved keeps its results valid, not their old paths)
+    cached["paths"] = {"results": str(out), "events": str(cfg.paths.events(kind, tag))}
+    cached["checkpoint"] = str(trained.info.path)
     return Evaluation(kind, cached, post, test, curves, segments, scores, valid_segments, valid_scores,
                       events)
