@@ -93,7 +93,8 @@ def add_detect_parser(sub: Any) -> argparse.ArgumentParser:
                         "can be several times faster)")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="model inputs per forward pass: 10 s blocks of a frame model (default 1), 1 s "
-                        "windows of the chunk model (default 128); more is faster on a GPU, same events")
+                        "windows of the chunk model (default 128); meant for GPUs (on 2 CPU cores more was "
+                        "slower); the events do not change")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar, no progress messages: warnings, errors and failed files only")
     return p
