@@ -372,6 +372,7 @@ NEW_PLACE = {
     "frame.weight_decay": "train.weight_decay",
     "frame.median_filters": "postprocess.median_filters",
     "frame.min_durations": "postprocess.min_durations",
+    "train.precision": "models.frame.precision",
 }
 def _has_key(cfg, dotted: str) -> bool:
     """Whether ``dotted`` (``scenes.test``, ``models.frame.epochs``, ``models.frame``) is a key of ``cfg``."""

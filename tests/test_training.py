@@ -201,7 +201,8 @@ KEY_CASES = [
     ("features.n_mels=32", True, True),
     ("features.reference=absolute", True, True),  # settings added later: their neutral value keeps old keys,
     ("augment.gain_min_db=-40", True, True),  # any other value trains anew
-    ("train.precision=bfloat16", True, True),
+    ("models.frame.precision=float32", False, True),  # the frame model's default is auto
+    ("models.chunk.precision=bfloat16", True, False),
     ("seed=3", True, True),
     ("folds.train=[1, 2]", True, True),
     ("test_set=scenes", False, False),  # the demo's DESED folds are the scenes': one model (notebook 07)
@@ -282,7 +283,7 @@ def test_fit_epoch_is_the_hand_written_loop_for_the_frame_loss_too():
 
 @pytest.mark.parametrize("kind", ["chunk", "frame"])
 def test_bfloat16_autocast_trains_with_float32_weights_and_a_loss_close_to_float32(kind):
-    """``train.precision: bfloat16``: the same batches give a loss within bfloat16's precision of the
+    """``models.<kind>.precision: bfloat16``: the same batches give a loss within bfloat16's precision of the
     float32 loss, the weights stay float32, and they move."""
     data = ExampleDataset(band_examples(32, seed=5, frames=kind == "frame"))
     settings = settings_of(load_config("demo"), kind)
@@ -691,9 +692,9 @@ def test_load_trained_errors_name_the_file(tmp_path):
 
 @pytest.mark.parametrize("kind", ["frame", "crnn"])
 def test_bfloat16_training_stays_finite(kind):
-    """train.precision=bfloat16 once trained the frame model into NaN from its first epoch: under autocast
-    its attention pooling clamped probabilities to 1 - 1e-7, which rounds to 1 in bfloat16, and logit(1)
-    is inf. A few steps of both frame kinds must keep a finite, falling loss."""
+    """bfloat16 (``models.frame.precision``) once trained the frame model into NaN from its first epoch:
+    under autocast its attention pooling clamped probabilities to 1 - 1e-7, which rounds to 1 in bfloat16,
+    and logit(1) is inf. A few steps of both frame kinds must keep a finite, falling loss."""
     cfg = load_config("demo")
     k, settings = get_kind(kind), settings_of(cfg, kind)
     rng = np.random.default_rng(0)

@@ -64,6 +64,8 @@ MOVED: dict[str, str] = {
     "train.batch_size": "is now per model: models.chunk.batch_size for notebook 05's model, "
                         "models.frame.batch_size for notebook 08's",
     "train.train_scenes": "is now models.chunk.train_scenes",
+    "train.precision": "is now per model: models.chunk.precision for notebook 05's model, "
+                       "models.frame.precision for notebook 08's (each kind measured on its own)",
     "train.max_train_chunks": "is now models.chunk.max_train_chunks",
     "train.select_on": "is now models.chunk.select_on",
     "frame": "is now models.frame (training) and postprocess (median_filters, min_durations)",
@@ -210,11 +212,11 @@ def _check_choices(cfg_path: Path, merged: dict[str, Any], sections: dict[str, A
     choices = [("test_set", merged.get("test_set", "desed"), TEST_SETS),
                ("scene_recipe", merged.get("scene_recipe", "uniform"), SCENE_RECIPES),
                ("train.lr_schedule", sections["train"].lr_schedule, LR_SCHEDULES),
-               ("features.reference", sections["features"].reference, REFERENCES),
-               ("train.precision", sections["train"].precision, PRECISIONS)]
+               ("features.reference", sections["features"].reference, REFERENCES)]
     choices += [(f"models.{kind}.select_on", m.select_on, SELECT_ON) for kind, m in models.items()]
     choices += [(f"models.{kind}.targets", m.targets, TARGETS) for kind, m in models.items()]
     choices += [(f"models.{kind}.clip_pool", m.clip_pool, CLIP_POOLS) for kind, m in models.items()]
+    choices += [(f"models.{kind}.precision", m.precision, PRECISIONS) for kind, m in models.items()]
     for key, value, allowed in choices:
         if value not in allowed:
             raise ConfigError(f"{cfg_path}: {key} must be one of {allowed}, got {value!r}")

@@ -67,8 +67,8 @@ SELECT_ON = ("chunks", "scenes")
 LR_SCHEDULES = ("constant", "cosine")
 #: What a log-mel's dB are relative to: see ``features.reference`` in config.yml.
 REFERENCES = ("absolute", "max")
-#: The training arithmetic: see ``train.precision`` in config.yml.
-PRECISIONS = ("float32", "bfloat16")
+#: The training arithmetic: see ``models.frame.precision`` in config.yml (sed_utils/train/precision.py).
+PRECISIONS = ("float32", "bfloat16", "auto")
 #: What a model trains outputs for: see ``models.frame.targets`` in config.yml.
 TARGETS = ("classes", "all")
 #: Which clips ``models.<kind>.negative_clips`` draws: see ``models.frame.clip_pool`` in config.yml.
@@ -178,7 +178,6 @@ class TrainConfig:
     num_threads: int = 0
     num_workers: int = 0
     channels_last: bool = True
-    precision: str = "float32"
     init_from: str = ""  # a checkpoint whose network weights start the training ("": none)
 
 
@@ -193,7 +192,8 @@ class ModelConfig:
     other 45 categories, all targets zero; ``"all"``: from all 50, the classes labelled where they
     sound) and ``targets`` (``"classes"``: outputs for the configured classes only;
     ``"all"``: also one trained output per other ESC-50 category, never reported) to models trained
-    on whole scenes. ``config.yml`` lists for each kind the
+    on whole scenes; ``precision`` (``"float32"``, ``"bfloat16"`` or ``"auto"``: bfloat16 where the
+    hardware has it, :mod:`sed_utils.train.precision`) to every kind. ``config.yml`` lists for each kind the
     fields it reads; setting another is refused as an unknown key.
     """
 
@@ -206,6 +206,7 @@ class ModelConfig:
     negative_clips: int = 0
     clip_pool: str = "others"
     targets: str = "classes"
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,8 @@ class EvalConfig:
 KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
     "augment": {"gain_min_db": None, "band_limit_prob": 0.0, "band_limit_min_hz": 3000.0},
-    "train": {"precision": "float32", "init_from": ""},
-    "models": {"targets": "classes", "clip_pool": "others"},
+    "train": {"init_from": ""},
+    "models": {"targets": "classes", "clip_pool": "others", "precision": "float32"},
 }
 
 

@@ -52,7 +52,8 @@ class CheckpointInfo:
     validation examples, each class at its best threshold); ``complete`` is False while training
     is still running (a save at each improvement); ``key`` is the training key (what in the config
     made this model, :func:`sed_utils.train.training_key`); ``weights_digest`` names the score caches;
-    ``post_processing`` is what the evaluation chose on validation data (None until evaluated).
+    ``post_processing`` is what the evaluation chose on validation data (None until evaluated);
+    ``precision`` what the training computed in (``models.<kind>.precision`` as this machine resolved it).
     """
 
     path: Path
@@ -68,6 +69,7 @@ class CheckpointInfo:
     key: str = ""
     weights_digest: str = ""
     post_processing: PostProcessing | None = None
+    precision: str = "float32"
 
 
 @dataclass
@@ -115,7 +117,7 @@ def save_checkpoint(path: Path, detector: Detector, *, config: dict[str, Any], e
         config: the training config (``Config.to_dict()``).
         epoch, best_score: the kept epoch and its validation score.
         meta: the other :class:`CheckpointInfo` fields (``selected_on``, ``seconds``, ``complete``,
-            ``pretrained_loaded``, ``key``).
+            ``pretrained_loaded``, ``key``, ``precision``).
     """
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in detector.state_dict().items()}
     atomic.torch_save({
@@ -202,7 +204,8 @@ def checkpoint_info(ckpt: dict[str, Any], path: Path) -> CheckpointInfo:
                                                                                     False)),
         key=str(ckpt.get("key", "")),
         weights_digest=str(ckpt.get("weights_digest") or weights_digest(ckpt["state_dict"])),
-        post_processing=PostProcessing.from_dict(post) if post else None)
+        post_processing=PostProcessing.from_dict(post) if post else None,
+        precision=str(ckpt.get("precision", "float32")))
 
 
 def _detector_from(ckpt: dict[str, Any], path: Path) -> Detector:

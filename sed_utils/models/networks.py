@@ -162,7 +162,7 @@ class FrameResNet(nn.Module):
         frame_logits = self.frame_head(h)  # [B, T', C]
         # attention over time, per class: where in the clip the class is most evident
         # in float32 also under bfloat16 autocast: there 1 - 1e-7 rounds to 1 (bf16 keeps 8 bits of
-        # mantissa), logit(1) is inf and the first steps' loss NaN (train.precision=bfloat16 learned nothing)
+        # mantissa), logit(1) is inf and the first steps' loss NaN (bfloat16 training learned nothing)
         weights = torch.softmax(self.attention_head(h).float().clamp(-15, 15), dim=1)
         clip_probs = (weights * torch.sigmoid(frame_logits.float())).sum(dim=1).clamp(1e-7, 1 - 1e-7)
         return {"frame_logits": frame_logits, "clip_logits": torch.logit(clip_probs)}

@@ -56,6 +56,7 @@ from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings
 from sed_utils.train import distributed
 from sed_utils.train.data import TrainingData, training_data
 from sed_utils.train.examples import ExampleDataset, Examples, seed_worker
+from sed_utils.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -295,8 +296,8 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, dev: torch.d
                          f"{list(data.valid)}")
     meta = {"config": cfg.to_dict(), "key": key, "selected_on": select,
             "pretrained_loaded": bool(getattr(model.network, "pretrained_loaded", False))}
-    # autocast to bfloat16 exists on CPU and CUDA; elsewhere (MPS) the run stays in float32
-    precision = tc.precision if dev.type in ("cpu", "cuda") else "float32"
+    precision = resolve_precision(settings.precision, dev)
+    meta["precision"] = precision
     return _Run(k, model, distributed.wrap(model, dev), optimiser, schedule, loader, data.train, dev,
                 channels_last, precision, partial(k.loss, settings=settings), select, meta)
 

@@ -1,0 +1,61 @@
+"""The arithmetic a training runs in: ``models.<kind>.precision`` (notebooks 05, 08; README, "bfloat16
+training").
+
+``"float32"`` everywhere; ``"bfloat16"``: the forward pass under ``torch.autocast`` (convolutions and
+matrix products in bfloat16, weights, optimiser and loss in float32); ``"auto"``: bfloat16 where the
+hardware runs it natively (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX-BF16 instructions,
+read from Linux's ``/proc/cpuinfo``), float32 elsewhere. On a CPU without those instructions bfloat16
+is emulated and slower than float32, which is why the frame model's default is ``auto`` and not
+``bfloat16``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+__all__ = ["cpu_has_bfloat16", "resolve_precision"]
+
+#: CPU flags (Linux ``/proc/cpuinfo``) that mean bfloat16 arithmetic in hardware.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes in bfloat16 natively (no notebook; :func:`resolve_precision`).
+
+    Args:
+        cpuinfo: the file listing the CPU's flags; missing (not Linux) or unreadable means no.
+
+    Returns:
+        True when a ``flags`` line names one of :data:`BFLOAT16_CPU_FLAGS`.
+    """
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return any(flag in line.split() for flag in BFLOAT16_CPU_FLAGS)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """What a training on ``device`` computes in for the configured ``precision`` (no notebook; the
+    training loop).
+
+    Args:
+        precision: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (``models.<kind>.precision``).
+        device: where the training runs.
+
+    Returns:
+        ``"float32"`` or ``"bfloat16"``. Autocast to bfloat16 exists on the CPU and CUDA only: on any
+        other device (MPS) the result is float32 whatever was asked.
+    """
+    if device.type not in ("cpu", "cuda"):
+        return "float32"
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if cpu_has_bfloat16() else "float32"
