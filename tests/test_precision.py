@@ -1,4 +1,5 @@
-"""``models.<kind>.precision``: what "auto" resolves to, and how a training records it."""
+"""``models.<kind>.precision``: what "auto" resolves to, and where the setting lives (the checkpoint
+recording it: tests/test_training.py)."""
 
 from __future__ import annotations
 

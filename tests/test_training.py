@@ -45,6 +45,7 @@ from sed_utils.train import (
     training_key,
     validate,
 )
+from sed_utils.train.precision import resolve_precision
 
 N_MELS, FRAMES, STRIDE = 32, 40, 8
 OUT_FRAMES = FRAMES // STRIDE  # the frame network's output frames for 40 mel frames
@@ -333,7 +334,7 @@ def test_a_tiny_chunk_model_learns_the_band_task(chunk_trained):
     assert result.best_score > 0.8, h
     assert not result.skipped and result.resumed_from == 0 and result.info.pretrained_loaded is False
     assert isinstance(result.info, CheckpointInfo) and result.info.complete and result.info.kind == "chunk"
-    assert result.selected_on == "chunks"
+    assert result.selected_on == "chunks" and result.info.precision == "float32"  # models.chunk.precision
     assert set(h.columns) == {"epoch", "train_loss", "valid_chunks_loss", "valid_chunks_f1",
                               "valid_scenes_loss", "valid_scenes_f1", "lr", "seconds",
                               *(f"valid_f1_{lab}" for lab in LABELS)}
@@ -355,6 +356,9 @@ def test_a_tiny_frame_model_learns_the_band_task_on_its_frames(frame_trained):
     chance = float(np.mean(2 * share / (1 + share)))  # macro F1 of calling every frame positive
     assert chance < 0.3 and result.best_score > max(0.6, 2 * chance), h
     assert result.selected_on == "scenes" and result.info.kind == "frame" and result.info.complete
+    # models.frame.precision is "auto": the checkpoint says what this machine trained in
+    saved = load_trained(cfg.paths.checkpoint("frame")).info
+    assert saved.precision == resolve_precision("auto", torch.device("cpu"))
     assert set(h.columns) == {"epoch", "train_loss", "valid_scenes_loss", "valid_scenes_f1", "lr", "seconds",
                               *(f"valid_f1_{lab}" for lab in LABELS)}
     assert result.best_epoch == int(h.loc[h["valid_scenes_f1"].idxmax(), "epoch"])
