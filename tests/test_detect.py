@@ -27,6 +27,7 @@ from sed_utils.cli.runner import main
 from sed_utils.config import MelConfig, RunPaths
 from sed_utils.core.errors import AudioError, CheckpointError
 from sed_utils.detection import detect, detect_files, find_checkpoint, post_processing_of
+from sed_utils.detection.output import events_text
 from sed_utils.labels.grid import PostProcessing
 from sed_utils.models import build_detector, load_trained, save_checkpoint, store_post_processing
 
@@ -725,3 +726,5 @@ def test_dcase_is_the_tsv_table_by_its_other_name(models, tmp_path):
     assert main([*base, "--format", "tsv", "--out", str(tmp_path / "t.tsv")]) == 0
     assert (tmp_path / "d.tsv").read_text() == (tmp_path / "t.tsv").read_text()
     assert (tmp_path / "d.tsv").read_text().startswith("filename\tonset\toffset\tevent_label")
+    events = detect(tmp_path / "a.wav", models["frame"], thresholds=0.0).events  # the Python API too
+    assert events_text(events, "dcase") == events_text(events, "tsv")

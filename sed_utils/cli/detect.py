@@ -268,8 +268,6 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     from sed_utils.detection import expand_inputs, file_names, load_model, post_processing_of
     from sed_utils.detection.output import FORMATS, ONE_RECORDING_FORMATS
 
-    if args.format == "dcase":  # the DCASE strong-label table by its other name
-        args.format = "tsv"
     if args.format not in FORMATS:
         raise ValueError(f"--format {args.format!r}: choose one of {', '.join(FORMATS)}")
     if args.skip_existing and not args.per_file:

@@ -26,12 +26,13 @@ from sed_utils.labels.annotations import EVENT_COLUMNS, annotations_text
 __all__ = ["FORMATS", "ONE_RECORDING_FORMATS", "SUFFIXES", "events_text", "write_events", "scores_text",
            "detection_text", "per_file_path"]
 
-FORMATS = ("tsv", "json", "audacity", "raven", "weak", "scores")
+#: ``dcase`` is ``tsv`` by its other name (the DCASE strong-label table).
+FORMATS = ("tsv", "dcase", "json", "audacity", "raven", "weak", "scores")
 #: Layouts that hold one recording: written per file only.
 ONE_RECORDING_FORMATS = ("audacity", "raven", "scores")
 #: The name a per-recording output gets after the recording's stem (Raven's own naming; a scores file is
 #: ``<recording>.tsv``, as sed_scores_eval names them in a folder).
-SUFFIXES = {"tsv": ".events.tsv", "json": ".events.json", "audacity": ".labels.txt",
+SUFFIXES = {"tsv": ".events.tsv", "dcase": ".events.tsv", "json": ".events.json", "audacity": ".labels.txt",
             "raven": ".Table.1.selections.txt", "weak": ".weak.tsv", "scores": ".tsv"}
 
 
@@ -40,7 +41,7 @@ def events_text(events: pd.DataFrame, fmt: str = "tsv", *, files: list[str] | No
 
     Args:
         events: :data:`EVENT_COLUMNS` and ``score``.
-        fmt: ``tsv``, ``json``, ``weak``; ``audacity`` or ``raven`` for one recording's events.
+        fmt: ``tsv`` (or ``dcase``), ``json``, ``weak``; ``audacity`` or ``raven`` for one recording's events.
         files: every recording scored, so the ``tsv`` and ``weak`` tables list those without events too
             (a name-only row, as DESED's tables mark a recording without events).
 
