@@ -41,7 +41,8 @@ def test_devices_without_autocast_train_in_float32():
 
 def test_precision_is_a_per_model_setting_and_the_old_key_says_where_it_went():
     cfg = load_config("demo")
-    assert cfg.models["frame"].precision == "auto" and cfg.models["chunk"].precision == "float32"
+    assert cfg.models["frame"].precision == "auto" and cfg.models["chunk"].precision == "auto"
+    assert cfg.models["crnn"].precision == "float32"  # not measured in bfloat16
     with pytest.raises(ConfigError, match="models.frame.precision for notebook 08"):
         load_config("demo", ["train.precision=bfloat16"])
     with pytest.raises(ConfigError, match="models.frame.precision must be one of"):
