@@ -5,8 +5,8 @@ training").
 matrix products in bfloat16, weights, optimiser and loss in float32); ``"auto"``: bfloat16 where the
 hardware runs it natively (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX-BF16 instructions,
 read from Linux's ``/proc/cpuinfo``), float32 elsewhere. On a CPU without those instructions bfloat16
-is emulated and slower than float32, which is why the frame model's default is ``auto`` and not
-``bfloat16``. The training key holds the setting (``auto``), not what it resolved to, so a finished
+is emulated and slower than float32, which is why the chunk and frame models' default is ``auto`` and
+not ``bfloat16``. The training key holds the setting (``auto``), not what it resolved to, so a finished
 model is reused as it is on another machine; its checkpoint records what it was trained in
 (``CheckpointInfo.precision``).
 """
