@@ -124,6 +124,14 @@ class TimeGrid:
         Returns:
             ``filename, onset, offset, event_label``, sorted (:func:`event_frame`).
         """
+        return _typed_events(self._event_rows(scores, thresholds, median_filters, min_durations, filename))
+
+    def _event_rows(self, scores: np.ndarray, thresholds: float | Sequence[float],
+                    median_filters: int | Sequence[int], min_durations: float | Sequence[float],
+                    filename: str) -> list[tuple[str, float, float, str]]:
+        """:meth:`decode`'s events as row tuples in :func:`event_frame`'s order (one clip: by onset,
+        then label), without the table: :func:`events_of_curves` builds one table for all clips, as a
+        table per clip costs milliseconds and the choice of post-processing decodes thousands."""
         scores = np.asarray(scores, dtype=float)
         n = len(self.labels)
         if scores.ndim != 2 or scores.shape != (self.n_frames, n):
@@ -137,7 +145,7 @@ class TimeGrid:
             for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
                 if self.bounds[b] - self.bounds[a] >= shortest[c] - 1e-9:
                     rows.append((filename, float(self.bounds[a]), float(self.bounds[b]), label))
-        return event_frame(rows)
+        return sorted(rows, key=lambda row: (row[1], row[3]))
 
     def segment_scores(self, scores: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Per segment ``[starts[k], ends[k])`` and class, the highest score of the frames whose
@@ -238,10 +246,10 @@ def events_of_curves(curves: ScoreCurves, labels: Sequence[str], thresholds: flo
         ``filename, onset, offset, event_label``: the files in the order of ``curves``, each file's
         events sorted as :func:`event_frame` sorts them.
     """
-    parts = [TimeGrid(tuple(labels), np.asarray(b, dtype=float)).decode(
-                 s, thresholds, median_filters=median_filters, min_durations=min_durations, filename=name)
-             for name, (b, s) in curves.items()]
-    return pd.concat(parts, ignore_index=True) if parts else event_frame([])
+    rows = [row for name, (b, s) in curves.items()
+            for row in TimeGrid(tuple(labels), np.asarray(b, dtype=float))._event_rows(
+                s, thresholds, median_filters, min_durations, name)]
+    return _typed_events(rows)
 
 
 def curve_segment_scores(curves: ScoreCurves, labels: Sequence[str], table: pd.DataFrame) -> np.ndarray:
@@ -272,9 +280,14 @@ def curve_segment_scores(curves: ScoreCurves, labels: Sequence[str], table: pd.D
 
 def event_frame(rows: list[tuple[str, float, float, str]]) -> pd.DataFrame:
     """Rows ``(filename, onset, offset, event_label)`` as a sorted event table (notebooks 06, 08)."""
-    out = pd.DataFrame(rows, columns=EVENT_COLUMNS).astype(
-        {"filename": str, "onset": float, "offset": float, "event_label": str})
+    out = _typed_events(rows)
     return out.sort_values(["filename", "onset", "event_label"], kind="stable").reset_index(drop=True)
+
+
+def _typed_events(rows: list[tuple[str, float, float, str]]) -> pd.DataFrame:
+    """Rows as an event table with :data:`EVENT_COLUMNS` and their types, in the rows' order."""
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS).astype(
+        {"filename": str, "onset": float, "offset": float, "event_label": str})
 
 
 def segments_to_events(filenames: Sequence[str], starts: Sequence[float], ends: Sequence[float],
