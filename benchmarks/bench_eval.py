@@ -129,6 +129,6 @@ def run(cfg: Config, *, repeats: int, quick: bool) -> dict[str, Any]:
             "concatenated (compute depends on length, not content). The 44.1 kHz row shows the cost of "
             "resampling when eval audio is not stored at the model's 16 kHz.",
             "In the notebooks the score curves are cached by the model's weights and the audio "
-            "(eval_cache): this is the cost of a first, uncached run.",
+            "(cfg.curve_cache): this is the cost of a first, uncached run.",
         ],
     }

@@ -187,13 +187,15 @@ def test_choose_post_processing_per_class_and_segment_thresholds_on_the_segment_
 
 
 # ============================================================================= config helpers
-def test_results_and_caches_live_in_the_kinds_folder_of_the_run(tmp_path):
+def test_results_live_in_the_kinds_folder_and_curves_in_the_data_cache(tmp_path):
     cfg = load_config("demo", [f"runs_root={tmp_path}"])
     assert cfg.paths.checkpoint("frame") == tmp_path / "demo" / "frame" / "best.pt"
     assert cfg.paths.results("chunk") == tmp_path / "demo" / "chunk" / "results.json"
     assert cfg.paths.results("chunk", "_negatives") == tmp_path / "demo" / "chunk" / "results_negatives.json"
     assert cfg.paths.events("frame", "_x") == tmp_path / "demo" / "frame" / "events_x.tsv"
-    assert cfg.paths.eval_cache == tmp_path / "demo" / "eval_cache"
+    # score curves are derived data, shared by every run folder on the same data (07 reuses 06's)
+    assert cfg.curve_cache == cfg.data_root / "cache" / "curves"
+    assert heldout_scenes_config(cfg).curve_cache == cfg.curve_cache
 
 
 def test_the_heldout_scenes_model_never_sees_the_scenes_fold():
@@ -442,7 +444,7 @@ def test_model_curves_are_the_kinds_curves_and_cached_by_weights_and_files(cfg, 
     else:  # windows slid by postprocess.window_hop_seconds
         assert len(bounds) - 1 == 37 and bounds[1] == pytest.approx(0.625)
     assert 0 < scores.min() < scores.max() < 1 and len(np.unique(scores.round(3))) > 10
-    cached = list(cfg.paths.eval_cache.glob(f"curves_{kind}_*.npz"))
+    cached = list(cfg.curve_cache.glob(f"curves_{kind}_*.npz"))
     assert len(cached) == 1
     # again: from the cache, the same arrays, no scoring
     again = set_curves(cfg, trained, test, progress=False)

@@ -9,7 +9,6 @@ Layout (each model kind has a folder of its own; notebooks 05-09 and the command
             history.csv        one row per epoch
             results.json       every metric of the evaluation, the post-processing chosen on validation
             events.tsv         the test set's predicted events (DCASE layout)
-        eval_cache/            score curves of every model, keyed by weights and audio
         notebooks/             executed copies of the notebooks (the runner)
         own_recordings/        notebook 09's uploads and saved events
 """
@@ -55,11 +54,6 @@ class RunPaths:
     def events(self, kind: str, tag: str = "") -> Path:
         """The test set's predicted events of ``kind`` in the DCASE layout (``events<tag>.tsv``)."""
         return self.model_dir(kind) / f"events{tag}.tsv"
-
-    @property
-    def eval_cache(self) -> Path:
-        """Score curves of every model, named by the digest of its weights and of the audio."""
-        return self.root / "eval_cache"
 
     @property
     def notebooks(self) -> Path:

@@ -334,6 +334,15 @@ class Config:
         """Derived data (resampled audio, chunk tables, features, scenes), safe to delete."""
         return self.data_root / "cache"
 
+    @property
+    def curve_cache(self) -> Path:
+        """Score curves of every model on every file set it was scored on, named by the digest of the
+        weights and the audio (:func:`sed_utils.evaluate.curves.model_curves`): derived data, safe to
+        delete. Under :attr:`cache_dir`, not in a run folder, so that every run folder using this data
+        shares it: notebook 07's held-out run reuses the validation curves 06 computed for the same
+        model."""
+        return self.cache_dir / "curves"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, yaml/json-serialisable view (saved next to checkpoints and results)."""
         d = dataclasses.asdict(self)

@@ -1,7 +1,7 @@
 """Score curves of many files, cached: what every evaluation and choice reads (notebooks 06, 07, 08).
 
 A model's curves depend on its weights and the audio only, so they are computed once per model and
-set of files and kept in ``cfg.paths.eval_cache`` (named by the digest of the weights, not of the
+set of files and kept in ``cfg.curve_cache`` (named by the digest of the weights, not of the
 checkpoint file, which also holds the post-processing the evaluation writes into it). Re-running a
 notebook with another collar or candidate list then costs seconds.
 """
@@ -37,7 +37,7 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
     (notebooks 06, 08).
 
     Args:
-        cfg: the config (the window hop, the run folder's cache).
+        cfg: the config (the window hop, the curve cache).
         trained: the model; paths: the files; clip_seconds: a curve ends at least here.
         condition: a change applied to each file's audio first (a level, a band limit); None: as is.
         progress, desc: the progress bar (it must say which set is scored).
@@ -47,7 +47,7 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
     key = digest("curves-v3", trained.weights_key, names, [str(paths[n]) for n in names],
                  file_identity(paths[n] for n in names), hop, clip_seconds,
                  *([condition.key()] if condition is not None else []))
-    cache = cfg.paths.eval_cache / f"curves_{trained.kind}_{key}.npz"
+    cache = cfg.curve_cache / f"curves_{trained.kind}_{key}.npz"
     if cache.is_file():
         with np.load(cache) as z:
             return {n: (z[f"b{i}"], z[f"s{i}"]) for i, n in enumerate(names)}
@@ -68,7 +68,7 @@ def set_curves(cfg: Config, trained: TrainedModel, ds: StrongLabelSet, *, progre
     """:func:`model_curves` of every clip of a strongly labelled set (notebooks 06, 08).
 
     Args:
-        cfg: the config (the window hop, the run folder's cache).
+        cfg: the config (the window hop, the curve cache).
         trained: the model.
         ds: the set; every file of ``ds.files`` is scored (those without target events too), and each
             curve ends at ``ds.clip_seconds`` at least.

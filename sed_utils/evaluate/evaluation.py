@@ -20,7 +20,7 @@ metric asks ("is the class active anywhere in this second?") of the same curve t
 for any model that gives a curve; a chunk model's windows every 250 ms hear a sound at the edge of a
 segment centred, which a single window on the segment would hear cut in half.
 
-Nothing is chosen on the test set. Curves are cached by the weights and the audio (``eval_cache``),
+Nothing is chosen on the test set. Curves are cached by the weights and the audio (``cfg.curve_cache``),
 and results by the weights and the evaluation settings, so re-running a notebook costs seconds.
 Results go to ``cfg.paths.results(kind)``, the test events to ``cfg.paths.events(kind)``, and the
 chosen post-processing into the model's checkpoint.
