@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sed_utils.config import ConfigError, load_config
-from sed_utils.train import precision as precision_mod
-from sed_utils.train.precision import cpu_has_bfloat16, resolve_precision
+from sed_utils.models import precision as precision_mod
+from sed_utils.models.precision import cpu_has_bfloat16, resolve_precision
 
 CPUINFO = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 avx512f {extra}\n\n"
 

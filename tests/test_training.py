@@ -34,6 +34,7 @@ from sed_utils.models.checkpoint import FORMAT, FORMAT_VERSION, CheckpointInfo, 
 from sed_utils.models.curves import predict, predict_proba, sigmoid
 from sed_utils.models.detector import Detector, set_seed
 from sed_utils.models.kinds import build_detector, get_kind, settings_of
+from sed_utils.models.precision import resolve_precision
 from sed_utils.plots.training import plot_class_f1, plot_history
 from sed_utils.train import (
     EarlyStopping,
@@ -45,7 +46,6 @@ from sed_utils.train import (
     training_key,
     validate,
 )
-from sed_utils.train.precision import resolve_precision
 
 N_MELS, FRAMES, STRIDE = 32, 40, 8
 OUT_FRAMES = FRAMES // STRIDE  # the frame network's output frames for 40 mel frames

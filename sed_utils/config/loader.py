@@ -27,6 +27,7 @@ from sed_utils.config.settings import (
     REFERENCES,
     REPO_ROOT,
     SCENE_RECIPES,
+    SCORING_PRECISIONS,
     SECTIONS,
     SELECT_ON,
     TARGETS,
@@ -212,7 +213,8 @@ def _check_choices(cfg_path: Path, merged: dict[str, Any], sections: dict[str, A
     choices = [("test_set", merged.get("test_set", "desed"), TEST_SETS),
                ("scene_recipe", merged.get("scene_recipe", "uniform"), SCENE_RECIPES),
                ("train.lr_schedule", sections["train"].lr_schedule, LR_SCHEDULES),
-               ("features.reference", sections["features"].reference, REFERENCES)]
+               ("features.reference", sections["features"].reference, REFERENCES),
+               ("eval.precision", sections["eval"].precision, SCORING_PRECISIONS)]
     choices += [(f"models.{kind}.select_on", m.select_on, SELECT_ON) for kind, m in models.items()]
     choices += [(f"models.{kind}.targets", m.targets, TARGETS) for kind, m in models.items()]
     choices += [(f"models.{kind}.clip_pool", m.clip_pool, CLIP_POOLS) for kind, m in models.items()]

@@ -149,6 +149,7 @@ RULES: dict[str, Rule] = {
     "eval.onset_collar": _NON_NEGATIVE,
     "eval.offset_collar_ratio": _NON_NEGATIVE,
     "eval.reference_threshold": _PROBABILITY,
+    "eval.precision": (lambda v: True, "see SCORING_PRECISIONS"),
 }
 
 

@@ -23,7 +23,7 @@ __all__ = ["REPO_ROOT", "PROJECT_ENV", "find_project_root",
            "AudioConfig", "DownloadConfig", "ChunkingConfig", "MelConfig", "FoldConfig",
            "ScenesConfig", "AugmentConfig", "TrainConfig", "ModelConfig", "PostprocessConfig", "EvalConfig",
            "Config", "SECTIONS", "SELECT_ON", "LR_SCHEDULES", "SCENE_RECIPES", "TEST_SETS", "REFERENCES",
-           "PRECISIONS", "TARGETS", "CLIP_POOLS", "KEY_NEUTRAL", "key_view"]
+           "PRECISIONS", "SCORING_PRECISIONS", "TARGETS", "CLIP_POOLS", "KEY_NEUTRAL", "key_view"]
 
 #: Names the tutorial's folder explicitly (see :func:`find_project_root`).
 PROJECT_ENV = "SED_PROJECT"
@@ -67,8 +67,10 @@ SELECT_ON = ("chunks", "scenes")
 LR_SCHEDULES = ("constant", "cosine")
 #: What a log-mel's dB are relative to: see ``features.reference`` in config.yml.
 REFERENCES = ("absolute", "max")
-#: The training arithmetic: see ``models.frame.precision`` in config.yml (sed_utils/train/precision.py).
+#: The training arithmetic: see ``models.frame.precision`` in config.yml (sed_utils/models/precision.py).
 PRECISIONS = ("float32", "bfloat16", "auto")
+#: The arithmetic a trained model is scored in: see ``eval.precision`` in config.yml.
+SCORING_PRECISIONS = ("auto", "float32")
 #: What a model trains outputs for: see ``models.frame.targets`` in config.yml.
 TARGETS = ("classes", "all")
 #: Which clips ``models.<kind>.negative_clips`` draws: see ``models.frame.clip_pool`` in config.yml.
@@ -193,7 +195,7 @@ class ModelConfig:
     sound) and ``targets`` (``"classes"``: outputs for the configured classes only;
     ``"all"``: also one trained output per other ESC-50 category, never reported) to models trained
     on whole scenes; ``precision`` (``"float32"``, ``"bfloat16"`` or ``"auto"``: bfloat16 where the
-    hardware has it, :mod:`sed_utils.train.precision`) to every kind. ``config.yml`` lists for each kind the
+    hardware has it, :mod:`sed_utils.models.precision`) to every kind. ``config.yml`` lists for each kind the
     fields it reads; setting another is refused as an unknown key.
     """
 
@@ -225,11 +227,14 @@ class PostprocessConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """``eval``: the metrics' collars and the original project's threshold (notebooks 06-08)."""
+    """``eval``: the metrics' collars, the original project's threshold and the arithmetic models are
+    scored in (``precision``: :data:`SCORING_PRECISIONS`,
+    :func:`sed_utils.models.precision.scoring_precision`; notebooks 06-08)."""
 
     onset_collar: float = 0.2
     offset_collar_ratio: float = 0.2
     reference_threshold: float = 0.6
+    precision: str = "auto"
 
 
 #: Settings added after models and caches were made with the behaviour they now make optional:

@@ -33,8 +33,8 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
                  condition: Condition | None = None, progress: bool = True,
                  desc: str = "score curves") -> ScoreCurves:
     """Score curves of the files ``paths`` (name -> audio file), cached under a key of the model's
-    weights, the files (their sizes and mtimes), the window hop, the clip length and the condition
-    (notebooks 06, 08).
+    weights, the files (their sizes and mtimes), the window hop, the clip length, the condition and the
+    arithmetic the model is scored in (notebooks 06, 08).
 
     Args:
         cfg: the config (the window hop, the curve cache).
@@ -44,9 +44,11 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
     """
     names = list(paths)
     hop = cfg.postprocess.window_hop_seconds if get_kind(trained.kind).time_stride is None else None
+    precision = trained.detector.precision  # float32 left out of the key: the curves cached before it
     key = digest("curves-v3", trained.weights_key, names, [str(paths[n]) for n in names],
                  file_identity(paths[n] for n in names), hop, clip_seconds,
-                 *([condition.key()] if condition is not None else []))
+                 *([condition.key()] if condition is not None else []),
+                 *([precision] if precision != "float32" else []))
     cache = cfg.curve_cache / f"curves_{trained.kind}_{key}.npz"
     if cache.is_file():
         with np.load(cache) as z:

@@ -114,6 +114,7 @@ def _evaluation_key(cfg: Config, trained: TrainedModel) -> str:
     view = {k: d[k] for k in ("test_set", "scene_recipe", "classes", "folds", "scenes", "postprocess", "eval",
                               "data_root", "audio")}
     view["segment_seconds"] = cfg.chunking.segment_seconds
+    view["scored_in"] = trained.detector.precision  # a model passed in may not follow eval.precision
     return digest("evaluation-v2", trained.weights_key, json.dumps(view, sort_keys=True, default=str))
 
 
@@ -191,7 +192,7 @@ def evaluate(cfg: Config, kind: str, *, tag: str = "", progress: bool = True,
         tag: names a variant's result files (the benchmarks compare choices on one model); a tagged
             variant does not replace the post-processing stored in the checkpoint.
         progress: progress bars.
-        trained: the loaded model (default: loaded from its checkpoint).
+        trained: the loaded model (default: loaded from its checkpoint, scored in ``eval.precision``).
 
     Returns:
         An :class:`Evaluation`; its ``results`` are also written to ``cfg.paths.results(kind, tag)``.
@@ -205,7 +206,7 @@ def evaluate(cfg: Config, kind: str, *, tag: str = "", progress: bool = True,
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no {kind} model; train it first (sed_utils.train.train(cfg, "
                                     f"{kind!r}), notebook {'08' if kind == 'frame' else '05'})")
-        trained = load_trained(path)
+        trained = load_trained(path, precision=cfg.eval.precision)
     labels, out = cfg.desed_labels, cfg.paths.results(kind, tag)
     key = _evaluation_key(cfg, trained)
     cached = _cached_results(out, key)
@@ -228,7 +229,8 @@ def evaluate(cfg: Config, kind: str, *, tag: str = "", progress: bool = True,
             "model": kind, "checkpoint": str(info.path), "profile": cfg.profile, "test_set": cfg.test_set,
             "test_set_name": describe_test_set(cfg), "synthetic_data": bool(cfg.synthetic),
             "training": {"epoch": info.epoch, "selected_on": info.selected_on, "best_score": info.best_score,
-                         "seconds": info.seconds},
+                         "seconds": info.seconds, "precision": info.precision},
+            "scored_in": trained.detector.precision,
             "post_processing": post.to_dict(), "post_processing_grids": grids,
             **_metrics(cfg, test, curves, post, segments, scores, events),
             "negatives": negative_false_alarms(cfg, trained, post, progress=progress),

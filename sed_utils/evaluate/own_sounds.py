@@ -243,7 +243,7 @@ def train_own(dataset: OwnDataset, out: Path, *, overrides: list[str] | None = N
     result = train(cfg, KIND, data=data, progress=progress, device=device)
     if not distributed.is_main():  # the choice and the report are process 0's
         return OwnRun(cfg, split, result.checkpoint, {})
-    trained = load_trained(result.checkpoint, device)
+    trained = load_trained(result.checkpoint, device, precision=cfg.eval.precision)
     curves, seconds = _curves(cfg, trained, dataset, names["valid"], progress, "validation recordings")
     reference = events[events["filename"].isin(names["valid"])]
     segments = _segments(reference, seconds, cfg.desed_labels, cfg.chunking.segment_seconds)

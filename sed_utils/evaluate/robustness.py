@@ -63,7 +63,7 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
         clips whose class is detected), ``negatives_alarmed`` (share of its other clips with any
         event), ``clips``, ``negatives`` (how many of each).
     """
-    trained = trained or load_trained(cfg.paths.checkpoint(kind))
+    trained = trained or load_trained(cfg.paths.checkpoint(kind), precision=cfg.eval.precision)
     post = evaluate(cfg, kind, progress=progress, trained=trained).post
     labels = cfg.desed_labels
     test = load_test_set(cfg, progress=progress)

@@ -30,6 +30,7 @@ from sed_utils.core.errors import CheckpointError
 from sed_utils.labels.grid import PostProcessing
 from sed_utils.models.detector import Detector, pick_device
 from sed_utils.models.kinds import build_detector, get_kind
+from sed_utils.models.precision import scoring_precision
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +229,16 @@ def _detector_from(ckpt: dict[str, Any], path: Path) -> Detector:
     return detector
 
 
-def load_trained(path: Path, device: torch.device | str | None = None) -> TrainedModel:
+def load_trained(path: Path, device: torch.device | str | None = None,
+                 precision: str = "auto") -> TrainedModel:
     """Load a checkpoint into its detector, in eval mode (notebooks 05-09, ``detect``).
 
     Args:
         path: a ``best.pt`` written by training.
         device: default :func:`~sed_utils.models.detector.pick_device` (CUDA, MPS, CPU).
+        precision: ``eval.precision``: ``"auto"`` scores a model trained in bfloat16 in bfloat16 where
+            ``device`` runs it natively, ``"float32"`` always in float32; the result is the detector's
+            ``precision`` (:func:`~sed_utils.models.precision.scoring_precision`).
 
     Raises:
         FileNotFoundError, CheckpointError: as :func:`read_checkpoint`, and when the weights do not
@@ -242,8 +247,11 @@ def load_trained(path: Path, device: torch.device | str | None = None) -> Traine
     path = Path(path)
     ckpt = read_checkpoint(path)
     detector = _detector_from(ckpt, path)
-    detector.to(torch.device(device) if device is not None else pick_device()).eval()
-    return TrainedModel(detector=detector, info=checkpoint_info(ckpt, path))
+    dev = torch.device(device) if device is not None else pick_device()
+    detector.to(dev).eval()
+    info = checkpoint_info(ckpt, path)
+    detector.precision = scoring_precision(info.precision, precision, dev)
+    return TrainedModel(detector=detector, info=info)
 
 
 def _is_output_layer(name: str) -> bool:

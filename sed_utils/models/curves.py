@@ -82,6 +82,14 @@ def _batches(data: Any, batch_size: int) -> tuple[Any, int]:
     return (x[i:i + batch_size] for i in range(0, len(x), batch_size)), len(x)
 
 
+def _in_precision(model: nn.Module, device: torch.device) -> torch.autocast:
+    """The context a forward pass of ``model`` runs in: ``torch.autocast`` to bfloat16 when the model's
+    ``precision`` says so and ``device`` has autocast (CPU, CUDA), else a disabled one (float32). The
+    log-mel front end stays outside it, as in training (features come from the float32 cache there)."""
+    bfloat16 = getattr(model, "precision", "float32") == "bfloat16" and device.type in ("cpu", "cuda")
+    return torch.autocast(device.type if bfloat16 else "cpu", dtype=torch.bfloat16, enabled=bfloat16)
+
+
 def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch.device | str | None = None,
             progress: bool = False) -> dict[str, np.ndarray]:
     """Every output of ``model`` for many inputs, in eval mode, without gradients (notebooks 05, 06, 08).
@@ -96,7 +104,9 @@ def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch
 
     Returns:
         ``{"clip_logits": [N, C], "frame_logits": [N, T', C] (networks that keep time)}`` as float32
-        arrays. The model's train/eval mode is restored afterwards (validation runs mid-training).
+        arrays, the forward pass in the model's ``precision`` (a :class:`Detector` attribute:
+        ``"bfloat16"`` runs it under ``torch.autocast``; absent: float32). The model's train/eval mode
+        is restored afterwards (validation runs mid-training).
     """
     dev = torch.device(device) if device is not None else model_device(model)
     model.to(dev)
@@ -106,7 +116,7 @@ def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch
     model.eval()
     parts: dict[str, list[np.ndarray]] = {}
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _in_precision(model, dev):
             total = (n + batch_size - 1) // batch_size
             for x in tqdm(batches, total=total, desc="predict", disable=not progress, leave=False):
                 for name, value in model(to_device(x, dev, channels_last)).items():
@@ -239,7 +249,8 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
     block is then scaled as the training scenes were, and a loud sound mutes only its own block.
     Blocks are scored as the audio arrives, so an hour read in blocks is never held whole.
     ``hop_seconds`` is ignored (the network's frames are the grid); the last frame ends with the
-    recording (or at ``end_seconds`` when that is later).
+    recording (or at ``end_seconds`` when that is later). The network runs in the detector's
+    ``precision``, the front end in float32 (as :func:`predict`).
 
     Args:
         detector: a detector whose network keeps time (a ``time_stride``).
@@ -275,7 +286,9 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
         waves = torch.from_numpy(np.stack(pieces))
         if waves.shape[1] < frame_samples:  # a sliver (or a tiny clip): pad to one frame
             waves = torch.nn.functional.pad(waves, (0, frame_samples - waves.shape[1]))
-        logits = detector.forward_waveform(waves.to(device))["frame_logits"]
+        features = detector.features(waves.to(device))
+        with _in_precision(detector, device):
+            logits = detector(features)["frame_logits"]
         out.extend(torch.sigmoid(logits[:, :wanted]).float().cpu().numpy())
 
     was_training = detector.training

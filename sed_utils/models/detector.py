@@ -49,6 +49,11 @@ class Detector(nn.Module):
         window_seconds: the input length it was trained on (1 s chunks, 10 s scenes).
         other_labels: categories the network has outputs for after ``labels``, trained but never
             reported (empty: the network's outputs are ``labels``).
+
+    Attributes:
+        precision: what :func:`sed_utils.models.predict` runs the forward pass in: ``"float32"`` (as
+            built, and while it trains) or ``"bfloat16"`` (under ``torch.autocast``), set by
+            :func:`sed_utils.models.load_trained` (:func:`sed_utils.models.precision.scoring_precision`).
     """
 
     def __init__(self, logmel: LogMel, normaliser: Normaliser, network: nn.Module, *, kind: str,
@@ -64,6 +69,7 @@ class Detector(nn.Module):
         self.mel = mel
         self.window_seconds = float(window_seconds)
         self.other_labels = list(other_labels)
+        self.precision = "float32"
 
     @property
     def time_stride(self) -> int | None:

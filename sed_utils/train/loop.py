@@ -53,10 +53,10 @@ from sed_utils.models.checkpoint import (
 from sed_utils.models.curves import predict, sigmoid, to_device
 from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
+from sed_utils.models.precision import resolve_precision
 from sed_utils.train import distributed
 from sed_utils.train.data import TrainingData, training_data
 from sed_utils.train.examples import ExampleDataset, Examples, seed_worker
-from sed_utils.train.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""The arithmetic a training runs in: ``models.<kind>.precision`` (notebooks 05, 08; README, "bfloat16
-training").
+"""The arithmetic a model runs in: ``models.<kind>.precision`` for its training, ``eval.precision`` for
+its scoring (notebooks 05-08, ``detect``; README, "bfloat16 training").
 
 ``"float32"`` everywhere; ``"bfloat16"``: the forward pass under ``torch.autocast`` (convolutions and
 matrix products in bfloat16, weights, optimiser and loss in float32); ``"auto"``: bfloat16 where the
@@ -9,6 +9,11 @@ is emulated and slower than float32, which is why the chunk and frame models' de
 not ``bfloat16``. The training key holds the setting (``auto``), not what it resolved to, so a finished
 model is reused as it is on another machine; its checkpoint records what it was trained in
 (``CheckpointInfo.precision``).
+
+Scoring (``eval.precision``, :func:`scoring_precision`): a model is scored in the arithmetic it was
+trained in where this machine runs it natively, so a model trained in bfloat16 is also read in bfloat16
+(the forward pass twice as fast on such a CPU), a float32 model and any model on other hardware in
+float32.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_bfloat16", "resolve_precision"]
+__all__ = ["cpu_has_bfloat16", "resolve_precision", "scoring_precision"]
 
 #: CPU flags (Linux ``/proc/cpuinfo``) that mean bfloat16 arithmetic in hardware.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -44,7 +49,7 @@ def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """What a training on ``device`` computes in for the configured ``precision`` (no notebook; the
-    training loop).
+    training loop, :func:`scoring_precision`).
 
     Args:
         precision: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (``models.<kind>.precision``).
@@ -61,3 +66,28 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return "bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def scoring_precision(trained_in: str, setting: str, device: torch.device) -> str:
+    """What a trained model's forward pass computes in when it is scored (no notebook;
+    :func:`sed_utils.models.load_trained`, hence the evaluations of notebooks 05-08 and ``detect``).
+
+    Args:
+        trained_in: what the model trained in (its checkpoint's ``precision``: ``"float32"`` or
+            ``"bfloat16"``).
+        setting: ``eval.precision``: ``"auto"`` (the training's arithmetic where ``device`` runs it
+            natively) or ``"float32"`` (always).
+        device: where the model is scored.
+
+    Returns:
+        ``"bfloat16"`` for a bfloat16 model under ``"auto"`` on hardware with bfloat16
+        (:func:`resolve_precision` of ``"auto"``), else ``"float32"``.
+
+    Raises:
+        ValueError: an unknown ``setting``.
+    """
+    if setting not in ("auto", "float32"):
+        raise ValueError(f"eval.precision must be 'auto' or 'float32', got {setting!r}")
+    if setting == "float32" or trained_in != "bfloat16":
+        return "float32"
+    return resolve_precision("auto", device)
