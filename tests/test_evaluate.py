@@ -467,6 +467,10 @@ def test_model_curves_are_the_kinds_curves_and_cached_by_weights_and_files(cfg, 
     other = TrainedModel(trained.detector, dataclasses.replace(trained.info, weights_digest=""))
     model_curves(cfg, other, one, test.clip_seconds, progress=False)
     assert len(spy.calls) == len(test.files) + 4
+    # the same weights scored in bfloat16: other curves
+    other.detector.precision = "bfloat16"
+    model_curves(cfg, other, one, test.clip_seconds, progress=False)
+    assert len(spy.calls) == len(test.files) + 5
 
 
 def test_negative_false_alarms_count_the_clips_with_any_event(cfg):

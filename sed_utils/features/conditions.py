@@ -13,7 +13,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 __all__ = ["Condition", "LEVELS_DB", "level_conditions", "odd_conditions"]
 
@@ -62,6 +61,8 @@ class Condition:
                 raise ValueError(f"condition {self.name!r}: {btype} {cutoff} Hz is not below the Nyquist "
                                  f"frequency of {sample_rate} Hz audio")
             if len(out) > 30:  # sosfiltfilt needs a few samples more than its padding
+                from scipy import signal  # here: importing it costs every notebook half a second
+
                 out = signal.sosfiltfilt(signal.butter(4, cutoff, btype, fs=sample_rate, output="sos"), out)
         if self.seconds > 0:
             out = _around_loudest(out, int(round(self.seconds * sample_rate)), sample_rate)
