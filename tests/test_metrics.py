@@ -286,3 +286,27 @@ def test_macro_f1_at_chosen_thresholds_uses_each_class_best_threshold():
     assert per_class.tolist() == pytest.approx([1.0, 0.8])
     assert f1 == pytest.approx((1.0 + 0.8) / 2)
     assert f1 == pytest.approx(macro_f1(y, (p >= thresholds).astype(float), 0.5)[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_threshold_curves_are_sklearns_numbers_exactly(seed):
+    """f1_vs_threshold counts in numpy: every precision, recall and F1 must be sklearn's, bit for bit,
+    with an empty class (zero_division) and tied scores."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random((300, 4)) < [0.3, 0.0, 0.05, 0.6]).astype(int)
+    p = np.round(rng.random((300, 4)), 1).astype(np.float32)
+    grid = np.round(np.linspace(0.05, 0.95, 19), 4)
+    curves = f1_vs_threshold(y, p, grid)
+    for t in grid:
+        want = precision_recall_fscore_support(y, (p >= t).astype(int), average=None, zero_division=0,
+                                               labels=list(range(4)))[:3]
+        got = curves[curves["threshold"] == float(t)]
+        for name, values in zip(["precision", "recall", "f1"], want, strict=True):
+            np.testing.assert_array_equal(got[name].to_numpy(), values)
+    macro, per_class, thresholds = macro_f1_at_chosen_thresholds(y, p, grid)
+    want_f1 = precision_recall_fscore_support(y, (p >= thresholds).astype(int), average=None, zero_division=0,
+                                              labels=list(range(4)))[2]
+    np.testing.assert_array_equal(per_class, want_f1)
+    assert macro == float(np.mean(want_f1))

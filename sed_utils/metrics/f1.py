@@ -340,17 +340,12 @@ def f1_vs_threshold(
     Raises:
         ValueError: the arrays are not 2-D of one shape, or ``labels`` does not fit their columns.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
     y_true, probs = _check_pair(y_true, probs, "f1_vs_threshold")
     names = _names(labels, y_true.shape[1])
-    rows = []
-    for t in np.asarray(grid, dtype=float):
-        pred = (probs >= t).astype(int)
-        p, r, f, _ = precision_recall_fscore_support(y_true, pred, average=None, zero_division=0,
-                                                     labels=list(range(y_true.shape[1])))
-        for c, name in enumerate(names):
-            rows.append((name, float(t), float(f[c]), float(p[c]), float(r[c]), int(y_true[:, c].sum())))
+    grid = np.asarray(grid, dtype=float)
+    p, r, f = _scores_at(y_true, probs, grid[:, None])
+    rows = [(name, float(t), float(f[k, c]), float(p[k, c]), float(r[k, c]), int(y_true[:, c].sum()))
+            for k, t in enumerate(grid) for c, name in enumerate(names)]
     return pd.DataFrame(rows, columns=["label", "threshold", "f1", "precision", "recall", "n_pos"])
 
 
@@ -398,18 +393,33 @@ def macro_f1_at_chosen_thresholds(
     Returns:
         (macro F1, per-class F1 ``[C]``, the thresholds ``[C]``).
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
     thresholds = choose_thresholds(y_true, probs, grid)
-    pred = (np.asarray(probs) >= thresholds[None, :]).astype(int)
-    f = precision_recall_fscore_support(np.asarray(y_true).astype(int), pred, average=None, zero_division=0,
-                                        labels=list(range(pred.shape[1])))[2]
-    return float(np.mean(f)), np.asarray(f, dtype=float), thresholds
+    f = _scores_at(*_check_pair(y_true, probs, "macro_f1_at_chosen_thresholds"), thresholds[None, :])[2][0]
+    return float(np.mean(f)), f, thresholds
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+def _scores_at(y_true: np.ndarray, probs: np.ndarray, thresholds: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 ``[K, C]`` of 0/1 targets and scores ``[N, C]``, an item predicted at
+    scores >= the threshold, for K rows of thresholds ``[K, C]`` (or ``[K, 1]``: one per row for every
+    class). Counted in numpy, as sklearn's ``precision_recall_fscore_support(average=None,
+    zero_division=0)`` computes them (F1 = 2 tp / (positives + predicted), 0 where a denominator is 0):
+    the same numbers without its checks, which cost milliseconds per call and training validates
+    every epoch."""
+    truth = np.asarray(y_true) > 0
+    pred = np.asarray(probs)[None, :, :] >= np.asarray(thresholds, dtype=float)[:, None, :]
+    tp = (pred & truth[None]).sum(axis=1).astype(float)
+    predicted, positives = pred.sum(axis=1).astype(float), truth.sum(axis=0).astype(float)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(positives > 0, tp / positives, 0.0)
+        f1 = np.where(positives + predicted > 0, 2.0 * tp / (positives + predicted), 0.0)
+    return precision, recall, f1
+
+
 def _check_pair(a: np.ndarray, b: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim != 2 or a.shape != b.shape:
