@@ -217,10 +217,6 @@ def _run_one(nb_path: Path, out_dir: Path, profile: str, overrides: list[str], k
             cwd=str(nb_path.parent),
             progress_bar=False,
             execution_timeout=cell_timeout,
-            # Stop the kernel at once when the last cell is done: every output has arrived and the package
-            # writes its files atomically, while a graceful stop of a kernel holding torch spends 1-3 s
-            # tearing the interpreter down (18 s of the demo series' ten notebooks).
-            shutdown_kernel="immediate",
         )
     except papermill.PapermillExecutionError as e:
         index, source = _failing_cell(output)
