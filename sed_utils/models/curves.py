@@ -33,6 +33,7 @@ from sed_utils.features.logmel import cut_windows, window_starts
 from sed_utils.io.audio import resample
 from sed_utils.labels.grid import TimeGrid
 from sed_utils.models.detector import Detector
+from sed_utils.models.precision import autocast
 
 __all__ = ["model_device", "to_device", "predict", "predict_proba", "sigmoid", "window_curve", "frame_curve"]
 
@@ -82,14 +83,6 @@ def _batches(data: Any, batch_size: int) -> tuple[Any, int]:
     return (x[i:i + batch_size] for i in range(0, len(x), batch_size)), len(x)
 
 
-def _in_precision(model: nn.Module, device: torch.device) -> torch.autocast:
-    """The context a forward pass of ``model`` runs in: ``torch.autocast`` to bfloat16 when the model's
-    ``precision`` says so and ``device`` has autocast (CPU, CUDA), else a disabled one (float32). The
-    log-mel front end stays outside it, as in training (features come from the float32 cache there)."""
-    bfloat16 = getattr(model, "precision", "float32") == "bfloat16" and device.type in ("cpu", "cuda")
-    return torch.autocast(device.type if bfloat16 else "cpu", dtype=torch.bfloat16, enabled=bfloat16)
-
-
 def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch.device | str | None = None,
             progress: bool = False) -> dict[str, np.ndarray]:
     """Every output of ``model`` for many inputs, in eval mode, without gradients (notebooks 05, 06, 08).
@@ -116,7 +109,7 @@ def predict(model: nn.Module, data: Any, *, batch_size: int = 128, device: torch
     model.eval()
     parts: dict[str, list[np.ndarray]] = {}
     try:
-        with torch.inference_mode(), _in_precision(model, dev):
+        with torch.inference_mode(), autocast(getattr(model, "precision", "float32"), dev):
             total = (n + batch_size - 1) // batch_size
             for x in tqdm(batches, total=total, desc="predict", disable=not progress, leave=False):
                 for name, value in model(to_device(x, dev, channels_last)).items():
@@ -287,7 +280,7 @@ def frame_curve(detector: Detector, audio: Audio, sample_rate: int, hop_seconds:
         if waves.shape[1] < frame_samples:  # a sliver (or a tiny clip): pad to one frame
             waves = torch.nn.functional.pad(waves, (0, frame_samples - waves.shape[1]))
         features = detector.features(waves.to(device))
-        with _in_precision(detector, device):
+        with autocast(detector.precision, device):
             logits = detector(features)["frame_logits"]
         out.extend(torch.sigmoid(logits[:, :wanted]).float().cpu().numpy())
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_bfloat16", "resolve_precision", "scoring_precision"]
+from sed_utils.config.settings import SCORING_PRECISIONS
+
+__all__ = ["autocast", "cpu_has_bfloat16", "resolve_precision", "scoring_precision"]
 
 #: CPU flags (Linux ``/proc/cpuinfo``) that mean bfloat16 arithmetic in hardware.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -86,8 +88,17 @@ def scoring_precision(trained_in: str, setting: str, device: torch.device) -> st
     Raises:
         ValueError: an unknown ``setting``.
     """
-    if setting not in ("auto", "float32"):
-        raise ValueError(f"eval.precision must be 'auto' or 'float32', got {setting!r}")
+    if setting not in SCORING_PRECISIONS:
+        raise ValueError(f"eval.precision must be one of {SCORING_PRECISIONS}, got {setting!r}")
     if setting == "float32" or trained_in != "bfloat16":
         return "float32"
     return resolve_precision("auto", device)
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The context a forward pass runs in for ``precision`` (no notebook; the training's
+    :func:`~sed_utils.train.fit_epoch`, the scoring's :func:`~sed_utils.models.predict`):
+    ``torch.autocast`` to bfloat16 for ``"bfloat16"`` on a device that has it (CPU, CUDA), else a
+    disabled one (float32)."""
+    bfloat16 = precision == "bfloat16" and device.type in ("cpu", "cuda")
+    return torch.autocast(device.type if bfloat16 else "cpu", dtype=torch.bfloat16, enabled=bfloat16)

@@ -53,7 +53,7 @@ from sed_utils.models.checkpoint import (
 from sed_utils.models.curves import predict, sigmoid, to_device
 from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
-from sed_utils.models.precision import resolve_precision
+from sed_utils.models.precision import autocast, resolve_precision
 from sed_utils.train import distributed
 from sed_utils.train.data import TrainingData, training_data
 from sed_utils.train.examples import ExampleDataset, Examples, seed_worker
@@ -187,7 +187,7 @@ def fit_epoch(model: nn.Module, loader: DataLoader, optimiser: torch.optim.Optim
     for x, targets in bar:
         x, targets = to_device(x, device, channels_last), _targets_to(targets, device)
         optimiser.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        with autocast(precision, device):
             loss = loss_fn(model(x), targets)
         loss.backward()
         optimiser.step()
