@@ -125,13 +125,13 @@ def test_select_pools_splits_the_requested_folds_only(fake_cfg):
     from sed_utils.data.esc50 import esc50_root, load_esc50_meta
 
     meta = load_esc50_meta(esc50_root(fake_cfg))
-    pools = scene_mixing.select_pools(meta, (5,), ["dog", "cat"], "esc50.csv")
+    pools = scenes.select_pools(meta, (5,), ["dog", "cat"], "esc50.csv")
     assert set(pools["target"]["category"]) == {"dog", "cat"}
     assert set(pools["ambient"]["category"]) == {"rain", "wind", "engine"}
     assert set(pools["distractor"]["category"]) == {"door_wood_knock"}
     assert all(set(p["fold"]) == {5} for p in pools.values())
     with pytest.raises(DatasetError, match="no clip of the targets"):
-        scene_mixing.select_pools(meta, (5,), ["vacuum_cleaner"], "esc50.csv")
+        scenes.select_pools(meta, (5,), ["vacuum_cleaner"], "esc50.csv")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,3 +488,39 @@ def test_scene_set_roles_use_their_folds_counts_and_seeds(fake_cfg):
     none = load_config("demo", [root, "models.chunk.train_scenes=0"])  # 0 = no training scenes
     with pytest.raises(ValueError, match="n_scenes is 0: no train scenes"):
         scenes.scene_folder(none, "train", n_scenes=none.models["chunk"].train_scenes, progress=False)
+
+
+def test_training_scene_knobs_more_distractors_and_quiet_backgrounds(fake_cfg):
+    """scenes.train_distractors and scenes.train_quiet_share reach the training scenes only; a quiet
+    scene holds its loud twin's events over a background 40 dB down; defaults keep the old bytes."""
+    root = f"data_root={fake_cfg.data_root}"
+    base = load_config("demo", [root, "folds.train=[4]", "folds.valid=[5]"])
+    knobs = load_config("demo", [root, "folds.train=[4]", "folds.valid=[5]", "scenes.train_distractors=[3,4]",
+                                 "scenes.train_quiet_share=1.0"])
+    loud = scenes.scene_folder(base, "train", n_scenes=6, progress=False)
+    quiet = scenes.scene_folder(knobs, "train", n_scenes=6, progress=False)
+    assert loud != quiet and "distractors" not in json.loads((loud / "params.json").read_text())
+    assert scenes.scene_folder(base, "valid", progress=False) == scenes.scene_folder(knobs, "valid", progress=False)
+    counts = scenes.load_scene_sources(quiet).query("role == 'distractor'").groupby("scene").size()
+    assert len(counts) == 6 and counts.between(3, 4).all()
+    # the same events, only the background changed: same mixer draws with quiet_share 1 and 0
+    tone = _sound("tone", np.random.default_rng(0), 400.0)
+    clip = scene_mixing.Clip("t.wav", 5, "dog", tone, scene_mixing.active_mask(tone, SR, -35.0))
+    pools = {"target": [clip], "ambient": [], "distractor": []}  # a pink-noise background
+    args = (0, pools, {"dog": "Dog"}, 1, (20.0, 20.0), SR)
+    a, labels_a, _ = scene_mixing.make_scene(*args)
+    b, labels_b, _ = scene_mixing.make_scene(*args, quiet_share=1.0)
+    c, _, _ = scene_mixing.make_scene(*args, quiet_share=0.0)
+    assert labels_a == labels_b and np.array_equal(a, c)
+    off = np.ones(len(a), bool)
+    for on, end, _ in labels_a:
+        off[int(on * SR) : int(end * SR)] = False
+
+    def level(x, where):
+        return 20 * np.log10(np.sqrt(np.mean(x[where].astype(np.float64) ** 2)))
+
+    # the background against the event (each scene is peak-normalised on its own): 40 dB down
+    drop = (level(b, off) - level(b, ~off)) - (level(a, off) - level(a, ~off))
+    assert -40.5 < drop < -39.0, drop
+    with pytest.raises(ValueError, match="distractors must be"):
+        scenes.build_scenes(base, n_scenes=2, distractors=(2, 1), progress=False)

@@ -105,6 +105,9 @@ RULES: dict[str, Rule] = {
     "scenes.valid": (_at_least(1), "an integer >= 1 (the validation scenes choose every model's epoch and "
                                    "post-processing)"),
     "scenes.seed": _COUNT,
+    "scenes.train_distractors": (lambda v: len(v) == 2 and 0 <= v[0] <= v[1],
+                                 "[low, high]: two integers, 0 <= low <= high (distractors per scene)"),
+    "scenes.train_quiet_share": _PROBABILITY,
     "augment.specaugment": (lambda v: True, "true or false"),
     "augment.freq_mask": _COUNT,
     "augment.time_mask": _COUNT,

@@ -141,11 +141,15 @@ class FoldConfig:
 @dataclass(frozen=True)
 class ScenesConfig:
     """``scenes``: how many held-out test scenes and validation scenes are mixed, and their seed
-    (notebooks 05-08; training scenes are counted per model, :class:`ModelConfig`)."""
+    (notebooks 05-08; training scenes are counted per model, :class:`ModelConfig`), and two
+    settings of the training scenes only: how many distractors (``(low, high)``, inclusive) and the
+    share with a quiet background (:func:`sed_utils.data.scene_mixing.make_scene`)."""
 
     test: int = 200
     valid: int = 200
     seed: int = 0
+    train_distractors: tuple[int, ...] = (0, 2)
+    train_quiet_share: float = 0.0
 
 
 @dataclass(frozen=True)

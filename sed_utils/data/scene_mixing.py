@@ -11,7 +11,11 @@ What a scene holds (all at ``cfg.audio.sample_rate``, 10 s):
 * 0-3 target events (the categories of ``cfg.classes``, labelled with their DESED names), each a
   random crop of a clip's sounding part, at a random onset and a random SNR over the background;
   about 10 % of the scenes have none, so "nothing to detect" is tested too;
-* 0-2 distractor events from the other categories, NOT labelled: the model must ignore them.
+* 0-2 distractor events from the other categories, NOT labelled: the model must ignore them
+  (training scenes may ask for more: ``scenes.train_distractors``);
+* training scenes only, and only when asked (``scenes.train_quiet_share``): a share of them with the
+  background :data:`QUIET_BACKGROUND_DB` quieter, so targets and distractors sound as clean as a user's
+  close-up recording.
 
 How the labels stay honest. An ESC-50 clip is 5 s, but the sound in it is often shorter (a bark
 then silence, padded to 5 s). Labelling the whole inserted clip would mark seconds of silence as
@@ -35,10 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-
-from sed_utils.core.errors import DatasetError
-from sed_utils.data.esc50 import ambient_categories
 
 __all__ = [
     "SCENE_SECONDS",
@@ -47,6 +47,7 @@ __all__ = [
     "EMPTY_SCENE_PROB",
     "PEAK",
     "BG_RMS",
+    "QUIET_BACKGROUND_DB",
     "RECIPE_VERSION",
     "DESED_LIKE_VERSION",
     "Clip",
@@ -54,7 +55,6 @@ __all__ = [
     "active_spans",
     "make_scene",
     "load_desed_stats",
-    "select_pools",
 ]
 
 #: Length of a scene, as DESED's clips.
@@ -69,6 +69,8 @@ EMPTY_SCENE_PROB = 0.1
 PEAK = 0.9
 #: Background loudness relative to the peak before the final normalisation (the SNRs set the rest).
 BG_RMS = 0.02
+#: The background of a quiet scene, in dB against its usual level (the events keep their levels).
+QUIET_BACKGROUND_DB = -40.0
 _FRAME_SECONDS = 0.025
 _HOP_SECONDS = 0.010
 _FADE_SECONDS = 0.005
@@ -371,6 +373,9 @@ def make_scene(
     snr_db: tuple[float, float],
     sample_rate: int,
     desed_stats: dict | None = None,
+    *,
+    distractors: tuple[int, int] = (0, 2),
+    quiet_share: float = 0.0,
 ) -> tuple[np.ndarray, list[tuple[float, float, str]], list[dict]]:
     """Mix scene ``index``: audio, its labels, and the provenance rows of every clip used (notebook 07).
 
@@ -388,6 +393,10 @@ def make_scene(
         snr_db: ``(low, high)``: each event's SNR over the background is drawn from it, in dB.
         sample_rate: the scene's rate in Hz.
         desed_stats: the statistics of the ``desed_like`` recipe; None: the ``uniform`` recipe.
+        distractors: ``(low, high)``: how many distractor events, drawn from low to high inclusive.
+        quiet_share: the probability that the background is :data:`QUIET_BACKGROUND_DB` quieter; drawn
+            last, so the scene's events are those of its loud twin. At 0 nothing is drawn: the scenes
+            stay byte for byte those of before.
 
     Returns:
         ``(audio, labels, sources)``: float32 audio [10 s * sample_rate], peak :data:`PEAK`; the
@@ -398,15 +407,17 @@ def make_scene(
     n = int(round(SCENE_SECONDS * sample_rate))
     name = f"scene_{index:04d}.wav"
     sources: list[dict] = []
-    mix = _background(name, pools, rng, n, sample_rate, sources).copy()
+    low, high = distractors
+    background = _background(name, pools, rng, n, sample_rate, sources)
+    mix = background.copy()
     labels: list[tuple[float, float, str]] = []
     if desed_stats is not None:
         labels += _desed_like_targets(name, mix, pools["target"], desed_of, desed_stats, rng, snr_db,
                                       sample_rate, sources)
-        roles = (("distractor", int(rng.integers(0, 3))),)
+        roles = (("distractor", int(rng.integers(low, high + 1))),)
     else:
         n_targets = 0 if rng.random() < EMPTY_SCENE_PROB else int(rng.integers(1, 4))
-        roles = (("target", n_targets), ("distractor", int(rng.integers(0, 3))))
+        roles = (("target", n_targets), ("distractor", int(rng.integers(low, high + 1))))
     for role, count in roles:
         pool = pools[role]
         if not pool:
@@ -424,6 +435,8 @@ def make_scene(
                 _source_row(name, role, clip, pos / sample_rate, (pos + len(x)) / sample_rate, label,
                             (src_start / sample_rate, (src_start + len(x)) / sample_rate), snr)
             )
+    if quiet_share > 0 and rng.random() < quiet_share:
+        mix -= background * (1.0 - 10 ** (QUIET_BACKGROUND_DB / 20))
     peak = float(np.max(np.abs(mix)))
     mix = mix * (PEAK / peak) if peak > 0 else mix
     return mix.astype(np.float32), _merge_labels(labels) if labels else [], sources
@@ -452,45 +465,3 @@ def _source_row(
         "src_end": round(src_span[1], 3) if src_span else np.nan,
         "snr_db": round(snr, 2) if snr is not None else np.nan,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Which clips a scene may draw from
-# --------------------------------------------------------------------------------------------
-def select_pools(
-    meta: pd.DataFrame, folds: tuple[int, ...], targets: list[str], csv_name: str
-) -> dict[str, pd.DataFrame]:
-    """Split the requested folds' clips into target, ambient and distractor pools (notebook 07).
-
-    Why here and checked twice: the scenes are a fair test only if no clip of another fold leaks in.
-
-    Args:
-        meta: the ESC-50 metadata (``fold`` and ``category`` columns).
-        folds: the folds the scenes may draw from.
-        targets: the ESC-50 categories of the target classes; the ambient pool is
-            :func:`~sed_utils.data.esc50.ambient_categories` of them, the distractors all the others.
-        csv_name: the metadata file, named in the error messages.
-
-    Returns:
-        ``{"target" | "ambient" | "distractor": rows of meta}``.
-
-    Raises:
-        DatasetError: ``folds`` hold no clip, or no clip of the targets, or a pool holds another fold.
-    """
-    rows = meta[meta["fold"].isin(folds)]
-    if rows.empty:
-        present = sorted(set(meta["fold"]))
-        raise DatasetError(f"{csv_name}: no clips in fold(s) {list(folds)}; folds present: {present}")
-    ambient = ambient_categories(targets)
-    pools = {
-        "target": rows[rows["category"].isin(targets)],
-        "ambient": rows[rows["category"].isin(ambient)],
-        "distractor": rows[~rows["category"].isin(targets) & ~rows["category"].isin(ambient)],
-    }
-    if pools["target"].empty:
-        raise DatasetError(f"{csv_name}: fold(s) {list(folds)} hold no clip of the targets {targets}")
-    for name, pool in pools.items():  # the guarantee the whole module rests on: nothing else leaks in
-        leaked = sorted(set(pool["fold"]) - set(folds))
-        if leaked:
-            raise DatasetError(f"{csv_name}: {name} pool holds fold(s) {leaked}, asked for {list(folds)}")
-    return pools

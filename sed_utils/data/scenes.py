@@ -34,13 +34,14 @@ from sed_utils.core.keys import file_identity, params_key
 from sed_utils.core.locks import folder_lock
 from sed_utils.core.progress import tqdm
 from sed_utils.data.desed import StrongLabelSet, load_desed
-from sed_utils.data.esc50 import AMBIENT_CATEGORIES, esc50_root, load_esc50_meta
+from sed_utils.data.esc50 import AMBIENT_CATEGORIES, ambient_categories, esc50_root, load_esc50_meta
 from sed_utils.data.scene_mixing import (
     BG_RMS,
     DESED_LIKE_VERSION,
     EMPTY_SCENE_PROB,
     MIN_EVENT_SECONDS,
     PEAK,
+    QUIET_BACKGROUND_DB,
     RECIPE_VERSION,
     SCENE_SECONDS,
     SPLIT_GAP_SECONDS,
@@ -48,7 +49,6 @@ from sed_utils.data.scene_mixing import (
     active_mask,
     load_desed_stats,
     make_scene,
-    select_pools,
 )
 from sed_utils.io.audio import cached_resampled, write_wav
 
@@ -68,8 +68,11 @@ __all__ = [
     "scene_category_events",
     "label_statistics",
     "pick_example_scene",
+    "select_pools",
 ]
 
+#: Distractor events per scene, low to high inclusive, unless ``scenes.train_distractors`` says otherwise.
+DEFAULT_DISTRACTORS = (0, 2)
 #: The three kinds of scenes: ``test`` (the ``scenes`` test set), ``valid`` (choices), ``train`` (data).
 SCENE_ROLES = ("test", "valid", "train")
 
@@ -119,12 +122,60 @@ def scene_category_events(ds: StrongLabelSet, categories: list[str] | tuple[str,
                          "event_label": rows["category"].astype(str).to_numpy()})
 
 
+# --------------------------------------------------------------------------------------------
+# Which clips a scene may draw from
+# --------------------------------------------------------------------------------------------
+def select_pools(
+    meta: pd.DataFrame, folds: tuple[int, ...], targets: list[str], csv_name: str
+) -> dict[str, pd.DataFrame]:
+    """Split the requested folds' clips into target, ambient and distractor pools (notebook 07).
+
+    Why here and checked twice: the scenes are a fair test only if no clip of another fold leaks in.
+
+    Args:
+        meta: the ESC-50 metadata (``fold`` and ``category`` columns).
+        folds: the folds the scenes may draw from.
+        targets: the ESC-50 categories of the target classes; the ambient pool is
+            :func:`~sed_utils.data.esc50.ambient_categories` of them, the distractors all the others.
+        csv_name: the metadata file, named in the error messages.
+
+    Returns:
+        ``{"target" | "ambient" | "distractor": rows of meta}``.
+
+    Raises:
+        DatasetError: ``folds`` hold no clip, or no clip of the targets, or a pool holds another fold.
+    """
+    rows = meta[meta["fold"].isin(folds)]
+    if rows.empty:
+        present = sorted(set(meta["fold"]))
+        raise DatasetError(f"{csv_name}: no clips in fold(s) {list(folds)}; folds present: {present}")
+    ambient = ambient_categories(targets)
+    pools = {
+        "target": rows[rows["category"].isin(targets)],
+        "ambient": rows[rows["category"].isin(ambient)],
+        "distractor": rows[~rows["category"].isin(targets) & ~rows["category"].isin(ambient)],
+    }
+    if pools["target"].empty:
+        raise DatasetError(f"{csv_name}: fold(s) {list(folds)} hold no clip of the targets {targets}")
+    for name, pool in pools.items():  # the guarantee the whole module rests on: nothing else leaks in
+        leaked = sorted(set(pool["fold"]) - set(folds))
+        if leaked:
+            raise DatasetError(f"{csv_name}: {name} pool holds fold(s) {leaked}, asked for {list(folds)}")
+    return pools
+
+
 def _scene_params(cfg: Config, n_scenes: int, folds: tuple[int, ...], seed: int,
-                  snr_db: tuple[float, float], pools_meta: dict[str, pd.DataFrame]) -> dict:
+                  snr_db: tuple[float, float], pools_meta: dict[str, pd.DataFrame],
+                  distractors: tuple[int, int], quiet_share: float) -> dict:
     """Everything that decides the scenes' bytes: the cache key is its hash. The ``desed_like``
-    recipe adds the statistics it follows (the ``uniform`` scenes' parameters hold none of it)."""
+    recipe adds the statistics it follows, and distractor counts or quiet backgrounds other than
+    the defaults add themselves (scenes of the defaults keep the key they always had)."""
     extra = ({"desed_stats": load_desed_stats(), "desed_like_version": DESED_LIKE_VERSION}
              if cfg.scene_recipe == "desed_like" else {})
+    if tuple(distractors) != DEFAULT_DISTRACTORS:
+        extra["distractors"] = [int(distractors[0]), int(distractors[1])]
+    if quiet_share > 0:
+        extra.update(quiet_share=float(quiet_share), quiet_background_db=QUIET_BACKGROUND_DB)
     return {**extra,
         "recipe": RECIPE_VERSION,
         "n_scenes": int(n_scenes),
@@ -195,7 +246,9 @@ def _write_scenes(tmp: Path, pools: dict[str, list[Clip]], params: dict, desed_o
     label_rows: list[tuple[str, str, str, str]] = []
     source_rows: list[dict] = []
     for i in tqdm(range(n_scenes), desc="mixing scenes", disable=not progress):
-        audio, labels, sources = make_scene(i, pools, desed_of, seed, snr, sr, params.get("desed_stats"))
+        audio, labels, sources = make_scene(i, pools, desed_of, seed, snr, sr, params.get("desed_stats"),
+                                            distractors=tuple(params.get("distractors", DEFAULT_DISTRACTORS)),
+                                            quiet_share=params.get("quiet_share", 0.0))
         name = f"scene_{i:04d}.wav"
         write_wav(tmp / "audio" / name, audio, sr)
         if labels:
@@ -218,6 +271,8 @@ def build_scenes(
     out_dir: Path | None = None,
     seed: int | None = None,
     snr_db: tuple[float, float] = (0.0, 15.0),
+    distractors: tuple[int, int] = DEFAULT_DISTRACTORS,
+    quiet_share: float = 0.0,
     progress: bool = True,
 ) -> Path:
     """Mix ``n_scenes`` 10 s scenes from ESC-50 clips of ``folds`` (default ``cfg.folds.scenes_test``).
@@ -238,13 +293,17 @@ def build_scenes(
         n_scenes: how many scenes, at least 1.
         seed: the seed of the scenes' draws (default ``cfg.seed``).
         snr_db: ``(low, high)``, low <= high: each event's SNR over the background is drawn from it, in dB.
+        distractors: ``(low, high)``, 0 <= low <= high: distractor events per scene.
+        quiet_share: share of scenes (probability, 0-1) whose background is 40 dB quieter
+            (:func:`~sed_utils.data.scene_mixing.make_scene`).
         progress: show a progress bar while mixing.
 
     Returns:
         The scene folder.
 
     Raises:
-        ValueError: ``n_scenes`` < 1, or ``snr_db`` with low > high.
+        ValueError: ``n_scenes`` < 1, ``snr_db`` with low > high, ``distractors`` not 0 <= low <= high,
+            or ``quiet_share`` outside 0-1.
         DatasetError: ``folds`` hold no clip, or no target clip that is not silent; ``out_dir`` exists,
             is not empty and was not written by this function; or the labels fail the loader's checks.
     """
@@ -252,12 +311,16 @@ def build_scenes(
         raise ValueError(f"n_scenes must be at least 1, got {n_scenes}")
     if float(snr_db[0]) > float(snr_db[1]):
         raise ValueError(f"snr_db must be (low, high) with low <= high, got {snr_db}")
+    if len(distractors) != 2 or not 0 <= distractors[0] <= distractors[1]:
+        raise ValueError(f"distractors must be (low, high) with 0 <= low <= high, got {distractors}")
+    if not 0.0 <= quiet_share <= 1.0:
+        raise ValueError(f"quiet_share must be a probability from 0 to 1, got {quiet_share}")
     folds = tuple(sorted(int(f) for f in (folds if folds is not None else cfg.folds.scenes_test)))
     seed = int(cfg.seed if seed is None else seed)
     root = esc50_root(cfg)
     csv_name = str(root / "meta" / "esc50.csv")
     pools_meta = select_pools(load_esc50_meta(root), folds, cfg.esc50_categories, csv_name)
-    params = _scene_params(cfg, n_scenes, folds, seed, snr_db, pools_meta)
+    params = _scene_params(cfg, n_scenes, folds, seed, snr_db, pools_meta, distractors, quiet_share)
     key = params_key(params)
     out_dir = Path(out_dir or cfg.cache_dir / "scenes" / f"fold{'-'.join(map(str, folds))}-{key}")
     if _finished(out_dir, key):
@@ -326,7 +389,11 @@ def scene_folder(cfg: Config, role: str, *, n_scenes: int | None = None, progres
         raise ValueError(f"{role} scenes: give n_scenes (each model's {key})")
     if n < 1:
         raise ValueError(f"{key} is {n}: no {role} scenes requested")
-    return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress)
+    if role != "train":  # what the model is judged on stays the mixer's defaults
+        return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress)
+    return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress,
+                        distractors=tuple(cfg.scenes.train_distractors),
+                        quiet_share=cfg.scenes.train_quiet_share)
 
 
 def scene_set(cfg: Config, role: str, *, n_scenes: int | None = None,
