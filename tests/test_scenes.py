@@ -500,7 +500,8 @@ def test_training_scene_knobs_more_distractors_and_quiet_backgrounds(fake_cfg):
     loud = scenes.scene_folder(base, "train", n_scenes=6, progress=False)
     quiet = scenes.scene_folder(knobs, "train", n_scenes=6, progress=False)
     assert loud != quiet and "distractors" not in json.loads((loud / "params.json").read_text())
-    assert scenes.scene_folder(base, "valid", progress=False) == scenes.scene_folder(knobs, "valid", progress=False)
+    valid = scenes.scene_folder(base, "valid", progress=False)
+    assert valid == scenes.scene_folder(knobs, "valid", progress=False)
     counts = scenes.load_scene_sources(quiet).query("role == 'distractor'").groupby("scene").size()
     assert len(counts) == 6 and counts.between(3, 4).all()
     # the same events, only the background changed: same mixer draws with quiet_share 1 and 0
