@@ -115,6 +115,12 @@ def test_conditions_change_the_audio_as_they_say():
     assert rms_db == pytest.approx(-60.0, abs=0.2) and "noise -60 dBFS" in floor.name
     assert "noise_dbfs" not in Condition("q", gain_db=-20).key()  # keys of curves cached before it stay
     assert set(Condition("q").key()) == {"gain_db", "highpass_hz", "lowpass_hz"}
+    # "as mixed" and "0 dB" return the recording as it is, so they share its cached score curves
+    assert Condition("as mixed").changes_nothing() and level_conditions((0.0,))[0].changes_nothing()
+    mid32 = mid.astype(np.float32)
+    np.testing.assert_array_equal(Condition("as mixed").apply(mid32, SR), mid32)
+    assert not any(c.changes_nothing() for c in [*level_conditions((0.0,), noise_dbfs=-70.0),
+                                                   *odd_conditions()[1:]])
 
 
 def test_a_cut_keeps_the_seconds_around_the_loudest_part_and_overdrive_clips():
@@ -191,6 +197,22 @@ def test_robustness_scores_each_condition_and_a_max_reference_model_is_level_inv
     assert 0 < table.loc[0, "clips_found"] < 1, table
     same = ["event_f1", "event_recall", "clips_found", "negatives_alarmed"]
     assert table.loc[0, same].tolist() == pytest.approx(table.loc[1, same].tolist(), abs=1e-9)
+    # a condition that changes nothing shares the plain curves' cache entry; any change has its own
+    from sed_utils.data.test_sets import load_test_set
+    from sed_utils.evaluate import model_curves
+    from sed_utils.models.checkpoint import load_trained
+
+    trained, test = load_trained(cfg.paths.checkpoint("chunk")), load_test_set(cfg, progress=False)
+    two = {f: test.path(f) for f in test.files[:2]}  # a set of files not scored before
+
+    def entries() -> int:
+        return len(list(cfg.curve_cache.glob("curves_chunk_*.npz")))
+
+    before = entries()
+    for condition, added in ((None, 1), (Condition("as mixed"), 0), (Condition("q", gain_db=-1.0), 1)):
+        model_curves(cfg, trained, two, test.clip_seconds, condition=condition, progress=False)
+        assert entries() == before + added, condition
+        before += added
 
 
 def test_detect_notes_a_quiet_recording_for_an_absolute_level_model():

@@ -39,10 +39,13 @@ def model_curves(cfg: Config, trained: TrainedModel, paths: dict[str, Path], cli
     Args:
         cfg: the config (the window hop, the curve cache).
         trained: the model; paths: the files; clip_seconds: a curve ends at least here.
-        condition: a change applied to each file's audio first (a level, a band limit); None: as is.
+        condition: a change applied to each file's audio first (a level, a band limit); None, or one
+            that changes nothing, scores the files as they are (and shares their cached curves).
         progress, desc: the progress bar (it must say which set is scored).
     """
     names = list(paths)
+    if condition is not None and condition.changes_nothing():
+        condition = None
     hop = cfg.postprocess.window_hop_seconds if get_kind(trained.kind).time_stride is None else None
     precision = trained.detector.precision  # float32 left out of the key: the curves cached before it
     key = digest("curves-v3", trained.weights_key, names, [str(paths[n]) for n in names],

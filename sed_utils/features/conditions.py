@@ -75,6 +75,10 @@ class Condition:
             out = out + 10.0 ** (self.noise_dbfs / 20.0) * np.random.default_rng(0).standard_normal(len(out))
         return out.astype(np.float32)
 
+    def changes_nothing(self) -> bool:
+        """True when :meth:`apply` returns the recording as it is: its score curves are the plain ones."""
+        return self.key() == Condition().key()
+
     def key(self) -> dict[str, float]:
         """What changes the audio (not the name): part of the score-curve cache key. Fields added after
         curves were cached leave the key while they change nothing, so those caches stay valid."""
