@@ -38,7 +38,9 @@ def test_the_repository_series_is_numbered_from_01():
 def test_runner_passes_parameters_stops_at_failing_cell_and_resumes(tmp_path):
     nbs, out = tmp_path / "nbs", tmp_path / "out"
     nbs.mkdir()
-    _notebook(nbs / "01_ok.ipynb", "print('profile', profile, overrides)")
+    marker = tmp_path / "atexit_ran.txt"  # the kernel's quick exit still runs the atexit handlers
+    _notebook(nbs / "01_ok.ipynb", "print('profile', profile, overrides)",
+              f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).write_text, 'bye')")
     _notebook(nbs / "02_fail.ipynb", "x = 1", "raise ValueError('boom in cell two')")
     _notebook(nbs / "03_never.ipynb", "print('should not run')")
 
@@ -52,6 +54,11 @@ def test_runner_passes_parameters_stops_at_failing_cell_and_resumes(tmp_path):
     printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
     assert "profile demo ['models.chunk.epochs=1']" in printed
     assert "01_ok.ipynb" in json.loads((out / "timings.json").read_text())
+    assert marker.read_text() == "bye"
+    # the kernel's start-up line is not a cell: the copy holds the notebook's cells, counted from 1
+    counts = [c["execution_count"] for c in executed["cells"]]  # papermill adds the injected parameters
+    assert counts == list(range(1, len(executed["cells"]) + 1))
+    assert not any("_exit" in c["source"] for c in executed["cells"])
 
     runs = run_series("demo", notebook_dir=nbs, output_dir=out, start="03", log=lambda *_: None)
     assert [r.name for r in runs] == ["03_never.ipynb"]
