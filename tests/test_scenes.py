@@ -500,6 +500,9 @@ def test_training_scene_knobs_more_distractors_and_quiet_backgrounds(fake_cfg):
     loud = scenes.scene_folder(base, "train", n_scenes=6, progress=False)
     quiet = scenes.scene_folder(knobs, "train", n_scenes=6, progress=False)
     assert loud != quiet and "distractors" not in json.loads((loud / "params.json").read_text())
+    from sed_utils.train.loop import training_key  # the models trained on them are other models too
+
+    assert training_key(knobs, "frame") != training_key(base, "frame")
     valid = scenes.scene_folder(base, "valid", progress=False)
     assert valid == scenes.scene_folder(knobs, "valid", progress=False)
     counts = scenes.load_scene_sources(quiet).query("role == 'distractor'").groupby("scene").size()

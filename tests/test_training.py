@@ -327,6 +327,26 @@ def test_validate_scores_every_set_and_the_selection_set_per_class():
     assert model.training  # validation restores the mode
 
 
+@pytest.mark.parametrize("setting", ["auto", "float32"])
+def test_each_epoch_is_validated_in_the_arithmetic_the_evaluation_scores_in(tmp_path, monkeypatch, setting):
+    """A bfloat16 model's epochs are picked by a validation in what ``eval.precision`` scores it in later:
+    bfloat16 under ``auto`` where the machine has it, float32 under ``float32`` (which joins the key)."""
+    seen = []
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.precision)
+        return real(model, *args, **kwargs)
+
+    real = loop.validate
+    monkeypatch.setattr(loop, "validate", spy)
+    cfg = make_cfg(tmp_path, "models.chunk.epochs=1", "models.chunk.precision=bfloat16",
+                   f"eval.precision={setting}")
+    train(cfg, "chunk", data=make_data("chunk", 16, 8), progress=False)
+    want = resolve_precision("auto", torch.device("cpu")) if setting == "auto" else "float32"
+    assert seen == [want]
+    assert ("validated_in" in loop.training_key(cfg, "chunk")) == (setting != "auto")
+
+
 # ---- learning ------------------------------------------------------------------------------
 def test_a_tiny_chunk_model_learns_the_band_task(chunk_trained):
     cfg, result, _ = chunk_trained

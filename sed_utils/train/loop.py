@@ -53,7 +53,7 @@ from sed_utils.models.checkpoint import (
 from sed_utils.models.curves import predict, sigmoid, to_device
 from sed_utils.models.detector import Detector, pick_device, set_seed
 from sed_utils.models.kinds import ModelKind, build_detector, get_kind, settings_of
-from sed_utils.models.precision import autocast, resolve_precision
+from sed_utils.models.precision import autocast, resolve_precision, scoring_precision
 from sed_utils.train import distributed
 from sed_utils.train.data import TrainingData, training_data
 from sed_utils.train.examples import ExampleDataset, Examples, seed_worker
@@ -135,8 +135,8 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
     sample rate, seed, data, the training and validation folds of the test set in use, the validation
     scenes and what the kind's examples are made with (all of ``chunking`` for chunk examples, its
     silence level for scenes), and with ``train.init_from`` the starting checkpoint's weights digest.
-    Evaluation settings, the test folds and the other kinds' settings are left out: changing them never
-    retrains.
+    So do ``scenes.train_*`` and ``eval.precision`` (the validation's arithmetic) away from their defaults.
+    Other evaluation settings, the test folds and the other kinds' settings never retrain.
     """
     k = get_kind(kind)
     chunking = dataclasses.asdict(cfg.chunking)
@@ -150,6 +150,10 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
         "valid_scenes": {"n": cfg.scenes.valid, "seed": cfg.scenes.seed},
         "chunking": chunking if k.examples == "chunks" else {"silence_db": chunking["silence_db"]},
     }
+    scenes = key_view("scenes", cfg.scenes)
+    extra = {"train_scenes": {n: v for n, v in scenes.items() if n.startswith("train_")},
+             "validated_in": cfg.eval.precision if cfg.eval.precision != "auto" else None}
+    view.update({n: v for n, v in extra.items() if v})  # neutral values: the keys of earlier models stay
     if cfg.train.init_from:  # the starting weights: a checkpoint retrained at that path trains anew
         view["init_weights"] = read_checkpoint(Path(cfg.train.init_from))["weights_digest"]
     return json.dumps(view, sort_keys=True, default=str)
@@ -206,7 +210,7 @@ def validate(model: Detector, valid: dict[str, Examples], loss_fn: Any, labels: 
     Per validation set: ``valid_<set>_loss`` (the kind's loss) and ``valid_<set>_f1``, the macro F1 of
     its targets (frames when the set has frame targets, else clips), each class at its best
     threshold; and ``valid_f1_<label>`` per class on the selection set ``select``. Uses
-    :func:`sed_utils.models.predict`, the loop the evaluation uses.
+    :func:`sed_utils.models.predict`, the loop the evaluation uses, in the model's ``precision``.
 
     Args:
         model: the detector being trained (its train/eval mode is restored afterwards).
@@ -264,8 +268,7 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, dev: torch.d
     """Seed, build the loader, the detector and the optimiser (in that order: it fixes the random draws)."""
     tc, settings = cfg.train, settings_of(cfg, k)
     set_seed(cfg.seed)
-    # channels_last measured ~15% faster per step on 2 CPU cores (and is the fast path on CUDA);
-    # MPS support for it is patchy, so it is left off there
+    # channels_last: ~15% faster per step on 2 CPU cores (measured), CUDA's fast path; patchy on MPS (off)
     channels_last = bool(tc.channels_last) and dev.type in ("cpu", "cuda")
     if distributed.rank() > 0:  # each process its own augmentation draws
         data.train.seed = int(np.random.SeedSequence([cfg.seed, distributed.rank()]).generate_state(1)[0])
@@ -298,6 +301,7 @@ def _start(cfg: Config, k: ModelKind, data: TrainingData, key: str, dev: torch.d
             "pretrained_loaded": bool(getattr(model.network, "pretrained_loaded", False))}
     precision = resolve_precision(settings.precision, dev)
     meta["precision"] = precision
+    model.precision = scoring_precision(precision, cfg.eval.precision, dev)  # validated as it is scored
     return _Run(k, model, distributed.wrap(model, dev), optimiser, schedule, loader, data.train, dev,
                 channels_last, precision, partial(k.loss, settings=settings), select, meta)
 
@@ -425,8 +429,7 @@ def train(cfg: Config, kind: str | ModelKind, *, data: TrainingData | None = Non
     Args:
         cfg: the config (``train``, ``models.<kind>``, ``augment``, the folds, the seed).
         kind: a registered model kind or its name (``"chunk"``, ``"frame"``).
-        data: its :class:`~sed_utils.train.TrainingData` (built by :func:`sed_utils.train.training_data`
-            when None).
+        data: its :class:`~sed_utils.train.TrainingData` (None: :func:`sed_utils.train.training_data`).
         progress: a progress bar per epoch and a summary line per epoch.
         device: default :func:`~sed_utils.models.pick_device` (CUDA, MPS, CPU).
         reuse_from: another config (notebook 07: notebook 05's) whose finished model is copied into this
