@@ -249,7 +249,8 @@ KEY_NEUTRAL: dict[str, dict[str, Any]] = {
     "features": {"reference": "absolute"},
     "augment": {"gain_min_db": None, "band_limit_prob": 0.0, "band_limit_min_hz": 3000.0},
     "train": {"init_from": ""},
-    "scenes": {"train_distractors": (0, 2), "train_quiet_share": 0.0},
+    "scenes": {"train_distractors": ScenesConfig.train_distractors,
+               "train_quiet_share": ScenesConfig.train_quiet_share},
     "models": {"targets": "classes", "clip_pool": "others", "precision": "float32"},
 }
 

@@ -45,6 +45,7 @@ __all__ = [
     "SPLIT_GAP_SECONDS",
     "MIN_EVENT_SECONDS",
     "EMPTY_SCENE_PROB",
+    "DEFAULT_DISTRACTORS",
     "PEAK",
     "BG_RMS",
     "QUIET_BACKGROUND_DB",
@@ -65,6 +66,8 @@ SPLIT_GAP_SECONDS = 0.5
 MIN_EVENT_SECONDS = 0.5
 #: Share of scenes with no target event at all.
 EMPTY_SCENE_PROB = 0.1
+#: Distractor events per scene, low to high inclusive (training scenes: ``scenes.train_distractors``).
+DEFAULT_DISTRACTORS = (0, 2)
 #: Peak of the written scene (headroom below full scale, so 16-bit writing never clips).
 PEAK = 0.9
 #: Background loudness relative to the peak before the final normalisation (the SNRs set the rest).
@@ -374,7 +377,7 @@ def make_scene(
     sample_rate: int,
     desed_stats: dict | None = None,
     *,
-    distractors: tuple[int, int] = (0, 2),
+    distractors: tuple[int, int] = DEFAULT_DISTRACTORS,
     quiet_share: float = 0.0,
 ) -> tuple[np.ndarray, list[tuple[float, float, str]], list[dict]]:
     """Mix scene ``index``: audio, its labels, and the provenance rows of every clip used (notebook 07).

@@ -37,6 +37,7 @@ from sed_utils.data.desed import StrongLabelSet, load_desed
 from sed_utils.data.esc50 import AMBIENT_CATEGORIES, ambient_categories, esc50_root, load_esc50_meta
 from sed_utils.data.scene_mixing import (
     BG_RMS,
+    DEFAULT_DISTRACTORS,
     DESED_LIKE_VERSION,
     EMPTY_SCENE_PROB,
     MIN_EVENT_SECONDS,
@@ -71,8 +72,6 @@ __all__ = [
     "select_pools",
 ]
 
-#: Distractor events per scene, low to high inclusive, unless ``scenes.train_distractors`` says otherwise.
-DEFAULT_DISTRACTORS = (0, 2)
 #: The three kinds of scenes: ``test`` (the ``scenes`` test set), ``valid`` (choices), ``train`` (data).
 SCENE_ROLES = ("test", "valid", "train")
 
