@@ -156,7 +156,8 @@ def run_series(
         start, stop: the first and last notebook number to run, e.g. ``"03"`` (None: the whole series).
         output_dir: where the executed copies go (default: the profile's ``paths.notebooks``).
         notebook_dir: where the numbered notebooks are.
-        kernel_name: the Jupyter kernel that runs them.
+        kernel_name: the Jupyter kernel that runs them: an IPython kernel (ipykernel), which takes the
+            runner's start-up line (:data:`FAST_EXIT_LINE`).
         cell_timeout: seconds one cell may run (None: no limit).
         log: called with a line when each notebook starts and when it is done (default: this module's
             logger, at INFO).
