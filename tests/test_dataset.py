@@ -734,3 +734,23 @@ def test_band_limit_augmentation_runs_with_its_probability_and_leaves_the_stream
     changed = [not np.array_equal(augment.augment_example(x, targets, half, np.random.default_rng(s),
                                                           bands=hz)[0], x) for s in range(200)]
     assert 0.4 < np.mean(changed) < 0.6
+
+
+def test_a_balanced_clip_pool_draws_half_its_clean_clips_from_the_classes(demo_cfg):
+    """clip_pool: balanced: the clips of clip_pool all, drawn so that a clip is one of the classes' with
+    probability 1/2 (1/10 under all, the classes' share of ESC-50)."""
+    cfg = load_config("demo", [f"data_root={demo_cfg.data_root}", f"runs_root={demo_cfg.runs_root}",
+                               "scenes.valid=3", "models.frame.train_scenes=3",
+                               "models.frame.negative_clips=4", "models.frame.clip_pool=balanced"])
+    tr = training_data(cfg, "frame", progress=False).train
+    is_class = tr.negative_columns >= 0
+    assert 0 < is_class.mean() < 1  # (the demo's ESC-50 has 10 categories; the real one 50)
+    np.testing.assert_allclose(tr.negative_weights[is_class], 0.5 / is_class.sum())
+    np.testing.assert_allclose(tr.negative_weights[~is_class], 0.5 / (~is_class).sum())
+    draws = ExampleDataset(tr.examples, negatives=tr.negatives, negative_items=400,
+                           negative_columns=tr.negative_columns, negative_activity=tr.negative_activity,
+                           negative_weights=tr.negative_weights, seed=0)
+    with_class = [float(draws[i][1]["clip"].sum()) > 0 for i in range(len(tr.examples), len(draws))]
+    assert 0.65 < np.mean(with_class) < 0.85  # two clips each half the time a class's: 3/4 of the pairs
+    with pytest.raises(ValueError, match="negative_weights"):
+        ExampleDataset(tr.examples, negatives=tr.negatives, negative_items=4, negative_weights=np.ones(2))

@@ -74,7 +74,7 @@ SCORING_PRECISIONS = ("auto", "float32")
 #: What a model trains outputs for: see ``models.frame.targets`` in config.yml.
 TARGETS = ("classes", "all")
 #: Which clips ``models.<kind>.negative_clips`` draws: see ``models.frame.clip_pool`` in config.yml.
-CLIP_POOLS = ("others", "all")
+CLIP_POOLS = ("others", "all", "balanced")
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,8 @@ class ModelConfig:
     ``weak_weight`` (the clip-level term of the loss), ``negative_clips`` (examples per epoch of two
     clean training-fold clips back to back), ``clip_pool`` (``"others"``: those clips come from the
     other 45 categories, all targets zero; ``"all"``: from all 50, the classes labelled where they
-    sound) and ``targets`` (``"classes"``: outputs for the configured classes only;
+    sound; ``"balanced"``: as ``"all"``, each clip a target one with probability 1/2) and ``targets``
+    (``"classes"``: outputs for the configured classes only;
     ``"all"``: also one trained output per other ESC-50 category, never reported) to models trained
     on whole scenes; ``precision`` (``"float32"``, ``"bfloat16"`` or ``"auto"``: bfloat16 where the
     hardware has it, :mod:`sed_utils.models.precision`) to every kind. ``config.yml`` lists for each kind the

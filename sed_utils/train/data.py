@@ -242,12 +242,13 @@ def window_examples(cfg: Config, windows: pd.DataFrame, events: pd.DataFrame, na
 def negative_clip_features(cfg: Config, *, pool: str = "others",
                            progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Log-mels ``[M, n_mels, T5]`` of the TRAINING folds' ESC-50 clips of the other 45 classes (``pool``
-    ``"others"``, cached as ``frame-negatives``) or of all 50 (``"all"``, cached as ``frame-clips``), and
+    ``"others"``, cached as ``frame-negatives``) or of all 50 (``"all"`` and ``"balanced"``, cached as
+    ``frame-clips``), and
     their categories ``[M]`` (notebook 08). Never a validation or test fold: the held-out fold's
     negatives are where false alarms are counted.
 
     Args:
-        cfg: the config (its training folds and classes); pool: ``"others"`` or ``"all"``
+        cfg: the config (its training folds and classes); pool: ``"others"``, ``"all"`` or ``"balanced"``
             (``models.<kind>.clip_pool``); progress: a bar while the cache is built.
 
     Returns:
@@ -258,15 +259,15 @@ def negative_clip_features(cfg: Config, *, pool: str = "others",
     """
     meta = load_esc50_meta(esc50_root(cfg))
     folds = tuple(cfg.train_folds)
-    clips = meta[meta["fold"].isin(folds)] if pool == "all" else negative_clips(meta, cfg.esc50_categories,
-                                                                                   folds)
+    clips = (meta[meta["fold"].isin(folds)] if pool in ("all", "balanced")
+             else negative_clips(meta, cfg.esc50_categories, folds))
     if clips.empty:
         raise ValueError(f"negative_clips > 0, but ESC-50 folds {list(folds)} hold no clip "
-                         + ("" if pool == "all" else "outside the target classes"))
+                         + ("" if pool != "others" else "outside the target classes"))
     table = pd.DataFrame({"filename": clips["filename"].astype(str).to_numpy(),
                           "path": clips["path"].astype(str).to_numpy(), "start": 0.0,
                           "end": ESC50_CLIP_SECONDS})
-    name = "frame-clips" if pool == "all" else "frame-negatives"
+    name = "frame-negatives" if pool == "others" else "frame-clips"
     return feature_cache(cfg, table, name, progress=progress), clips["category"].astype(str).to_numpy()
 
 
@@ -288,7 +289,7 @@ def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: st
     valid = clip_examples(cfg, scene_set(cfg, "valid", progress=progress), "frame-valid", frame_seconds,
                           time_stride, progress=progress)
     mean, std = normalization_stats(train.features)
-    negatives = columns = activity = None
+    negatives = columns = activity = weights = None
     if settings.negative_clips > 0:
         negatives, categories = negative_clip_features(cfg, pool=settings.clip_pool, progress=progress)
         # each clip's output column (-1: none): a target category's class, or its own with targets: all
@@ -299,9 +300,13 @@ def scene_data(cfg: Config, settings: ModelConfig, time_stride: int, *, kind: st
             activity = active_frames(np.asarray(negatives), cfg.chunking.silence_db)
         else:
             columns = None  # all-zero targets
+        if settings.clip_pool == "balanced":  # half the clean clips of the classes, half of the others
+            is_class = np.isin(categories, list(cfg.esc50_categories))
+            weights = np.where(is_class, 0.5 / max(is_class.sum(), 1), 0.5 / max((~is_class).sum(), 1))
+            weights = weights / weights.sum()
     dataset = ExampleDataset(train, augment=cfg.augment, seed=cfg.seed, fill_db=mean, negatives=negatives,
                              negative_items=settings.negative_clips, negative_columns=columns,
-                             negative_activity=activity,
+                             negative_activity=activity, negative_weights=weights,
                              bands=MelBands.of(cfg.features, cfg.audio.sample_rate))
     return TrainingData(kind, dataset, {"scenes": valid}, mean, std, float(train_scenes.clip_seconds),
                         other_labels=others)

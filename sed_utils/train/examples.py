@@ -93,7 +93,8 @@ class ExampleDataset(Dataset):
     ``negative_columns`` (clip ``i``'s category is target column ``negative_columns[i]``) and
     ``negative_activity`` (``[M, mel frames]`` booleans: where clip ``i`` sounds), that column set on
     the output frames holding a sounding mel frame (a column of -1: none): clean target clips
-    (``clip_pool: all``) and, with ``targets: all``, every category.
+    (``clip_pool: all``) and, with ``targets: all``, every category. ``negative_weights`` (one
+    probability per clip) draws the clips unevenly (``clip_pool: balanced``); None: uniformly.
     ``bands`` (the log-mel's bands: :class:`~sed_utils.features.augment.MelBands`) lets the band-limit
     augmentation run
     (``augment.band_limit_prob``).
@@ -107,7 +108,7 @@ class ExampleDataset(Dataset):
                  fill_db: float | np.ndarray = 0.0, backgrounds: np.ndarray | None = None,
                  negatives: np.ndarray | None = None, negative_items: int = 0,
                  negative_columns: np.ndarray | None = None, negative_activity: np.ndarray | None = None,
-                 bands: MelBands | None = None):
+                 negative_weights: np.ndarray | None = None, bands: MelBands | None = None):
         if negative_items > 0 and (negatives is None or len(negatives) == 0):
             raise ValueError("ExampleDataset: negative_items > 0 needs negative clips")
         if (negative_columns is None) != (negative_activity is None) or (
@@ -115,6 +116,10 @@ class ExampleDataset(Dataset):
                 == len(negatives)):
             raise ValueError("ExampleDataset: negative_columns and negative_activity go together, one row "
                              "per negative clip")
+        if negative_weights is not None and (len(negative_weights) != len(negatives)
+                                             or not np.isclose(np.sum(negative_weights), 1.0)):
+            raise ValueError("ExampleDataset: negative_weights needs one probability per negative clip, "
+                             "summing to 1")
         self.examples = examples
         self.augment = augment
         self.fill_db = fill_db
@@ -124,6 +129,7 @@ class ExampleDataset(Dataset):
         self.negative_items = int(negative_items)
         self.negative_columns = negative_columns
         self.negative_activity = negative_activity
+        self.negative_weights = negative_weights
         self.bands = bands
         self.seed = int(seed)
         self._rng: np.random.Generator | None = None
@@ -160,7 +166,8 @@ class ExampleDataset(Dataset):
     def _negative_pair(self, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Two random negative clips back to back, at the examples' length, and their targets: all
         zero, or each clip's category column where it sounds (see the class docstring)."""
-        pair = [int(k) for k in rng.integers(len(self.negatives), size=2)]
+        pair = [int(k) for k in (rng.integers(len(self.negatives), size=2) if self.negative_weights is None
+                                 else rng.choice(len(self.negatives), size=2, p=self.negative_weights))]
         x = np.concatenate([np.asarray(self.negatives[k], dtype=np.float32) for k in pair], axis=1)
         frames = self.examples.features.shape[2]
         if x.shape[1] < frames:
