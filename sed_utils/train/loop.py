@@ -135,7 +135,7 @@ def training_key(cfg: Config, kind: str | ModelKind) -> str:
     sample rate, seed, data, the training and validation folds of the test set in use, the validation
     scenes and what the kind's examples are made with (all of ``chunking`` for chunk examples, its
     silence level for scenes), and with ``train.init_from`` the starting checkpoint's weights digest.
-    So do ``scenes.train_*`` and ``eval.precision`` (the validation's arithmetic) away from their defaults.
+    It also holds ``scenes.train_*`` and ``eval.precision`` (the validation's arithmetic) when not default.
     Other evaluation settings, the test folds and the other kinds' settings never retrain.
     """
     k = get_kind(kind)
