@@ -388,11 +388,11 @@ def scene_folder(cfg: Config, role: str, *, n_scenes: int | None = None, progres
         raise ValueError(f"{role} scenes: give n_scenes (each model's {key})")
     if n < 1:
         raise ValueError(f"{key} is {n}: no {role} scenes requested")
-    if role != "train":  # what the model is judged on stays the mixer's defaults
-        return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress)
-    return build_scenes(cfg, n_scenes=n, folds=folds, seed=cfg.scenes.seed + offset, progress=progress,
-                        distractors=tuple(cfg.scenes.train_distractors),
-                        quiet_share=cfg.scenes.train_quiet_share)
+    # only the training scenes take scenes.train_*: what the model is judged on stays the mixer's defaults
+    sc = cfg.scenes
+    recipe = ({"distractors": tuple(sc.train_distractors), "quiet_share": sc.train_quiet_share}
+              if role == "train" else {})
+    return build_scenes(cfg, n_scenes=n, folds=folds, seed=sc.seed + offset, progress=progress, **recipe)
 
 
 def scene_set(cfg: Config, role: str, *, n_scenes: int | None = None,
