@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no ESC-50 under {cfg.data_root}: run notebook 01 with profile scenes (or full) first")
     command = " ".join(["python benchmarks/negatives.py --seeds", *map(str, args.seeds), *(
         "--variant " + " ".join([f'"{v[0]}"' if " " in v[0] else v[0], f'"{v[1]}"', *v[2:]])
-        for v in args.variant)])
+        for v in args.variant), *(["--name", args.name] if args.name != "negatives_by_category" else [])])
     runs: list[dict] = []
     for seed in args.seeds:
         for name, pattern, *overrides in args.variant:
