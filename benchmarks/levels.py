@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import time
 from datetime import date
@@ -90,6 +91,7 @@ def markdown(runs: list[dict], seeds: list[int], command: str) -> str:
             lines.append(f"| {model} | {level} | {cells} |")
     n_clips = runs[0]["clips"] if runs else 0
     n_neg = runs[0]["negatives"] if runs else 0
+    lines += _misses_by_class(runs)
     lines += ["",
               f"Mean ± standard deviation over seeds {seeds}; 200 held-out scenes (ESC-50 fold 5), the "
               f"fold's {n_clips} single target clips and {n_neg} clips of the other categories, each "
@@ -97,6 +99,22 @@ def markdown(runs: list[dict], seeds: list[int], command: str) -> str:
               f"{', '.join(sorted({r['date'] for r in runs}))}. "
               f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
+
+
+def _misses_by_class(runs: list[dict]) -> list[str]:
+    """A table of the single target clips missed per class, mean over the seeds (rows measured before the
+    benchmark counted them have none)."""
+    rows = [r for r in runs if "clips_missed" in r]
+    labels = list(dict.fromkeys(lab for r in rows for lab in r["clips_missed"]))
+    if not labels:
+        return []
+    lines = ["", "Single target clips missed, by class (mean over the seeds):", "",
+             "| model | level | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 2)]
+    for model, level in dict.fromkeys((r["model"], r["condition"]) for r in rows):
+        mine = [r["clips_missed"] for r in rows if r["model"] == model and r["condition"] == level]
+        cells = " | ".join(f"{statistics.mean(m.get(lab, 0) for m in mine):.1f}" for lab in labels)
+        lines.append(f"| {model} | {level} | {cells} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

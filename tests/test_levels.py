@@ -194,6 +194,9 @@ def test_robustness_scores_each_condition_and_a_max_reference_model_is_level_inv
     assert table.loc[3, ["event_f1", "event_recall"]].isna().all()
     assert table.loc[3, ["clips_found", "negatives_alarmed"]].between(0, 1).all()
     assert (table["clips"] > 0).all() and (table["negatives"] > 0).all()
+    for row in table.itertuples():  # the misses by class add up to the clips not found
+        assert set(row.clips_missed) <= set(cfg.desed_labels)
+        assert sum(row.clips_missed.values()) == round((1 - row.clips_found) * row.clips), row
     assert 0 < table.loc[0, "clips_found"] < 1, table
     same = ["event_f1", "event_recall", "clips_found", "negatives_alarmed"]
     assert table.loc[0, same].tolist() == pytest.approx(table.loc[1, same].tolist(), abs=1e-9)

@@ -8,7 +8,8 @@ use it:
 * ``event_f1``, ``event_recall``: the test set's event-based macro F1 and recall (sed_eval); NaN for
   a condition that cuts the recordings (a scene cut to 1 s no longer matches its reference);
 * ``clips_found``: the share of single clips of the five target categories from the held-out fold
-  (clean, no background, at ESC-50's levels) on which the detector reports their class anywhere;
+  (clean, no background, at ESC-50's levels) on which the detector reports their class anywhere, and
+  ``clips_missed``: how many of each class's were not;
 * ``negatives_alarmed``: the share of the held-out fold's clips of the other 45 categories on which
   it reports any event.
 """
@@ -60,7 +61,8 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
     Returns:
         One row per condition: ``condition``, ``gain_db``, ``event_f1``, ``event_recall`` (test
         set, macro; NaN for a cut), ``clips_found`` (share of the held-out fold's single target
-        clips whose class is detected), ``negatives_alarmed`` (share of its other clips with any
+        clips whose class is detected), ``clips_missed`` (class -> how many of its clips were not),
+        ``negatives_alarmed`` (share of its other clips with any
         event), ``clips``, ``negatives`` (how many of each).
     """
     trained = trained or load_trained(cfg.paths.checkpoint(kind), precision=cfg.eval.precision)
@@ -82,11 +84,13 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
                                    percentage_of_length=cfg.eval.offset_collar_ratio)["macro"]
         found = curves({n: p for n, (p, _) in targets.items()}, ESC50_CLIP_SECONDS, "target clips")
         hits = set(zip(found["filename"], found["event_label"], strict=True))
+        missed = [lab for n, (_, lab) in targets.items() if (n, lab) not in hits]
         alarmed = curves(negatives, ESC50_CLIP_SECONDS, "negative clips")["filename"].nunique()
         rows.append({"condition": cond.name, "gain_db": cond.gain_db, "event_f1": scores["f1"],
                      "event_recall": scores["recall"],
                      "clips_found": np.mean([(n, lab) in hits for n, (_, lab) in targets.items()])
                      if targets else float("nan"),
+                     "clips_missed": {lab: missed.count(lab) for lab in labels},
                      "negatives_alarmed": alarmed / len(negatives) if negatives else float("nan"),
                      "clips": len(targets), "negatives": len(negatives)})
     return pd.DataFrame(rows)
