@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sed_utils.config.settings import Config
@@ -62,8 +61,8 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
         One row per condition: ``condition``, ``gain_db``, ``event_f1``, ``event_recall`` (test
         set, macro; NaN for a cut), ``clips_found`` (share of the held-out fold's single target
         clips whose class is detected), ``clips_missed`` (class -> how many of its clips were not),
-        ``negatives_alarmed`` (share of its other clips with any
-        event), ``clips``, ``negatives`` (how many of each).
+        ``negatives_alarmed`` (share of its other clips with any event), ``clips``, ``negatives`` (how
+        many of each).
     """
     trained = trained or load_trained(cfg.paths.checkpoint(kind), precision=cfg.eval.precision)
     post = evaluate(cfg, kind, progress=progress, trained=trained).post
@@ -88,8 +87,7 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
         alarmed = curves(negatives, ESC50_CLIP_SECONDS, "negative clips")["filename"].nunique()
         rows.append({"condition": cond.name, "gain_db": cond.gain_db, "event_f1": scores["f1"],
                      "event_recall": scores["recall"],
-                     "clips_found": np.mean([(n, lab) in hits for n, (_, lab) in targets.items()])
-                     if targets else float("nan"),
+                     "clips_found": 1.0 - len(missed) / len(targets) if targets else float("nan"),
                      "clips_missed": {lab: missed.count(lab) for lab in labels},
                      "negatives_alarmed": alarmed / len(negatives) if negatives else float("nan"),
                      "clips": len(targets), "negatives": len(negatives)})
