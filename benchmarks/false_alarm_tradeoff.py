@@ -25,8 +25,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -38,7 +36,7 @@ from sed_utils.data.esc50 import ESC50_CLIP_SECONDS  # noqa: E402
 from sed_utils.data.test_sets import load_test_set  # noqa: E402
 from sed_utils.evaluate import model_curves, set_curves  # noqa: E402
 from sed_utils.evaluate.negatives import negative_clip_paths, negative_folds  # noqa: E402
-from sed_utils.evaluate.robustness import target_clip_paths  # noqa: E402
+from sed_utils.evaluate.robustness import missed_clips, target_clip_paths  # noqa: E402
 from sed_utils.metrics.f1 import event_metrics  # noqa: E402
 from sed_utils.models.checkpoint import load_trained  # noqa: E402
 
@@ -67,11 +65,10 @@ def seed_rows(seed: int, runs: str) -> list[dict]:
         scores = event_metrics(test.events, raised.events(scenes), test.files, labels,
                                t_collar=cfg.eval.onset_collar,
                                percentage_of_length=cfg.eval.offset_collar_ratio)["macro"]
-        found = raised.events(target_curves)
-        hits = set(zip(found["filename"], found["event_label"], strict=True))
+        missed = missed_clips(targets, raised.events(target_curves))
         rows.append({"date": str(date.today()), "seed": seed, "step": step, "thresholds": raised.thresholds,
                      "event_f1": scores["f1"], "event_recall": scores["recall"],
-                     "clips_found": float(np.mean([(n, lab) in hits for n, (_, lab) in targets.items()])),
+                     "clips_found": 1.0 - len(missed) / len(targets),
                      "negatives_alarmed": raised.events(negatives)["filename"].nunique() / len(negatives)})
     return rows
 

@@ -14,9 +14,9 @@ from sed_utils.evaluate.choose import (
 from sed_utils.evaluate.curves import model_curves, set_curves
 from sed_utils.evaluate.evaluation import Evaluation, evaluate, heldout_scenes_config
 from sed_utils.evaluate.negatives import negative_clip_paths, negative_false_alarms, negative_folds
-from sed_utils.evaluate.robustness import robustness, target_clip_paths
+from sed_utils.evaluate.robustness import missed_clips, robustness, target_clip_paths
 
 __all__ = ["Evaluation", "evaluate", "heldout_scenes_config", "choose_post_processing",
            "choose_event_postprocessing", "choose_min_durations", "model_curves", "set_curves",
-           "negative_folds", "negative_clip_paths", "negative_false_alarms", "robustness",
+           "negative_folds", "negative_clip_paths", "negative_false_alarms", "missed_clips", "robustness",
            "target_clip_paths"]

@@ -30,7 +30,7 @@ from sed_utils.features.conditions import Condition
 from sed_utils.metrics.f1 import event_metrics
 from sed_utils.models.checkpoint import TrainedModel, load_trained
 
-__all__ = ["target_clip_paths", "robustness"]
+__all__ = ["target_clip_paths", "missed_clips", "robustness"]
 
 
 def target_clip_paths(cfg: Config, folds: tuple[int, ...]) -> dict[str, tuple[Path, str]]:
@@ -40,6 +40,21 @@ def target_clip_paths(cfg: Config, folds: tuple[int, ...]) -> dict[str, tuple[Pa
     label_of = {cat: label for label, cat in cfg.classes.items()}
     rows = meta[meta["fold"].isin(list(folds)) & meta["category"].isin(list(label_of))]
     return {str(r.filename): (Path(r.path), label_of[r.category]) for r in rows.itertuples()}
+
+
+def missed_clips(targets: dict[str, tuple[Path, str]], events: pd.DataFrame) -> list[str]:
+    """The DESED label of each target clip whose class ``events`` never report on it (notebook 08;
+    ``benchmarks/false_alarm_tradeoff.py``).
+
+    Args:
+        targets: from :func:`target_clip_paths` (name -> (audio file, label)).
+        events: the detected events of those clips (``filename``, ``event_label``, ...).
+
+    Returns:
+        One label per missed clip, in ``targets``' order.
+    """
+    hits = set(zip(events["filename"], events["event_label"], strict=True))
+    return [lab for name, (_, lab) in targets.items() if (name, lab) not in hits]
 
 
 def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: TrainedModel | None = None,
@@ -81,9 +96,8 @@ def robustness(cfg: Config, kind: str, conditions: list[Condition], *, trained: 
             events = curves({f: test.path(f) for f in test.files}, test.clip_seconds, "test")
             scores = event_metrics(test.events, events, test.files, labels, t_collar=cfg.eval.onset_collar,
                                    percentage_of_length=cfg.eval.offset_collar_ratio)["macro"]
-        found = curves({n: p for n, (p, _) in targets.items()}, ESC50_CLIP_SECONDS, "target clips")
-        hits = set(zip(found["filename"], found["event_label"], strict=True))
-        missed = [lab for n, (_, lab) in targets.items() if (n, lab) not in hits]
+        missed = missed_clips(targets, curves({n: p for n, (p, _) in targets.items()}, ESC50_CLIP_SECONDS,
+                                              "target clips"))
         alarmed = curves(negatives, ESC50_CLIP_SECONDS, "negative clips")["filename"].nunique()
         rows.append({"condition": cond.name, "gain_db": cond.gain_db, "event_f1": scores["f1"],
                      "event_recall": scores["recall"],
